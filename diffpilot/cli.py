@@ -1,0 +1,39 @@
+"""`diffpilot <command> [hydra overrides]`: data | train | eval | info. Each command is a Hydra app, so
+any config value is overridable the way Hydra users expect (`diffpilot train train.steps=500`)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "data": ("diffpilot.commands.data", "Make scripted-expert demonstrations as a LeRobot v3 dataset"),
+    "train": ("diffpilot.commands.train", "Train a diffusion / flow policy by behaviour cloning"),
+    "eval": ("diffpilot.commands.evaluate", "Evaluate a trained policy: success rate, CI, videos"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: diffpilot <command> [key=value …] [--help | --cfg job]", "", "commands:"]
+    lines += [f"  {name:<6} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Configs live in diffpilot/configs (Hydra); `diffpilot <command> --help` lists them."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    name = argv[0]
+    if name not in COMMANDS:
+        print(f"diffpilot: unknown command {name!r}; expected one of {sorted(COMMANDS)}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    sys.argv = [f"diffpilot-{name}", *argv[1:]]
+    module.app()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

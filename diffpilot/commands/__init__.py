@@ -1,0 +1,1 @@
+"""One module per `diffpilot` command; each exposes `app()`, a Hydra entry point."""

@@ -1,0 +1,38 @@
+"""Glue shared by the commands: env factories by task name, and clear config errors."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work, named with the value and what was expected."""
+
+
+def env_factory(env: str, obs_mode: str, max_episode_steps: int | None = None) -> Callable[[], gym.Env]:
+    if env != "pusht":
+        raise ConfigError(f"env={env!r}: expected 'pusht' (other environments arrive with their issues)")
+    from diffpilot.envs.pusht import MAX_EPISODE_STEPS, make_pusht_env
+
+    return functools.partial(make_pusht_env, obs_mode, max_episode_steps or MAX_EPISODE_STEPS)
+
+
+def expert_factory(env: str) -> Callable[[int], Any]:
+    if env != "pusht":
+        raise ConfigError(f"env={env!r}: no scripted expert; expected 'pusht'")
+    from diffpilot.envs.experts.pusht import ExpertPushT
+
+    return ExpertPushT
+
+
+def set_threads(n: int) -> None:
+    import torch
+
+    if n:
+        torch.set_num_threads(n)
+    os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))

@@ -1,0 +1,86 @@
+"""`diffpilot train`: behaviour cloning of a diffusion / flow policy on a dataset, optionally evaluated
+at the end; checkpoints under `output_dir/checkpoints/`, TensorBoard under `output_dir/tensorboard/`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from diffpilot.policies.checkpoint import atomic_write_json
+from diffpilot.policies.datasets.loading import feature_shape, load_episodes
+from diffpilot.policies.datasets.windowed import WindowedDataset
+from diffpilot.policies.diffusion_config import DiffusionPolicyConfig, InputFeature
+from diffpilot.policies.diffusion_policy import DiffusionPolicy
+from diffpilot.policies.train import TrainConfig, Trainer
+
+from .common import ConfigError, set_threads
+
+
+def build_policy(policy_cfg: dict, task_cfg: dict, data) -> DiffusionPolicy:
+    """A policy whose inputs are the task's observation keys, with shapes read from the dataset."""
+    features = {}
+    for key in task_cfg["obs_keys"]:
+        shape = feature_shape(data.arrays[key])
+        features[key] = InputFeature("image" if len(shape) == 3 else "state", shape)
+    action_key = task_cfg["action_key"]
+    config = DiffusionPolicyConfig.from_dict(
+        {
+            **policy_cfg,
+            "input_features": features,
+            "action_dim": data.arrays[action_key].shape[-1],
+            "action_key": action_key,
+        }
+    )
+    return DiffusionPolicy(config)
+
+
+def run_training(cfg: DictConfig) -> dict:
+    set_threads(cfg.train.num_threads)
+    task = OmegaConf.to_container(cfg.task, resolve=True)
+    keys = [*task["obs_keys"], task["action_key"]]
+    data, stats = load_episodes(cfg.dataset.root, cfg.dataset.format, keys)
+    policy = build_policy(OmegaConf.to_container(cfg.policy, resolve=True), task, data)
+    policy.load_stats(stats)
+    pc = policy.config
+    dataset = WindowedDataset(data, task["obs_keys"], task["action_key"], pc.n_obs_steps, pc.horizon, pc.n_action_steps)
+    train_cfg = TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True))
+    output_dir = Path(cfg.output_dir)
+    trainer = Trainer(policy, dataset, train_cfg, output_dir)
+    if cfg.resume:
+        if not Path(cfg.resume, "training_state").is_dir():
+            raise ConfigError(f"resume={cfg.resume!r}: expected a checkpoint directory with training_state/")
+        trainer.resume(cfg.resume)
+    n_params = sum(p.numel() for p in policy.parameters())
+    if trainer.rank == 0:
+        print(
+            f"dataset {cfg.dataset.root}: {data.num_episodes} episodes, {data.num_frames} frames, {len(dataset)} "
+            f"windows; policy {pc.network}/{pc.objective} with {n_params / 1e6:.2f} M parameters"
+        )
+    checkpoint = trainer.train()
+    result = {"checkpoint": str(checkpoint), "train_steps": trainer.step, "parameters": n_params}
+    if trainer.rank == 0 and cfg.eval.episodes > 0:
+        from .evaluate import run_evaluation
+
+        summary = run_evaluation(
+            checkpoint / "pretrained_model",
+            task,
+            cfg.eval.episodes,
+            cfg.eval.seed,
+            cfg.eval.n_envs,
+            cfg.eval.videos,
+            output_dir / "eval",
+        )
+        result["eval"] = summary
+    if trainer.rank == 0:
+        atomic_write_json(output_dir / "train_result.json", result)
+    return result
+
+
+@hydra.main(config_path="pkg://diffpilot.configs", config_name="train", version_base="1.3")
+def app(cfg: DictConfig) -> None:
+    result = run_training(cfg)
+    if "eval" in result:
+        print(json.dumps({k: v for k, v in result["eval"].items() if k != "per_episode"}, indent=2))

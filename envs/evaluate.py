@@ -1,0 +1,136 @@
+"""Vectorised policy rollouts: success rate with a Wilson 95 % interval, mean max coverage,
+per-episode records and mp4 videos of the first episodes. Works with any policy object that has
+`reset()` and `select_action(obs_batch) -> (B, A)`."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+from tqdm.auto import tqdm
+
+from .video import write_mp4
+
+
+class Policy(Protocol):
+    def reset(self) -> None: ...
+    def select_action(self, obs: dict[str, np.ndarray]) -> np.ndarray: ...
+
+
+@dataclass
+class EpisodeRecord:
+    seed: int
+    success: bool
+    max_coverage: float
+    steps: int
+
+
+@dataclass
+class EvalResult:
+    episodes: list[EpisodeRecord]
+    seconds: float
+    videos: list[str] = field(default_factory=list)
+
+    @property
+    def success_rate(self) -> float:
+        return float(np.mean([e.success for e in self.episodes])) if self.episodes else 0.0
+
+    @property
+    def mean_max_coverage(self) -> float:
+        return float(np.mean([e.max_coverage for e in self.episodes])) if self.episodes else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        lo, hi = wilson_interval(sum(e.success for e in self.episodes), len(self.episodes))
+        return {
+            "episodes": len(self.episodes),
+            "success_rate": self.success_rate,
+            "success_ci95": [lo, hi],
+            "mean_max_coverage": self.mean_max_coverage,
+            "mean_steps": float(np.mean([e.steps for e in self.episodes])) if self.episodes else 0.0,
+            "seconds": self.seconds,
+            "videos": self.videos,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.summary(), "per_episode": [asdict(e) for e in self.episodes]}
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (well-behaved at 0 % and 100 %)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def evaluate(
+    policy: Policy,
+    make_env: Callable[[], gym.Env],
+    n_episodes: int,
+    seed: int = 100_000,
+    n_envs: int = 10,
+    video_dir: str | Path | None = None,
+    n_videos: int = 0,
+    progress: bool = True,
+) -> EvalResult:
+    """Roll out `n_episodes` on seeds seed, seed+1, …, `n_envs` at a time in a synchronous vector env."""
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes={n_episodes}: expected ≥ 1")
+    n_envs = max(1, min(n_envs, n_episodes))
+    envs = gym.vector.SyncVectorEnv([make_env for _ in range(n_envs)])
+    records: list[EpisodeRecord] = []
+    videos: list[str] = []
+    start = time.perf_counter()
+    bar = tqdm(total=n_episodes, desc="eval", unit="ep", disable=not progress)
+    try:
+        for batch_start in range(0, n_episodes, n_envs):
+            count = min(n_envs, n_episodes - batch_start)
+            seeds = [seed + batch_start + i for i in range(n_envs)]
+            want_video = video_dir is not None and len(videos) < n_videos
+            batch, frames = _run_batch(policy, envs, seeds, record_frames=want_video)
+            records.extend(batch[:count])
+            if want_video:
+                for i in range(min(count, n_videos - len(videos))):
+                    path = Path(video_dir) / f"episode_{seeds[i]}.mp4"
+                    write_mp4(path, frames[i], fps=envs.metadata.get("render_fps", 10))
+                    videos.append(str(path))
+            bar.update(count)
+            bar.set_postfix(success=f"{np.mean([r.success for r in records]):.2f}")
+    finally:
+        bar.close()
+        envs.close()
+    return EvalResult(records, time.perf_counter() - start, videos)
+
+
+def _run_batch(policy: Policy, envs: gym.vector.VectorEnv, seeds: list[int], record_frames: bool):
+    n = envs.num_envs
+    obs, _ = envs.reset(seed=seeds)
+    policy.reset()
+    done = np.zeros(n, dtype=bool)
+    success = np.zeros(n, dtype=bool)
+    max_cov = np.zeros(n)
+    steps = np.zeros(n, dtype=np.int64)
+    frames: list[list[np.ndarray]] = [[] for _ in range(n)]
+    while not done.all():
+        if record_frames:
+            for i, frame in enumerate(envs.call("render")):
+                if not done[i]:
+                    frames[i].append(frame)
+        action = np.asarray(policy.select_action(obs), dtype=np.float32)
+        obs, _, terminated, truncated, info = envs.step(action)
+        live = ~done
+        steps[live] += 1
+        max_cov[live] = np.maximum(max_cov[live], np.asarray(info["coverage"])[live])
+        success[live] |= np.asarray(info["is_success"])[live]
+        done |= terminated | truncated
+    records = [EpisodeRecord(s, bool(ok), float(c), int(k)) for s, ok, c, k in zip(seeds, success, max_cov, steps)]
+    return records, frames

@@ -1,0 +1,1 @@
+"""Scripted expert policies that generate demonstrations."""

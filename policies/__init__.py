@@ -1,0 +1,1 @@
+"""Policies: samplers (noise -> action chunk), denoiser networks, datasets and the BC trainer."""

@@ -1,0 +1,1 @@
+"""Dataset readers and writers (LeRobot v3.0 layout)."""

@@ -1,0 +1,48 @@
+"""Open a dataset in any supported on-disk format as `EpisodeData` with its normalisation stats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .episodes import DatasetFormatError, EpisodeData, compute_stats
+from .lerobot_v3 import LeRobotV3Dataset
+from .zarr_replay import read_zarr_replay
+
+FORMATS = ("lerobot_v3", "zarr")
+
+
+def load_episodes(root: str | Path, fmt: str, keys: list[str]) -> tuple[EpisodeData, dict[str, dict[str, np.ndarray]]]:
+    """Load `keys` (videos decoded to (N, H, W, 3) uint8) and the stats for them."""
+    if fmt == "lerobot_v3":
+        ds = LeRobotV3Dataset(root)
+        missing = [k for k in keys if k not in ds.features]
+        if missing:
+            raise DatasetFormatError(
+                f"{Path(root) / 'meta/info.json'}: no feature(s) {missing}; the dataset has {sorted(ds.features)}"
+            )
+        video = [k for k in keys if k in ds.video_keys]
+        arrays = ds.columns([k for k in keys if k not in video])
+        arrays.update({k: ds.decode_video(k) for k in video})
+        data = EpisodeData(arrays, ds.episode_ranges, ds.fps, source=str(root), tasks=list(ds.tasks))
+        stats = {k: ds.stats[k] for k in keys if k in ds.stats}
+        stats.update(compute_stats({k: arrays[k] for k in keys if k not in stats}))
+    elif fmt == "zarr":
+        data = read_zarr_replay(root)
+        missing = [k for k in keys if k not in data.arrays]
+        if missing:
+            raise DatasetFormatError(f"{root}: no feature(s) {missing}; the zarr map gives {sorted(data.arrays)}")
+        data.arrays = {k: data.arrays[k] for k in keys}
+        stats = compute_stats(data.arrays)
+    else:
+        raise ValueError(f"dataset.format={fmt!r}: expected one of {FORMATS}")
+    data.check_finite(keys)
+    return data, stats
+
+
+def feature_shape(arr: np.ndarray) -> tuple[int, ...]:
+    """Policy-side shape of a loaded feature: images (N, H, W, 3) → (3, H, W), vectors (N, D) → (D,)."""
+    if arr.ndim == 4 and arr.shape[-1] == 3:
+        return (3, arr.shape[1], arr.shape[2])
+    return tuple(arr.shape[1:]) or (1,)

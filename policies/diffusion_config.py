@@ -1,0 +1,110 @@
+"""Configuration of the diffusion / flow action-chunk policy (Diffusion Policy, Chi et al. 2023).
+
+Values come from the Hydra configs (configs/policy/*.yaml); the defaults here are the paper's PushT
+recipe so the class is usable from Python alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+FeatureKind = Literal["state", "image"]
+
+
+@dataclass
+class InputFeature:
+    """One observation feature: `state` (shape (D,)) or `image` (shape (3, H, W), channels first)."""
+
+    kind: FeatureKind
+    shape: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        self.shape = tuple(int(s) for s in self.shape)
+        if self.kind == "state" and len(self.shape) != 1:
+            raise ValueError(f"state feature shape {self.shape}: expected (D,)")
+        if self.kind == "image" and (len(self.shape) != 3 or self.shape[0] != 3):
+            raise ValueError(f"image feature shape {self.shape}: expected (3, H, W)")
+        if self.kind not in ("state", "image"):
+            raise ValueError(f"feature kind {self.kind!r}: expected 'state' or 'image'")
+
+
+@dataclass
+class DiffusionPolicyConfig:
+    input_features: dict[str, InputFeature] = field(default_factory=dict)
+    action_dim: int = 2
+    action_key: str = "action"
+    # Action chunking (DP's PushT: observe 2, predict 16, execute 8).
+    n_obs_steps: int = 2
+    horizon: int = 16
+    n_action_steps: int = 8
+    # Generative objective: "diffusion" (DDPM schedule) or "flow" (linear flow matching).
+    objective: Literal["diffusion", "flow"] = "diffusion"
+    prediction_type: Literal["epsilon", "sample", "velocity"] = "epsilon"
+    num_train_steps: int = 100
+    beta_schedule: Literal["linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
+    flow_time_sampling: Literal["uniform", "beta"] = "uniform"
+    # Inference: "ddpm", "ddim", "flow_euler" or "flow_midpoint".
+    sampler: str = "ddpm"
+    num_inference_steps: int = 100
+    eta: float = 0.0
+    clip_sample: float | None = 1.0
+    # Denoiser network.
+    network: Literal["unet", "transformer"] = "unet"
+    down_dims: tuple[int, ...] = (256, 512, 1024)
+    kernel_size: int = 5
+    n_groups: int = 8
+    time_embed_dim: int = 128
+    d_model: int = 256
+    n_layers: int = 4
+    n_heads: int = 4
+    # Vision.
+    crop_shape: tuple[int, int] | None = (84, 84)
+    image_feature_dim: int = 64
+    # Normalisation mode by feature kind (state / image / action).
+    normalization: dict[str, str] = field(
+        default_factory=lambda: {"state": "min_max", "image": "identity", "action": "min_max"}
+    )
+
+    def __post_init__(self) -> None:
+        self.input_features = {
+            k: v if isinstance(v, InputFeature) else InputFeature(**v) for k, v in dict(self.input_features).items()
+        }
+        self.down_dims = tuple(self.down_dims)
+        self.crop_shape = tuple(self.crop_shape) if self.crop_shape else None
+        self.normalization = dict(self.normalization)
+        if not self.input_features:
+            raise ValueError("input_features is empty: a policy needs at least one observation feature")
+        if self.n_action_steps > self.horizon - self.n_obs_steps + 1:
+            raise ValueError(
+                f"n_action_steps={self.n_action_steps}: expected ≤ horizon − n_obs_steps + 1 = "
+                f"{self.horizon - self.n_obs_steps + 1}"
+            )
+        samplers = {"diffusion": ("ddpm", "ddim"), "flow": ("flow_euler", "flow_midpoint")}
+        if self.objective not in samplers:
+            raise ValueError(f"objective={self.objective!r}: expected 'diffusion' or 'flow'")
+        if self.sampler not in samplers[self.objective]:
+            raise ValueError(
+                f"sampler={self.sampler!r} does not fit objective={self.objective!r}; "
+                f"expected one of {samplers[self.objective]}"
+            )
+
+    @property
+    def image_keys(self) -> list[str]:
+        return [k for k, f in self.input_features.items() if f.kind == "image"]
+
+    @property
+    def state_keys(self) -> list[str]:
+        return [k for k, f in self.input_features.items() if f.kind == "state"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DiffusionPolicyConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"policy config: unknown key(s) {unknown}; expected keys among {sorted(known)}")
+        return cls(**values)

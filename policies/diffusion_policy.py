@@ -1,0 +1,218 @@
+"""Diffusion / flow action-chunk policy: observation encoder + denoiser network + sampler.
+
+Works on observation dicts (LeRobot feature names such as `observation.state`, `observation.image`);
+knows nothing of environments. `predict_chunk` is the deterministic-when-asked noise → action map
+that RTI, GPC and DSRL build on.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import CheckpointError, atomic_save_tensors, atomic_write_json, load_tensors, read_json
+from .denoiser import NetDenoiser
+from .diffusion_config import DiffusionPolicyConfig
+from .nets import ConditionalUnet1D, ObservationEncoder, TransformerDenoiserNet
+from .normalize import Normalizer
+from .samplers import DDIMSampler, DDPMSampler, DiffusionSchedule, FlowSampler, FlowSchedule
+from .samplers.parameterization import training_target
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def build_sampler(config: DiffusionPolicyConfig, schedule):
+    """The inference sampler named by `config.sampler` over the policy's schedule."""
+    if config.sampler == "ddpm":
+        return DDPMSampler(schedule, clip_sample=config.clip_sample)
+    if config.sampler == "ddim":
+        return DDIMSampler(schedule, config.num_inference_steps, config.eta, config.clip_sample)
+    method = config.sampler.removeprefix("flow_")
+    return FlowSampler(schedule, config.num_inference_steps, method)
+
+
+class DiffusionPolicy(nn.Module):
+    type_name = "diffusion"
+
+    def __init__(self, config: DiffusionPolicyConfig):
+        super().__init__()
+        self.config = config
+        shapes = {k: f.shape for k, f in config.input_features.items()}
+        shapes[config.action_key] = (config.action_dim,)
+        modes = {k: config.normalization[f.kind] for k, f in config.input_features.items()}
+        modes[config.action_key] = config.normalization["action"]
+        self.normalizer = Normalizer(shapes, modes)
+        self.obs_encoder = ObservationEncoder(
+            {k: config.input_features[k].shape[0] for k in config.state_keys},
+            config.image_keys,
+            config.n_obs_steps,
+            config.crop_shape,
+            config.image_feature_dim,
+        )
+        cond_dim = self.obs_encoder.output_dim
+        if config.network == "unet":
+            self.net = ConditionalUnet1D(
+                config.action_dim,
+                cond_dim,
+                config.down_dims,
+                config.kernel_size,
+                config.n_groups,
+                config.time_embed_dim,
+            )
+        elif config.network == "transformer":
+            self.net = TransformerDenoiserNet(
+                config.action_dim, cond_dim, config.horizon, config.d_model, config.n_layers, config.n_heads
+            )
+        else:
+            raise ValueError(f"network={config.network!r}: expected 'unet' or 'transformer'")
+        if config.objective == "diffusion":
+            self.schedule = DiffusionSchedule(config.num_train_steps, config.beta_schedule)
+        else:
+            self.schedule = FlowSchedule(train_time_sampling=config.flow_time_sampling)
+        self.denoiser = NetDenoiser(self.net, self.schedule, config.prediction_type)
+        self.sampler = build_sampler(config, self.schedule)
+        self.reset()
+
+    # ----------------------------------------------------------------- observations
+    def _prepare_obs(self, obs: dict[str, Any], window: bool) -> dict[str, torch.Tensor]:
+        """Check shapes, convert images to (…, 3, H, W) float in [0, 1] and normalise.
+
+        `window`: tensors are (B, n_obs, *shape); otherwise a single step (B, *shape).
+        """
+        out = {}
+        lead = 2 if window else 1
+        for key, feat in self.config.input_features.items():
+            if key not in obs:
+                raise KeyError(
+                    f"observation is missing feature {key!r}; expected keys {list(self.config.input_features)}"
+                )
+            x = torch.as_tensor(np.asarray(obs[key]) if not torch.is_tensor(obs[key]) else obs[key])
+            if feat.kind == "image" and x.dim() == lead + 3 and x.shape[-1] == 3 and x.shape[-3] != 3:
+                x = x.movedim(-1, -3)  # (…, H, W, 3) → (…, 3, H, W)
+            if feat.kind == "image" and x.dtype == torch.uint8:
+                x = x.float() / 255.0
+            if tuple(x.shape[lead:]) != feat.shape or x.dim() != lead + len(feat.shape):
+                expected = ("B", "n_obs") if window else ("B",)
+                raise ValueError(f"observation {key!r} has shape {tuple(x.shape)}; expected {(*expected, *feat.shape)}")
+            out[key] = self.normalizer.normalize(key, x.float().to(self.device))
+        return out
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def encode(self, obs_window: dict[str, Any]) -> torch.Tensor:
+        """Observation window (B, n_obs, …) → global condition (B, C)."""
+        obs = self._prepare_obs(obs_window, window=True)
+        n = next(iter(obs.values())).shape[1]
+        if n != self.config.n_obs_steps:
+            raise ValueError(f"observation window has {n} steps; expected n_obs_steps={self.config.n_obs_steps}")
+        return self.obs_encoder(obs)
+
+    # ----------------------------------------------------------------- training
+    def compute_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> torch.Tensor:
+        """Denoising loss on a batch of windows: obs (B, n_obs, …), action (B, horizon, A)."""
+        cond = self.encode({k: batch[k] for k in self.config.input_features})
+        action = torch.as_tensor(batch[self.config.action_key]).float().to(cond.device)
+        x0 = self.normalizer.normalize(self.config.action_key, action)
+        eps = torch.randn(x0.shape, generator=generator).to(x0.device)
+        t = self.schedule.sample_training_times(x0.shape[0], generator).to(x0.device)
+        alpha, sigma = self.schedule.alpha_sigma(t)
+        x_t = alpha[:, None, None] * x0 + sigma[:, None, None] * eps
+        pred = self.denoiser.raw(x_t, t, cond)
+        return nn.functional.mse_loss(pred, training_target(self.config.prediction_type, x0, eps))
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The training loss (forward is what DistributedDataParallel wraps)."""
+        return self.compute_loss(batch)
+
+    # ----------------------------------------------------------------- inference
+    @torch.no_grad()
+    def predict_chunk(
+        self,
+        obs_window: dict[str, Any],
+        noise: torch.Tensor | None = None,
+        timesteps: list | None = None,
+        generator: torch.Generator | None = None,
+        normalized: bool = False,
+    ) -> torch.Tensor:
+        """Sample an action chunk (B, horizon, A) in action units from an observation window.
+
+        `noise` (B, horizon, A) is the sampler's initial point (pure noise for a full sample, or a
+        re-noised chunk at `timesteps[0]` for a warm start); drawn from `generator` when omitted.
+        """
+        cond = self.encode(obs_window)
+        shape = (cond.shape[0], self.config.horizon, self.config.action_dim)
+        if noise is None:
+            noise = torch.randn(shape, generator=generator)
+        elif tuple(noise.shape) != shape:
+            raise ValueError(f"noise has shape {tuple(noise.shape)}; expected {shape} (B, horizon, action_dim)")
+        x = self.sampler.sample(self.denoiser, noise.to(cond), cond, timesteps, generator)
+        return x if normalized else self.normalizer.unnormalize(self.config.action_key, x)
+
+    def reset(self) -> None:
+        """Forget the observation history and queued actions (call at every episode start)."""
+        self._obs_history: dict[str, deque] = {}
+        self._action_queue: deque = deque()
+
+    @torch.no_grad()
+    def select_action(self, obs: dict[str, Any]) -> np.ndarray:
+        """One control step: obs is a batch (B, *shape) per feature; returns actions (B, A).
+
+        Keeps the last n_obs_steps observations (the first one repeated at an episode start) and
+        re-plans a chunk whenever the n_action_steps queue is empty.
+        """
+        n = self.config.n_obs_steps
+        for key in self.config.input_features:
+            if key not in obs:
+                raise KeyError(
+                    f"observation is missing feature {key!r}; expected keys {list(self.config.input_features)}"
+                )
+            value = torch.as_tensor(np.asarray(obs[key]) if not torch.is_tensor(obs[key]) else obs[key])
+            history = self._obs_history.setdefault(key, deque(maxlen=n))
+            if not history:
+                history.extend([value] * n)
+            else:
+                history.append(value)
+        if not self._action_queue:
+            window = {k: torch.stack(list(h), dim=1) for k, h in self._obs_history.items()}
+            chunk = self.predict_chunk(window)
+            start = n - 1
+            for i in range(start, start + self.config.n_action_steps):
+                self._action_queue.append(chunk[:, i].cpu().numpy())
+        return self._action_queue.popleft()
+
+    # ----------------------------------------------------------------- checkpoints
+    def load_stats(self, stats: dict[str, dict[str, np.ndarray]]) -> None:
+        self.normalizer.load_stats(stats)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write config.json and model.safetensors (normalisation stats included) atomically."""
+        directory = Path(directory)
+        atomic_save_tensors(directory / WEIGHTS_FILE, self.state_dict())
+        atomic_write_json(directory / CONFIG_FILE, {"type": self.type_name, "config": self.config.to_dict()})
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location: str = "cpu") -> DiffusionPolicy:
+        directory = Path(directory)
+        meta = read_json(directory / CONFIG_FILE, "policy checkpoint")
+        found = meta.get("type") if isinstance(meta, dict) else None
+        if found != cls.type_name:
+            raise CheckpointError(
+                f"policy checkpoint {directory / CONFIG_FILE}: type is {found!r}; expected {cls.type_name!r}"
+            )
+        policy = cls(DiffusionPolicyConfig.from_dict(meta["config"]))
+        state = load_tensors(directory / WEIGHTS_FILE, "policy checkpoint")
+        missing, unexpected = policy.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(
+                f"policy checkpoint {directory / WEIGHTS_FILE}: missing tensors {missing[:5]}, "
+                f"unexpected tensors {unexpected[:5]} for this config"
+            )
+        return policy.to(map_location).eval()

@@ -1,0 +1,7 @@
+"""Denoiser networks and observation encoders. Networks never import samplers."""
+
+from .encoders import ObservationEncoder, ResNet18GN, SpatialSoftmax
+from .transformer import TransformerDenoiserNet
+from .unet1d import ConditionalUnet1D
+
+__all__ = ["ConditionalUnet1D", "ObservationEncoder", "ResNet18GN", "SpatialSoftmax", "TransformerDenoiserNet"]

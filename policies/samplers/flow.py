@@ -1,0 +1,59 @@
+"""Flow-matching ODE integration (Euler or midpoint) along x_t = (1 − t)·noise + t·data, t: 0 → 1."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from .base import Denoiser
+from .schedules import FlowSchedule
+
+
+@dataclass
+class FlowSampler:
+    """Integrates the predicted velocity from `timesteps[0]` to t = 1; the list holds the times at which a
+    step starts (the end point 1.0 is implied), so [0.0, 0.5] is two Euler steps of 0.5."""
+
+    schedule: FlowSchedule = field(default_factory=FlowSchedule)
+    num_inference_steps: int = 10
+    method: Literal["euler", "midpoint"] = "euler"
+
+    def default_timesteps(self, num_steps: int | None = None, start: float | None = None) -> list[float]:
+        n = num_steps or self.num_inference_steps
+        t0 = 0.0 if start is None else float(start)
+        if n < 1:
+            raise ValueError(f"num_steps={n}: expected a positive integer")
+        if not 0.0 <= t0 < 1.0:
+            raise ValueError(f"start={t0}: expected a time in [0, 1)")
+        return [t0 + (1.0 - t0) * i / n for i in range(n)]
+
+    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: float) -> torch.Tensor:
+        """Point on the path at time `t` between `noise` (t = 0) and clean `x0` (t = 1)."""
+        return t * x0 + (1.0 - t) * noise
+
+    @torch.no_grad()
+    def sample(
+        self,
+        denoiser: Denoiser,
+        x_init: torch.Tensor,
+        cond: torch.Tensor,
+        timesteps: list[float] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        times = list(timesteps) if timesteps is not None else self.default_timesteps()
+        if not times or any(not 0.0 <= t < 1.0 for t in times) or any(a >= b for a, b in itertools.pairwise(times)):
+            raise ValueError(f"timesteps={times}: expected strictly increasing times in [0, 1)")
+        x = x_init
+        batch = x.shape[0]
+        ends = [*times[1:], 1.0]
+        for t, t_next in zip(times, ends):
+            dt = t_next - t
+            v = denoiser.predict(x, torch.full((batch,), t, device=x.device), cond, "velocity")
+            if self.method == "midpoint":
+                x_mid = x + 0.5 * dt * v
+                v = denoiser.predict(x_mid, torch.full((batch,), t + 0.5 * dt, device=x.device), cond, "velocity")
+            x = x + dt * v
+        return x

@@ -1,0 +1,1 @@
+"""Reinforcement learning on top of frozen or fine-tuned policies (DSRL, GSPO, DPPO); see the RL issues."""

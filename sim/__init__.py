@@ -1,0 +1,1 @@
+"""Simulators the project owns (NAVSIM-style driving); numpy only, no torch."""

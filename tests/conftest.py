@@ -1,0 +1,83 @@
+"""Shared fixtures: tiny policies and small real datasets made here (no downloads)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+torch.set_num_threads(2)
+
+from diffpilot.policies.datasets.episodes import EpisodeData  # noqa: E402
+from diffpilot.policies.diffusion_config import DiffusionPolicyConfig  # noqa: E402
+from diffpilot.policies.diffusion_policy import DiffusionPolicy  # noqa: E402
+
+STATE_FEATURES = {
+    "observation.state": {"kind": "state", "shape": [2]},
+    "observation.environment_state": {"kind": "state", "shape": [16]},
+}
+
+
+def tiny_config(**overrides) -> DiffusionPolicyConfig:
+    values = dict(
+        input_features=STATE_FEATURES,
+        action_dim=2,
+        down_dims=(16, 32),
+        time_embed_dim=16,
+        n_groups=4,
+        sampler="ddim",
+        num_inference_steps=5,
+    )
+    values.update(overrides)
+    return DiffusionPolicyConfig(**values)
+
+
+@pytest.fixture
+def tiny_policy() -> DiffusionPolicy:
+    torch.manual_seed(0)
+    return DiffusionPolicy(tiny_config()).eval()
+
+
+def synthetic_episodes(n_episodes: int = 4, seed: int = 0) -> EpisodeData:
+    """State/action episodes of different lengths with smooth, learnable actions."""
+    rng = np.random.default_rng(seed)
+    arrays = {"observation.state": [], "observation.environment_state": [], "action": []}
+    ranges, start = [], 0
+    for e in range(n_episodes):
+        length = 20 + 7 * e
+        t = np.linspace(0, 1, length, dtype=np.float32)[:, None]
+        pos = 100 + 300 * t * rng.uniform(0.5, 1.0, (1, 2)).astype(np.float32)
+        arrays["observation.state"].append(pos)
+        arrays["observation.environment_state"].append(
+            np.repeat(pos, 8, axis=1) + rng.normal(0, 1, (length, 16)).astype(np.float32)
+        )
+        arrays["action"].append(pos + 5.0)
+        ranges.append((start, start + length))
+        start += length
+    return EpisodeData({k: np.concatenate(v) for k, v in arrays.items()}, np.array(ranges), fps=10, source="synthetic")
+
+
+@pytest.fixture(scope="session")
+def lerobot_dataset(tmp_path_factory):
+    """A small LeRobot v3 dataset of PushT-shaped state episodes, written by our writer."""
+    from diffpilot.policies.datasets.lerobot_v3 import FeatureSpec, LeRobotV3Writer
+
+    root = tmp_path_factory.mktemp("data") / "pusht_synthetic"
+    data = synthetic_episodes(4)
+    writer = LeRobotV3Writer(
+        root,
+        fps=10,
+        robot_type="pusht",
+        features={
+            "observation.state": FeatureSpec("float32", (2,), ["x", "y"]),
+            "observation.environment_state": FeatureSpec("float32", (16,), None),
+            "action": FeatureSpec("float32", (2,), ["x", "y"]),
+        },
+    )
+    for lo, hi in data.episode_ranges:
+        writer.add_episode({k: v[lo:hi] for k, v in data.arrays.items()}, task="push")
+    writer.finalize()
+    return root

@@ -1,0 +1,89 @@
+"""PushT through the real gym-pusht: the env contract, the scripted expert and vectorised evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from gymnasium.wrappers import TimeLimit
+
+from diffpilot.envs.evaluate import evaluate, wilson_interval
+from diffpilot.envs.experts.pusht import ExpertPushT
+from diffpilot.envs.experts.record import record_episode
+from diffpilot.envs.pusht import PushTEnv, make_pusht_env
+
+
+@pytest.mark.parametrize("mode", ["state", "pixels", "all"])
+def test_env_passes_gymnasium_checker(mode):
+    check_env(PushTEnv(mode), skip_render_check=True)
+
+
+def test_env_observations_match_lerobot_feature_names():
+    env = make_pusht_env("all")
+    obs, info = env.reset(seed=3)
+    assert set(obs) == {"observation.state", "observation.environment_state", "observation.image"}
+    assert obs["observation.image"].shape == (96, 96, 3) and obs["observation.image"].dtype == np.uint8
+    obs2, *_ = env.step(obs["observation.state"])
+    assert info["coverage"] == 0.0 and obs2["observation.environment_state"].shape == (16,)
+    with pytest.raises(ValueError, match="expected two finite numbers"):
+        env.step(np.array([np.nan, 1.0]))
+
+
+def test_scripted_expert_solves_pusht_from_random_starts():
+    results = [record_episode(lambda: make_pusht_env("state"), ExpertPushT, seed) for seed in range(6)]
+    successes = [r for r in results if r.success]
+    assert len(successes) >= 3, [r.length for r in results]
+    ep = successes[0]
+    assert ep.frames["action"].shape == (ep.length, 2) and ep.frames["next.success"][-1]
+    assert np.abs(np.diff(ep.frames["action"], axis=0)).max() < 60  # smooth targets, no teleports
+
+
+class SolvedStartEnv(PushTEnv):
+    """Starts with the T already on its goal, so any policy succeeds on the first step."""
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = super().reset(seed=seed, options={"reset_to_state": [100.0, 100.0, 256.0, 256.0, 0.0]})
+        self.sim.block.angle = np.pi / 4  # set the angle first, then the position: exactly the goal pose
+        self.sim.block.position = (256.0, 256.0)
+        return obs, info
+
+
+class ConstantPolicy:
+    def __init__(self):
+        self.resets = 0
+
+    def reset(self):
+        self.resets += 1
+
+    def select_action(self, obs):
+        return np.tile(np.array([[60.0, 60.0]], np.float32), (len(obs["observation.state"]), 1))
+
+
+def test_evaluate_counts_success_coverage_and_writes_videos(tmp_path):
+    policy = ConstantPolicy()
+    result = evaluate(
+        policy,
+        lambda: make_pusht_env("state", max_episode_steps=5),
+        5,
+        seed=7,
+        n_envs=2,
+        video_dir=tmp_path,
+        n_videos=1,
+        progress=False,
+    )
+    s = result.summary()
+    assert s["episodes"] == 5 and s["success_rate"] == 0.0 and policy.resets == 3
+    assert [e.seed for e in result.episodes] == [7, 8, 9, 10, 11] and all(e.steps == 5 for e in result.episodes)
+    assert (tmp_path / "episode_7.mp4").stat().st_size > 1000
+    solved = evaluate(ConstantPolicy(), lambda: TimeLimit(SolvedStartEnv("state"), 5), 3, n_envs=3, progress=False)
+    assert solved.success_rate == 1.0 and solved.mean_max_coverage > 0.95
+    assert all(e.steps == 1 for e in solved.episodes)
+    json.dumps(solved.to_dict())
+
+
+def test_wilson_interval():
+    lo, hi = wilson_interval(65, 100)
+    assert lo == pytest.approx(0.5525, abs=1e-3) and hi == pytest.approx(0.7364, abs=1e-3)
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == pytest.approx(1.0)

@@ -1,0 +1,129 @@
+"""Policy objects: action-chunk queue, observation history, checkpoints and clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from diffpilot.policies.checkpoint import CheckpointError
+from diffpilot.policies.diffusion_policy import DiffusionPolicy
+
+from .conftest import tiny_config
+
+
+def _obs(batch: int, value: float = 100.0) -> dict[str, np.ndarray]:
+    return {
+        "observation.state": np.full((batch, 2), value, np.float32),
+        "observation.environment_state": np.full((batch, 16), value, np.float32),
+    }
+
+
+def test_select_action_replans_every_n_action_steps(tiny_policy, monkeypatch):
+    calls = []
+    original = tiny_policy.predict_chunk
+
+    def counting(window, **kw):
+        calls.append({k: v.clone() for k, v in window.items()})
+        return original(window, **kw)
+
+    monkeypatch.setattr(tiny_policy, "predict_chunk", counting)
+    tiny_policy.reset()
+    actions = [tiny_policy.select_action(_obs(3, 100.0 + i)) for i in range(17)]
+    assert len(calls) == 3  # steps 0, 8, 16
+    assert actions[0].shape == (3, 2)
+    first = calls[0]["observation.state"]
+    assert first.shape == (3, 2, 2) and torch.all(first[:, 0] == first[:, 1])  # first obs repeated at reset
+    second = calls[1]["observation.state"]
+    assert torch.all(second[:, 0] == 107.0) and torch.all(second[:, 1] == 108.0)  # last n_obs_steps kept
+
+
+def test_select_action_executes_the_chunk_from_the_current_step(tiny_policy):
+    torch.manual_seed(0)
+    tiny_policy.reset()
+    obs = _obs(2)
+    a0 = tiny_policy.select_action(obs)
+    torch.manual_seed(0)
+    window = {k: torch.as_tensor(v)[:, None].repeat(1, 2, 1) for k, v in obs.items()}
+    chunk = tiny_policy.predict_chunk(window)
+    assert np.allclose(a0, chunk[:, 1].numpy(), atol=1e-6)  # index n_obs_steps − 1
+
+
+def test_predict_chunk_with_explicit_noise_is_deterministic(tiny_policy):
+    window = {k: torch.as_tensor(v)[:, None].repeat(1, 2, 1) for k, v in _obs(2).items()}
+    noise = torch.randn(2, 16, 2)
+    a = tiny_policy.predict_chunk(window, noise=noise)
+    b = tiny_policy.predict_chunk(window, noise=noise.clone())
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError, match=r"noise has shape \(2, 8, 2\); expected \(2, 16, 2\)"):
+        tiny_policy.predict_chunk(window, noise=torch.randn(2, 8, 2))
+
+
+def test_wrong_observation_shape_is_named(tiny_policy):
+    tiny_policy.reset()
+    bad = _obs(1)
+    bad["observation.environment_state"] = np.zeros((1, 18), np.float32)
+    with pytest.raises(
+        ValueError, match=r"'observation.environment_state' has shape \(1, 2, 18\); expected \('B', 'n_obs', 16\)"
+    ):
+        tiny_policy.select_action(bad)
+    with pytest.raises(KeyError, match=r"missing feature 'observation\.state'"):
+        tiny_policy.select_action({"observation.environment_state": np.zeros((1, 16), np.float32)})
+
+
+def test_save_and_load_pretrained_round_trip(tiny_policy, tmp_path):
+    tiny_policy.load_stats(
+        {
+            "observation.state": {"min": np.zeros(2), "max": np.full(2, 512.0)},
+            "observation.environment_state": {"min": np.zeros(16), "max": np.full(16, 512.0)},
+            "action": {"min": np.zeros(2), "max": np.full(2, 512.0)},
+        }
+    )
+    tiny_policy.save_pretrained(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+    loaded = DiffusionPolicy.from_pretrained(tmp_path)
+    window = {k: torch.as_tensor(v)[:, None].repeat(1, 2, 1) for k, v in _obs(2).items()}
+    noise = torch.randn(2, 16, 2)
+    assert torch.equal(tiny_policy.predict_chunk(window, noise=noise), loaded.predict_chunk(window, noise=noise))
+    assert torch.equal(loaded.normalizer.action__max, torch.full((2,), 512.0))
+
+
+def test_checkpoint_of_another_policy_type_is_refused(tiny_policy, tmp_path):
+    tiny_policy.save_pretrained(tmp_path)
+    meta = json.loads((tmp_path / "config.json").read_text())
+    meta["type"] = "act"
+    (tmp_path / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="type is 'act'; expected 'diffusion'"):
+        DiffusionPolicy.from_pretrained(tmp_path)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        DiffusionPolicy.from_pretrained(tmp_path / "nowhere")
+
+
+def test_flow_and_transformer_variants_train_and_sample():
+    for overrides in (
+        dict(
+            objective="flow",
+            prediction_type="velocity",
+            sampler="flow_midpoint",
+            num_inference_steps=3,
+            clip_sample=None,
+        ),
+        dict(network="transformer", d_model=32, n_layers=1, n_heads=2),
+    ):
+        policy = DiffusionPolicy(tiny_config(**overrides))
+        batch = {k: torch.randn(4, 2, v.shape[0]) for k, v in policy.config.input_features.items()}
+        batch["action"] = torch.randn(4, 16, 2)
+        loss = policy.compute_loss(batch)
+        loss.backward()
+        assert torch.isfinite(loss)
+        window = {k: v for k, v in batch.items() if k != "action"}
+        assert policy.eval().predict_chunk(window).shape == (4, 16, 2)
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ValueError, match=r"n_action_steps=20: expected ≤ horizon − n_obs_steps \+ 1 = 15"):
+        tiny_config(n_action_steps=20)
+    with pytest.raises(ValueError, match="sampler='ddim' does not fit objective='flow'"):
+        tiny_config(objective="flow")

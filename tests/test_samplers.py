@@ -1,0 +1,120 @@
+"""Samplers against an exact denoiser: when the data is one point x*, the optimal prediction is known in
+closed form, so every sampler must land on x* from any noise, start step and step list."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from diffpilot.policies.samplers import (
+    DDIMSampler,
+    DDPMSampler,
+    DiffusionSchedule,
+    FlowSampler,
+    FlowSchedule,
+    convert_prediction,
+)
+from diffpilot.policies.samplers.parameterization import to_sample_and_noise
+
+
+class PointDenoiser:
+    """The exact denoiser for a data distribution concentrated on `target` (B, T, A)."""
+
+    def __init__(self, schedule, target: torch.Tensor, native: str = "sample"):
+        self.schedule, self.target, self.native, self.calls = schedule, target, native, 0
+
+    def predict(self, x_t, t, cond, kind):
+        self.calls += 1
+        alpha, sigma = self.schedule.alpha_sigma(t)
+        x0 = self.target.expand_as(x_t)
+        eps = (x_t - alpha[:, None, None] * x0) / sigma[:, None, None].clamp(min=1e-12)
+        native = {"sample": x0, "epsilon": eps, "velocity": x0 - eps}[self.native]
+        return convert_prediction(native, self.native, kind, x_t, alpha, sigma)
+
+
+@pytest.fixture
+def target():
+    return torch.rand(3, 16, 2) * 1.6 - 0.8  # inside the clip range [-1, 1]
+
+
+@pytest.mark.parametrize("native", ["sample", "epsilon", "velocity"])
+def test_ddim_lands_on_the_data_point(target, native):
+    schedule = DiffusionSchedule(100)
+    den = PointDenoiser(schedule, target, native)
+    out = DDIMSampler(schedule, num_inference_steps=10).sample(den, torch.randn_like(target), None)
+    assert torch.allclose(out, target, atol=1e-4)
+    assert den.calls == 10
+
+
+def test_ddpm_uses_every_level_and_is_stochastic_but_exact_here(target):
+    schedule = DiffusionSchedule(100)
+    den = PointDenoiser(schedule, target)
+    out = DDPMSampler(schedule).sample(den, torch.randn_like(target), None, generator=torch.Generator().manual_seed(0))
+    assert den.calls == 100
+    assert torch.allclose(out, target, atol=1e-4)
+
+
+def test_ddim_eta0_is_a_deterministic_noise_to_sample_map():
+    schedule = DiffusionSchedule(100)
+    # A denoiser that is not exact, so the output depends on the noise.
+    den = PointDenoiser(schedule, torch.zeros(1, 16, 2))
+    den.predict = lambda x_t, t, cond, kind: 0.5 * x_t
+    sampler = DDIMSampler(schedule, 10, eta=0.0, clip_sample=None)
+    noise = torch.randn(2, 16, 2)
+    a, b = sampler.sample(den, noise, None), sampler.sample(den, noise.clone(), None)
+    c = sampler.sample(den, torch.randn(2, 16, 2), None)
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+
+
+def test_warm_start_from_an_intermediate_level(target):
+    """RTI's use: re-noise a chunk to level 2 and run [2, 1, 0] — 3 evaluations instead of 100."""
+    schedule = DiffusionSchedule(100)
+    sampler = DDIMSampler(schedule)
+    den = PointDenoiser(schedule, target)
+    x_k = sampler.add_noise(target + 0.05, torch.randn_like(target), 2)
+    out = sampler.sample(den, x_k, None, timesteps=[2, 1, 0])
+    assert den.calls == 3 and torch.allclose(out, target, atol=1e-4)
+    assert sampler.default_timesteps(3, start=2) == [2, 1, 0]
+    assert sampler.default_timesteps(10) == [90, 80, 70, 60, 50, 40, 30, 20, 10, 0]
+
+
+@pytest.mark.parametrize("method,calls", [("euler", 4), ("midpoint", 8)])
+@pytest.mark.parametrize("native", ["velocity", "sample"])
+def test_flow_integrates_to_the_data_point(target, method, calls, native):
+    schedule = FlowSchedule()
+    den = PointDenoiser(schedule, target, native)
+    out = FlowSampler(schedule, 4, method).sample(den, torch.randn_like(target), None)
+    assert den.calls == calls and torch.allclose(out, target, atol=1e-4)
+
+
+def test_flow_warm_start(target):
+    sampler = FlowSampler(FlowSchedule(), 10)
+    den = PointDenoiser(sampler.schedule, target)
+    times = sampler.default_timesteps(2, start=0.8)
+    assert times == pytest.approx([0.8, 0.9])
+    x = sampler.add_noise(target, torch.randn_like(target), 0.8)
+    assert torch.allclose(sampler.sample(den, x, None, timesteps=times), target, atol=1e-4)
+
+
+def test_prediction_conversions_round_trip():
+    x0, eps = torch.randn(4, 8, 2), torch.randn(4, 8, 2)
+    for schedule, t in [
+        (DiffusionSchedule(100), torch.tensor([0, 10, 50, 99])),
+        (FlowSchedule(), torch.tensor([0.1, 0.3, 0.6, 0.9])),
+    ]:
+        alpha, sigma = schedule.alpha_sigma(t)
+        x_t = alpha[:, None, None] * x0 + sigma[:, None, None] * eps
+        for kind, value in [("sample", x0), ("epsilon", eps), ("velocity", x0 - eps)]:
+            got_x0, got_eps = to_sample_and_noise(value, kind, x_t, alpha, sigma)
+            assert torch.allclose(got_x0, x0, atol=1e-3) and torch.allclose(got_eps, eps, atol=1e-3), (schedule, kind)
+
+
+def test_bad_step_lists_are_rejected():
+    schedule = DiffusionSchedule(100)
+    den = PointDenoiser(schedule, torch.zeros(1, 4, 2))
+    with pytest.raises(ValueError, match="strictly decreasing"):
+        DDIMSampler(schedule).sample(den, torch.randn(1, 4, 2), None, timesteps=[1, 2])
+    with pytest.raises(ValueError, match="0 … 99"):
+        DDIMSampler(schedule).sample(den, torch.randn(1, 4, 2), None, timesteps=[100, 0])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        FlowSampler().sample(den, torch.randn(1, 4, 2), None, timesteps=[0.5, 0.2])
