@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import av
 import numpy as np
 
 
 def write_mp4(path: str | Path, frames: list[np.ndarray], fps: int = 10) -> None:
     """frames: list of (H, W, 3) uint8, H and W even (cropped by one pixel if not)."""
+    import av  # imported here: evaluation without videos needs no video codec
+
     if not frames:
         raise ValueError(f"{path}: no frames to write")
     path = Path(path)

@@ -23,7 +23,8 @@ class EMA:
     def update(self, model: nn.Module, step: int) -> None:
         """Blend `model`'s parameters in (buffers, e.g. normalisation stats, are copied)."""
         d = self.decay(step)
-        for ema_p, p in zip(self.model.parameters(), model.parameters()):
-            ema_p.mul_(d).add_(p.detach(), alpha=1.0 - d)
+        ema_params = list(self.model.parameters())
+        params = [p.detach() for p in model.parameters()]
+        torch._foreach_lerp_(ema_params, params, 1.0 - d)  # ema ← d·ema + (1 − d)·p, one fused pass
         for ema_b, b in zip(self.model.buffers(), model.buffers()):
             ema_b.copy_(b)

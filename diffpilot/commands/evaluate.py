@@ -11,12 +11,15 @@ from omegaconf import DictConfig, OmegaConf
 from diffpilot.envs.evaluate import evaluate
 from diffpilot.policies.checkpoint import atomic_write_json
 from diffpilot.policies.diffusion_policy import DiffusionPolicy, build_sampler
+from diffpilot.policies.train import pick_device
 
 from .common import env_factory, set_threads
 
 
-def load_policy(path: str | Path, sampler: str | None = None, num_inference_steps: int | None = None):
-    policy = DiffusionPolicy.from_pretrained(path)
+def load_policy(
+    path: str | Path, sampler: str | None = None, num_inference_steps: int | None = None, device: str = "auto"
+):
+    policy = DiffusionPolicy.from_pretrained(path, map_location=str(pick_device(device)))
     if sampler or num_inference_steps:
         cfg = policy.config
         cfg.sampler = sampler or cfg.sampler
@@ -36,8 +39,9 @@ def run_evaluation(
     output_dir,
     sampler: str | None = None,
     num_inference_steps: int | None = None,
+    device: str = "auto",
 ) -> dict:
-    policy = load_policy(policy_path, sampler, num_inference_steps)
+    policy = load_policy(policy_path, sampler, num_inference_steps, device)
     make_env = env_factory(task["env"], task["obs_mode"], task.get("max_episode_steps"))
     output_dir = Path(output_dir)
     result = evaluate(policy, make_env, episodes, seed, n_envs, output_dir / "videos", videos)
@@ -66,4 +70,5 @@ def app(cfg: DictConfig) -> None:
         cfg.output_dir,
         cfg.sampler,
         cfg.num_inference_steps,
+        cfg.device,
     )
