@@ -28,6 +28,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..checkpoint import atomic_path, atomic_write_json
+
 # One error class for every on-disk format of the package (a ValueError subclass).
 from .episodes import DatasetFormatError
 
@@ -103,20 +105,14 @@ def _tmp_path(final: Path) -> Path:
 
 
 def _write_json_atomic(obj: Any, path: Path) -> None:
-    """Write ``obj`` as indented JSON to ``path`` atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=4, ensure_ascii=False)
-    os.replace(tmp, path)
+    """Write ``obj`` as indented JSON (lerobot's indent of 4) to ``path`` atomically."""
+    atomic_write_json(path, obj, indent=4)
 
 
 def _write_table_atomic(table: pa.Table, path: Path) -> None:
     """Write a pyarrow table to parquet at ``path`` atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    pq.write_table(table, tmp, compression="snappy")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="snappy")
 
 
 def _next_chunk_file(chunk: int, file: int, chunks_size: int) -> tuple[int, int]:
@@ -570,8 +566,8 @@ class LeRobotV3Writer:
         frame = pd.DataFrame({"task_index": np.arange(len(tasks), dtype=np.int64)}, index=tasks)
         path = self.root / TASKS_PATH
         path.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_parquet(_tmp_path(path))
-        os.replace(_tmp_path(path), path)
+        with atomic_path(path) as tmp:
+            frame.to_parquet(tmp)
 
     def _episodes_table(self) -> pa.Table:
         """One row per episode: bookkeeping columns, then stats/<feature>/<stat>, then meta/episodes/*."""
