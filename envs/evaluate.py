@@ -86,7 +86,10 @@ def evaluate(
     if n_episodes < 1:
         raise ValueError(f"n_episodes={n_episodes}: expected ≥ 1")
     n_envs = max(1, min(n_envs, n_episodes))
-    envs = gym.vector.SyncVectorEnv([make_env for _ in range(n_envs)])
+    # NEXT_STEP: the step that ends an episode still reports its own info (is_success, coverage).
+    envs = gym.vector.SyncVectorEnv(
+        [make_env for _ in range(n_envs)], autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP
+    )
     records: list[EpisodeRecord] = []
     videos: list[str] = []
     start = time.perf_counter()
@@ -95,11 +98,11 @@ def evaluate(
         for batch_start in range(0, n_episodes, n_envs):
             count = min(n_envs, n_episodes - batch_start)
             seeds = [seed + batch_start + i for i in range(n_envs)]
-            want_video = video_dir is not None and len(videos) < n_videos
-            batch, frames = _run_batch(policy, envs, seeds, record_frames=want_video)
+            n_record = min(count, n_videos - len(videos)) if video_dir is not None else 0
+            batch, frames = _run_batch(policy, envs, seeds, count, n_record)
             records.extend(batch[:count])
-            if want_video:
-                for i in range(min(count, n_videos - len(videos))):
+            if n_record > 0:
+                for i in range(n_record):
                     path = Path(video_dir) / f"episode_{seeds[i]}.mp4"
                     write_mp4(path, frames[i], fps=envs.metadata.get("render_fps", 10))
                     videos.append(str(path))
@@ -111,20 +114,20 @@ def evaluate(
     return EvalResult(records, time.perf_counter() - start, videos)
 
 
-def _run_batch(policy: Policy, envs: gym.vector.VectorEnv, seeds: list[int], record_frames: bool):
+def _run_batch(policy: Policy, envs: gym.vector.SyncVectorEnv, seeds: list[int], count: int, n_record: int):
+    """Roll out one batch; envs past `count` (padding of the last batch) start done and are not waited for."""
     n = envs.num_envs
     obs, _ = envs.reset(seed=seeds)
     policy.reset()
-    done = np.zeros(n, dtype=bool)
+    done = np.arange(n) >= count
     success = np.zeros(n, dtype=bool)
     max_cov = np.zeros(n)
     steps = np.zeros(n, dtype=np.int64)
     frames: list[list[np.ndarray]] = [[] for _ in range(n)]
     while not done.all():
-        if record_frames:
-            for i, frame in enumerate(envs.call("render")):
-                if not done[i]:
-                    frames[i].append(frame)
+        for i in range(n_record):
+            if not done[i]:
+                frames[i].append(envs.envs[i].render())
         action = np.asarray(policy.select_action(obs), dtype=np.float32)
         obs, _, terminated, truncated, info = envs.step(action)
         live = ~done

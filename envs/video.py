@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from diffpilot.atomic import atomic_path
 
 
 def write_mp4(path: str | Path, frames: list[np.ndarray], fps: int = 10) -> None:
@@ -14,11 +15,8 @@ def write_mp4(path: str | Path, frames: list[np.ndarray], fps: int = 10) -> None
 
     if not frames:
         raise ValueError(f"{path}: no frames to write")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.mp4")
     h, w = (frames[0].shape[0] // 2) * 2, (frames[0].shape[1] // 2) * 2
-    with av.open(str(tmp), mode="w") as container:
+    with atomic_path(path, suffix=".mp4") as tmp, av.open(str(tmp), mode="w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         for frame in frames:
@@ -27,4 +25,3 @@ def write_mp4(path: str | Path, frames: list[np.ndarray], fps: int = 10) -> None
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    os.replace(tmp, path)

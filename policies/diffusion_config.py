@@ -81,6 +81,29 @@ class DiffusionPolicyConfig:
                 f"n_action_steps={self.n_action_steps}: expected ≤ horizon − n_obs_steps + 1 = "
                 f"{self.horizon - self.n_obs_steps + 1}"
             )
+        for name in ("n_obs_steps", "horizon", "n_action_steps", "action_dim", "num_inference_steps"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: expected an integer ≥ 1")
+        if self.eta < 0:
+            raise ValueError(f"eta={self.eta}: expected ≥ 0 (0 is deterministic DDIM, 1 is DDPM-like)")
+        kinds = ("epsilon", "sample", "velocity")
+        if self.prediction_type not in kinds:
+            raise ValueError(f"prediction_type={self.prediction_type!r}: expected one of {kinds}")
+        if self.objective == "flow" and self.prediction_type == "epsilon":
+            raise ValueError(
+                "prediction_type='epsilon' with objective='flow': at t = 0 the flow path holds no data, so ε does "
+                "not determine the velocity; expected 'velocity' or 'sample'"
+            )
+        missing = sorted({"action", *(f.kind for f in self.input_features.values())} - set(self.normalization))
+        if missing:
+            raise ValueError(
+                f"normalization={self.normalization}: no mode for {missing}; expected keys state/image/action"
+            )
+        if self.network == "unet" and self.horizon % 2 ** (len(self.down_dims) - 1):
+            raise ValueError(
+                f"horizon={self.horizon}: the UNet with down_dims={list(self.down_dims)} needs a multiple of "
+                f"{2 ** (len(self.down_dims) - 1)}"
+            )
         samplers = {"diffusion": ("ddpm", "ddim"), "flow": ("flow_euler", "flow_midpoint")}
         if self.objective not in samplers:
             raise ValueError(f"objective={self.objective!r}: expected 'diffusion' or 'flow'")

@@ -121,7 +121,7 @@ class DiffusionPolicy(nn.Module):
         cond = self.encode({k: batch[k] for k in self.config.input_features})
         action = torch.as_tensor(batch[self.config.action_key]).float().to(cond.device)
         x0 = self.normalizer.normalize(self.config.action_key, action)
-        eps = torch.randn(x0.shape, generator=generator).to(x0.device)
+        eps = torch.randn(x0.shape, generator=generator, device=generator.device if generator else "cpu").to(x0.device)
         t = self.schedule.sample_training_times(x0.shape[0], generator).to(x0.device)
         alpha, sigma = self.schedule.alpha_sigma(t)
         x_t = alpha[:, None, None] * x0 + sigma[:, None, None] * eps
@@ -150,7 +150,7 @@ class DiffusionPolicy(nn.Module):
         cond = self.encode(obs_window)
         shape = (cond.shape[0], self.config.horizon, self.config.action_dim)
         if noise is None:
-            noise = torch.randn(shape, generator=generator)
+            noise = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu")
         elif tuple(noise.shape) != shape:
             raise ValueError(f"noise has shape {tuple(noise.shape)}; expected {shape} (B, horizon, action_dim)")
         x = self.sampler.sample(self.denoiser, noise.to(cond), cond, timesteps, generator)

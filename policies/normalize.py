@@ -16,18 +16,24 @@ NORM_MODES = ("min_max", "mean_std", "identity")
 class Normalizer(nn.Module):
     """`normalize(key, x)` / `unnormalize(key, x)` for features of known shape.
 
-    min_max maps [min, max] to [−1, 1] (a constant dimension maps to −1); mean_std standardises.
+    min_max maps [min, max] to [−1, 1]; mean_std standardises; image statistics are per channel (C, 1, 1).
     x may carry any leading batch/time dims before the feature shape.
     """
 
     def __init__(self, shapes: dict[str, tuple[int, ...]], modes: dict[str, NormMode]):
         super().__init__()
         self.modes = dict(modes)
+        names: dict[str, str] = {}
         for key, mode in self.modes.items():
             if mode not in NORM_MODES:
                 raise ValueError(f"normalization mode for {key!r} is {mode!r}; expected one of {NORM_MODES}")
             shape = tuple(shapes[key])
+            if len(shape) == 3:  # images (C, H, W): per-channel statistics, as LeRobot stores them
+                shape = (shape[0], 1, 1)
             name = _buffer_name(key)
+            if name in names:
+                raise ValueError(f"features {names[name]!r} and {key!r} map to the same buffer name {name!r}")
+            names[name] = key
             if mode == "min_max":
                 self.register_buffer(f"{name}__min", -torch.ones(shape))
                 self.register_buffer(f"{name}__max", torch.ones(shape))
@@ -59,8 +65,7 @@ class Normalizer(nn.Module):
         name = _buffer_name(key)
         if mode == "min_max":
             lo, hi = getattr(self, f"{name}__min"), getattr(self, f"{name}__max")
-            span = hi - lo
-            span = torch.where(span < 1e-8, torch.full_like(span, 2.0), span)
+            span = (hi - lo).clamp(min=1e-8)  # a constant dimension maps to −1 and back to itself
             return lo + span / 2, span / 2
         if mode == "mean_std":
             return getattr(self, f"{name}__mean"), getattr(self, f"{name}__std").clamp(min=1e-8)

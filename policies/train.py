@@ -79,16 +79,21 @@ class BatchOrder:
                 f"{batch_size * world}"
             )
 
+        self._epoch, self._perm = -1, np.empty(0, dtype=np.int64)
+
     def batch(self, epoch: int, index: int) -> np.ndarray:
-        perm = np.random.default_rng([self.seed, epoch]).permutation(self.n_items)[self.rank :: self.world]
-        return perm[index * self.batch_size : (index + 1) * self.batch_size]
+        if epoch != self._epoch:  # one permutation per epoch, not per step
+            self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.n_items)[self.rank :: self.world]
+            self._epoch = epoch
+        return self._perm[index * self.batch_size : (index + 1) * self.batch_size]
 
 
 def _distributed() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))  # one GPU per rank
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     rank = dist.get_rank() if dist.is_initialized() else 0
     return rank, world
 
@@ -116,7 +121,8 @@ class Trainer:
         self.policy = policy.to(self.device)
         self.model: nn.Module = self.policy
         if self.world > 1:
-            self.model = nn.parallel.DistributedDataParallel(self.policy)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(self.policy, device_ids=ids)
         self.optimizer = torch.optim.AdamW(
             self.policy.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
         )
@@ -150,13 +156,14 @@ class Trainer:
                     "train": asdict(self.cfg),
                 },
             )
+        if self.world > 1:
+            dist.barrier()  # every rank's files are written before `last` points here
+        if self.rank == 0:
             link = self.output_dir / "checkpoints" / "last"
             tmp = link.with_name(".last.tmp")
             tmp.unlink(missing_ok=True)
             tmp.symlink_to(ckpt.name)
             os.replace(tmp, link)
-        if self.world > 1:
-            dist.barrier()
         return ckpt
 
     def resume(self, checkpoint: str | Path) -> None:
@@ -164,6 +171,17 @@ class Trainer:
         ckpt = Path(checkpoint)
         state_dir = ckpt / "training_state"
         state = read_json(state_dir / "state.json", "training checkpoint")
+        saved = state.get("train", {})
+        changed = [
+            f"train.{k}={getattr(self.cfg, k)!r} (checkpoint: {saved[k]!r})"
+            for k in RESUME_MUST_MATCH
+            if k in saved and _jsonable(getattr(self.cfg, k)) != saved[k]
+        ]
+        if changed:
+            raise CheckpointError(
+                f"{state_dir / 'state.json'}: resuming with a different {', '.join(changed)}; an exact "
+                "continuation needs the same data order and schedule"
+            )
         if state.get("world_size", 1) != self.world:
             raise CheckpointError(
                 f"{state_dir / 'state.json'}: saved with world_size={state.get('world_size')}; this run has "
@@ -228,14 +246,22 @@ class Trainer:
             if cfg.save_every and self.step % cfg.save_every == 0 and self.step < cfg.steps:
                 self.save()
             if self.eval_fn is not None and cfg.eval_every and self.step % cfg.eval_every == 0 and self.rank == 0:
-                for name, value in self.eval_fn(self.inference_policy, self.step).items():
-                    writer.add_scalar(f"eval/{name}", value, self.step)
+                with torch.random.fork_rng():  # rollouts must not shift the training RNG (exact resume)
+                    for name, value in self.eval_fn(self.inference_policy.eval(), self.step).items():
+                        writer.add_scalar(f"eval/{name}", value, self.step)
                 self.policy.train()
         bar.close()
         final = self.save()
         if writer is not None:
             writer.close()
         return final
+
+
+RESUME_MUST_MATCH = ("steps", "batch_size", "lr", "warmup_steps", "seed", "betas", "weight_decay")
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

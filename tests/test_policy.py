@@ -126,4 +126,42 @@ def test_config_errors_name_the_field():
     with pytest.raises(ValueError, match=r"n_action_steps=20: expected ≤ horizon − n_obs_steps \+ 1 = 15"):
         tiny_config(n_action_steps=20)
     with pytest.raises(ValueError, match="sampler='ddim' does not fit objective='flow'"):
-        tiny_config(objective="flow")
+        tiny_config(objective="flow", prediction_type="velocity")
+
+
+def test_config_rejects_unusable_combinations():
+    with pytest.raises(ValueError, match="prediction_type='epsilon' with objective='flow'"):
+        tiny_config(objective="flow", sampler="flow_euler", prediction_type="epsilon")
+    with pytest.raises(ValueError, match=r"n_obs_steps=0: expected an integer ≥ 1"):
+        tiny_config(n_obs_steps=0)
+    with pytest.raises(ValueError, match=r"horizon=9: the UNet with down_dims=\[16, 32\] needs a multiple of 2"):
+        tiny_config(horizon=9, n_action_steps=4)
+    with pytest.raises(ValueError, match=r"no mode for \['action'\]"):
+        tiny_config(normalization={"state": "min_max"})
+
+
+def test_image_statistics_are_per_channel():
+    policy = DiffusionPolicy(
+        tiny_config(
+            input_features={"observation.image": {"kind": "image", "shape": [3, 32, 32]}},
+            normalization={"state": "min_max", "image": "mean_std", "action": "min_max"},
+            crop_shape=None,
+        )
+    )
+    policy.load_stats(
+        {
+            "observation.image": {"mean": np.full((3, 1, 1), 0.5), "std": np.full((3, 1, 1), 0.25)},
+            "action": {"min": np.zeros(2), "max": np.ones(2)},
+        }
+    )
+    x = torch.full((1, 3, 32, 32), 0.75)
+    assert torch.allclose(policy.normalizer.normalize("observation.image", x), torch.ones_like(x))
+    # a constant action dimension comes back as itself, not spread over [lo, lo + 2]
+    policy.load_stats(
+        {
+            "observation.image": {"mean": np.full((3, 1, 1), 0.5), "std": np.full((3, 1, 1), 0.25)},
+            "action": {"min": np.array([0.0, 3.0]), "max": np.array([1.0, 3.0])},
+        }
+    )
+    back = policy.normalizer.unnormalize("action", torch.tensor([[0.7, 0.7]]))
+    assert back[0, 1].item() == pytest.approx(3.0)

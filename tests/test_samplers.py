@@ -118,3 +118,12 @@ def test_bad_step_lists_are_rejected():
         DDIMSampler(schedule).sample(den, torch.randn(1, 4, 2), None, timesteps=[100, 0])
     with pytest.raises(ValueError, match="strictly increasing"):
         FlowSampler().sample(den, torch.randn(1, 4, 2), None, timesteps=[0.5, 0.2])
+
+
+def test_integral_float_levels_are_accepted_and_fractions_refused(target):
+    schedule = DiffusionSchedule(100)
+    den = PointDenoiser(schedule, target)
+    out = DDIMSampler(schedule).sample(den, torch.randn_like(target), None, timesteps=[2.0, 1.0, 0.0])
+    assert torch.allclose(out, target, atol=1e-3)
+    with pytest.raises(ValueError, match="expected integer diffusion levels"):
+        DDIMSampler(schedule).sample(den, torch.randn_like(target), None, timesteps=[1.5, 0])

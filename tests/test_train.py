@@ -117,3 +117,12 @@ def test_training_runs_unchanged_under_torchrun_with_two_processes(tmp_path, ler
     assert state["world_size"] == 2 and state["step"] == 4
     assert (out / "checkpoints" / "last" / "training_state" / "rng_rank1.safetensors").exists()
     DiffusionPolicy.from_pretrained(out / "checkpoints" / "last" / "pretrained_model")
+
+
+def test_resume_with_a_different_schedule_is_refused(tmp_path):
+    from diffpilot.policies.checkpoint import CheckpointError
+
+    ckpt = _trainer(tmp_path / "a").train(stop_at=2)
+    other = _trainer(tmp_path / "a", batch_size=4)
+    with pytest.raises(CheckpointError, match=r"train.batch_size=4 \(checkpoint: 8\)"):
+        other.resume(ckpt)

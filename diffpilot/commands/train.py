@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import hydra
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from diffpilot.policies.checkpoint import atomic_write_json
@@ -42,6 +43,7 @@ def run_training(cfg: DictConfig) -> dict:
     task = OmegaConf.to_container(cfg.task, resolve=True)
     keys = [*task["obs_keys"], task["action_key"]]
     data, stats = load_episodes(cfg.dataset.root, cfg.dataset.format, keys)
+    torch.manual_seed(cfg.train.seed)  # the initial weights follow train.seed
     policy = build_policy(OmegaConf.to_container(cfg.policy, resolve=True), task, data)
     policy.load_stats(stats)
     pc = policy.config

@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..checkpoint import atomic_path, atomic_write_json
+from diffpilot.atomic import atomic_path, atomic_write_json
 
 # One error class for every on-disk format of the package (a ValueError subclass).
 from .episodes import DatasetFormatError

@@ -29,6 +29,10 @@ class Sampler(Protocol):
 
     def default_timesteps(self, num_steps: int | None = None, start: float | None = None) -> list[float]: ...
 
+    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: float) -> torch.Tensor:
+        """The point at noise level `t` between clean `x0` and `noise` (a warm start's initial point)."""
+        ...
+
     def sample(
         self,
         denoiser: Denoiser,

@@ -58,7 +58,7 @@ class DDIMSampler:
         timesteps: list[int] | None = None,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        timesteps = list(timesteps) if timesteps is not None else self.default_timesteps()
+        timesteps = _as_levels(timesteps if timesteps is not None else self.default_timesteps())
         _check_descending(timesteps, self.schedule.num_train_steps)
         x = x_init
         batch = x.shape[0]
@@ -77,9 +77,18 @@ class DDIMSampler:
                 var = self.eta**2 * (1.0 - ab_prev) / (1.0 - ab) * (1.0 - ab / ab_prev)
             x = ab_prev**0.5 * x0 + max(1.0 - ab_prev - var, 0.0) ** 0.5 * eps
             if var > 0:
-                z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+                device = generator.device if generator is not None else x.device
+                z = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)
                 x = x + var**0.5 * z
         return x
+
+
+def _as_levels(timesteps) -> list[int]:
+    """Integer levels; 2.0 is accepted as 2, 1.5 is refused."""
+    levels = [int(k) for k in timesteps]
+    if any(k != float(t) for k, t in zip(levels, timesteps)):
+        raise ValueError(f"timesteps={list(timesteps)}: expected integer diffusion levels")
+    return levels
 
 
 def _check_descending(timesteps: list[int], big_k: int) -> None:
