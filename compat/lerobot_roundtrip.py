@@ -798,23 +798,24 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    sub = p.add_subparsers(dest="cmd", required=True)
-
-    r = sub.add_parser("read", help="read a diffpilot-written dataset with lerobot, save to NPZ")
-    r.add_argument("ours_dir")
-    r.add_argument("out_npz")
-    r.add_argument("--repo-id", default="local/diffpilot_written")
-    r.add_argument(
+    decoding = argparse.ArgumentParser(add_help=False)  # options both subcommands take
+    decoding.add_argument(
         "--video-backend",
         default="auto",
         choices=["auto", "torchcodec", "pyav"],
         help="auto: torchcodec (lerobot's default) if it loads, else pyav",
     )
-    r.add_argument(
+    decoding.add_argument(
         "--no-ffmpeg-shim",
         action="store_true",
         help="do not point torchcodec at PyAV's bundled FFmpeg libraries",
     )
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    r = sub.add_parser("read", help="read a diffpilot-written dataset with lerobot, save to NPZ", parents=[decoding])
+    r.add_argument("ours_dir")
+    r.add_argument("out_npz")
+    r.add_argument("--repo-id", default="local/diffpilot_written")
     r.add_argument("--batch-size", type=int, default=8)
     r.add_argument("--num-batches", type=int, default=3)
     r.add_argument("--num-workers", type=int, default=0)
@@ -832,21 +833,10 @@ def main(argv: list[str] | None = None) -> int:
         help="skip the DiffusionPolicy train-step/select_action smoke test",
     )
 
-    w = sub.add_parser("write", help="write a small dataset with lerobot's writer + truth NPZ")
+    w = sub.add_parser("write", help="write a small dataset with lerobot's writer + truth NPZ", parents=[decoding])
     w.add_argument("out_dir")
     w.add_argument("--repo-id", default="local/lerobot_written")
     w.add_argument("--vcodec", default="auto", help="auto = lerobot's default libsvtav1 if PyAV has it, else h264")
-    w.add_argument(
-        "--video-backend",
-        default="auto",
-        choices=["auto", "torchcodec", "pyav"],
-        help="auto: torchcodec (lerobot's default) if it loads, else pyav",
-    )
-    w.add_argument(
-        "--no-ffmpeg-shim",
-        action="store_true",
-        help="do not point torchcodec at PyAV's bundled FFmpeg libraries",
-    )
     w.add_argument("--overwrite", action="store_true")
 
     args = p.parse_args(argv)

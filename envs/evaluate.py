@@ -134,6 +134,9 @@ def _run_batch(policy: Policy, envs: gym.vector.SyncVectorEnv, seeds: list[int],
         steps[live] += 1
         max_cov[live] = np.maximum(max_cov[live], np.asarray(info["coverage"])[live])
         success[live] |= np.asarray(info["is_success"])[live]
-        done |= terminated | truncated
+        finished = live & (terminated | truncated)
+        for i in np.flatnonzero(finished[:n_record]):
+            frames[i].append(envs.envs[i].render())  # the terminal state, before the next step resets it
+        done |= finished
     records = [EpisodeRecord(s, bool(ok), float(c), int(k)) for s, ok, c, k in zip(seeds, success, max_cov, steps)]
     return records, frames

@@ -75,6 +75,7 @@ def test_train_then_eval_image_policy(demo_dataset, tmp_path):
     info = json.loads((run / "eval" / "eval_info.json").read_text())
     assert info["episodes"] == 2 and len(info["per_episode"]) == 2 and 0 <= info["mean_max_coverage"] <= 1
     assert (run / "eval" / "videos" / "episode_100000.mp4").stat().st_size > 1000
+    assert any((run / "eval" / "tensorboard").iterdir())
 
 
 def test_unknown_config_key_fails_with_its_name():

@@ -53,3 +53,17 @@ def test_nan_in_actions_is_reported_with_the_frame():
 def test_inconsistent_lengths_are_rejected():
     with pytest.raises(DatasetFormatError, match="'action' has 3 frames; expected 4"):
         EpisodeData({"action": np.zeros((3, 2))}, np.array([[0, 4]]), fps=10, source="x")
+
+
+def test_pooled_episode_stats_equal_whole_dataset_stats():
+    from diffpilot.policies.datasets.stats import compute_stats
+
+    data = synthetic_episodes(4)
+    pooled = compute_stats(data.arrays, data.episode_ranges)["action"]
+    whole = data.arrays["action"].astype(np.float64)
+    assert np.allclose(pooled["mean"], whole.mean(0)) and np.allclose(pooled["std"], whole.std(0))
+    assert np.array_equal(pooled["min"], whole.min(0)) and pooled["count"][0] == len(whole)
+    images = np.random.default_rng(0).integers(0, 256, (12, 8, 8, 3), dtype=np.uint8)
+    img = compute_stats({"observation.image": images}, np.array([[0, 5], [5, 12]]))["observation.image"]
+    assert img["mean"].shape == (3, 1, 1)
+    assert np.allclose(img["mean"].ravel(), images.reshape(-1, 3).mean(0) / 255.0)

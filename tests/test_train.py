@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from diffpilot.policies.datasets.episodes import compute_stats
+from diffpilot.policies.datasets.stats import compute_stats
 from diffpilot.policies.datasets.windowed import WindowedDataset
 from diffpilot.policies.diffusion_policy import DiffusionPolicy
 from diffpilot.policies.ema import EMA

@@ -36,3 +36,12 @@ def set_threads(n: int) -> None:
     if n:
         torch.set_num_threads(n)
     os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
+
+
+def log_scalars(logdir: str | os.PathLike, values: dict[str, float], step: int, prefix: str = "eval") -> None:
+    """Append scalars (e.g. an evaluation summary) to the TensorBoard log in `logdir`."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(logdir)) as writer:
+        for name, value in values.items():
+            writer.add_scalar(f"{prefix}/{name}", value, step)

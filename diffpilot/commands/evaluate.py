@@ -13,7 +13,7 @@ from diffpilot.policies.checkpoint import atomic_write_json
 from diffpilot.policies.diffusion_policy import DiffusionPolicy, build_sampler
 from diffpilot.policies.train import pick_device
 
-from .common import env_factory, set_threads
+from .common import env_factory, log_scalars, set_threads
 
 
 def load_policy(
@@ -40,6 +40,7 @@ def run_evaluation(
     sampler: str | None = None,
     num_inference_steps: int | None = None,
     device: str = "auto",
+    tb_step: int = 0,
 ) -> dict:
     policy = load_policy(policy_path, sampler, num_inference_steps, device)
     make_env = env_factory(task["env"], task["obs_mode"], task.get("max_episode_steps"))
@@ -49,6 +50,8 @@ def run_evaluation(
     atomic_write_json(output_dir / "eval_info.json", info)
     s = result.summary()
     lo, hi = s["success_ci95"]
+    scalars = {"success_rate": s["success_rate"], "success_ci95_low": lo, "success_ci95_high": hi}
+    log_scalars(output_dir / "tensorboard", {**scalars, "mean_max_coverage": s["mean_max_coverage"]}, tb_step)
     print(
         f"success {s['success_rate']:.1%} (95% CI {lo:.1%}–{hi:.1%}) over {s['episodes']} episodes; "
         f"mean max coverage {s['mean_max_coverage']:.3f}; results in {output_dir / 'eval_info.json'}"

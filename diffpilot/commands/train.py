@@ -74,6 +74,7 @@ def run_training(cfg: DictConfig) -> dict:
             cfg.eval.n_envs,
             cfg.eval.videos,
             output_dir / "eval",
+            tb_step=trainer.step,
         )
         result["eval"] = summary
     if trainer.rank == 0:

@@ -49,28 +49,3 @@ class EpisodeData:
                 raise DatasetFormatError(
                     f"{self.source}: feature {key!r} has a non-finite value at frame {bad}; expected finite numbers"
                 )
-
-
-def compute_stats(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
-    """min / max / mean / std per feature; images (N, H, W, 3) uint8 get per-channel stats in [0, 1]
-    shaped (3, 1, 1), as LeRobot stores them."""
-    stats = {}
-    for key, arr in arrays.items():
-        if arr.ndim == 4 and arr.shape[-1] == 3:
-            x = arr.reshape(-1, 3).astype(np.float64) / 255.0 if len(arr) <= 2000 else _subsample_pixels(arr)
-            shape = (3, 1, 1)
-        else:
-            x = arr.reshape(len(arr), -1).astype(np.float64)
-            shape = arr.shape[1:]
-        stats[key] = {
-            "min": x.min(axis=0).reshape(shape),
-            "max": x.max(axis=0).reshape(shape),
-            "mean": x.mean(axis=0).reshape(shape),
-            "std": x.std(axis=0).reshape(shape),
-        }
-    return stats
-
-
-def _subsample_pixels(images: np.ndarray) -> np.ndarray:
-    idx = np.linspace(0, len(images) - 1, 2000).astype(np.int64)
-    return images[idx].reshape(-1, 3).astype(np.float64) / 255.0

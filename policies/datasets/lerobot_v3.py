@@ -32,6 +32,7 @@ from diffpilot.atomic import atomic_path, atomic_write_json
 
 # One error class for every on-disk format of the package (a ValueError subclass).
 from .episodes import DatasetFormatError
+from .stats import aggregate_stats, image_stats, vector_stats
 
 __all__ = [
     "DatasetFormatError",
@@ -52,8 +53,6 @@ EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.par
 INFO_PATH = "meta/info.json"
 STATS_PATH = "meta/stats.json"
 TASKS_PATH = "meta/tasks.parquet"
-QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
-QUANTILE_KEYS = tuple(f"q{round(q * 100):02d}" for q in QUANTILES)
 DEFAULT_FEATURE_DTYPES = {
     "timestamp": "float32",
     "frame_index": "int64",
@@ -156,71 +155,6 @@ def _codec_options(codec: str) -> dict[str, str]:
 # ---------------------------------------------------------------------------
 # statistics
 # ---------------------------------------------------------------------------
-
-
-def _vector_stats(x: np.ndarray) -> dict[str, np.ndarray]:
-    """Stats of a numeric feature over time.
-
-    Args:
-        x: (T,) or (T, D) array.
-    Returns:
-        min/max/mean/std/q01..q99 of shape (1,) or (D,), count of shape (1,).
-    """
-    raw = x.reshape(len(x), -1)
-    x2 = raw.astype(np.float64)
-    out = {"min": raw.min(0), "max": raw.max(0), "mean": x2.mean(0), "std": x2.std(0)}
-    out["count"] = np.array([len(x)], dtype=np.int64)
-    for key, q in zip(QUANTILE_KEYS, np.quantile(x2, QUANTILES, axis=0), strict=True):
-        out[key] = q
-    return out
-
-
-def _sample_count(n: int) -> int:
-    """How many frames of an n-frame episode enter image stats (all up to 100, then ~n**0.75)."""
-    return n if n <= 100 else max(100, min(int(n**0.75), 10000))
-
-
-def _image_stats(frames: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-channel stats of uint8 frames scaled to [0, 1].
-
-    Args:
-        frames: (T, H, W, 3) uint8.
-    Returns:
-        min/max/mean/std/q01..q99 of shape (3, 1, 1); count (1,) = frames sampled.
-    """
-    idx = np.round(np.linspace(0, len(frames) - 1, _sample_count(len(frames)))).astype(int)
-    step = max(1, max(frames.shape[1:3]) // 150) if max(frames.shape[1:3]) >= 300 else 1
-    px = frames[idx, ::step, ::step].reshape(-1, frames.shape[-1]).astype(np.float64) / 255.0
-    out = {"min": px.min(0), "max": px.max(0), "mean": px.mean(0), "std": px.std(0)}
-    out["count"] = np.array([len(idx)], dtype=np.int64)
-    for key, q in zip(QUANTILE_KEYS, np.quantile(px, QUANTILES, axis=0), strict=True):
-        out[key] = q
-    return {k: (v if k == "count" else v.reshape(-1, 1, 1)) for k, v in out.items()}
-
-
-def aggregate_stats(per_episode: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Pool one feature's per-episode stats into dataset stats.
-
-    min/max/mean/std/count are exact; quantiles are count-weighted means of the
-    episode quantiles (the same approximation lerobot uses).
-    """
-    counts = np.array([float(s["count"][0]) for s in per_episode])
-    total = counts.sum()
-    w = counts.reshape((-1,) + (1,) * np.ndim(per_episode[0]["mean"])) / total
-    means = np.stack([s["mean"] for s in per_episode])
-    mean = (means * w).sum(0)
-    var = ((np.stack([s["std"] for s in per_episode]) ** 2 + (means - mean) ** 2) * w).sum(0)
-    out = {
-        "min": np.min(np.stack([s["min"] for s in per_episode]), 0),
-        "max": np.max(np.stack([s["max"] for s in per_episode]), 0),
-        "mean": mean,
-        "std": np.sqrt(var),
-        "count": np.array([int(total)], dtype=np.int64),
-    }
-    for key in QUANTILE_KEYS:
-        if all(key in s for s in per_episode):
-            out[key] = (np.stack([s[key] for s in per_episode]) * w).sum(0)
-    return out
 
 
 # ---------------------------------------------------------------------------
@@ -493,8 +427,8 @@ class LeRobotV3Writer:
         record.update(self._write_data(columns, length))
         for key, stream in self._videos.items():
             record.update(stream.add_episode(np.asarray(frames[key])))
-        stats = {k: _vector_stats(v) for k, v in columns.items()}
-        stats.update({k: _image_stats(np.asarray(frames[k])) for k in self.video_keys})
+        stats = {k: vector_stats(v) for k, v in columns.items()}
+        stats.update({k: image_stats(np.asarray(frames[k])) for k in self.video_keys})
         self._episodes.append(record)
         self._ep_stats.append(stats)
         self._num_frames += length

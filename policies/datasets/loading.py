@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .episodes import DatasetFormatError, EpisodeData, compute_stats
+from .episodes import DatasetFormatError, EpisodeData
 from .lerobot_v3 import LeRobotV3Dataset
+from .stats import compute_stats
 from .zarr_replay import read_zarr_replay
 
 FORMATS = ("lerobot_v3", "zarr")
@@ -27,14 +28,14 @@ def load_episodes(root: str | Path, fmt: str, keys: list[str]) -> tuple[EpisodeD
         arrays.update({k: ds.decode_video(k) for k in video})
         data = EpisodeData(arrays, ds.episode_ranges, ds.fps, source=str(root), tasks=list(ds.tasks))
         stats = {k: ds.stats[k] for k in keys if k in ds.stats}
-        stats.update(compute_stats({k: arrays[k] for k in keys if k not in stats}))
+        stats.update(compute_stats({k: arrays[k] for k in keys if k not in stats}, data.episode_ranges))
     elif fmt == "zarr":
         data = read_zarr_replay(root)
         missing = [k for k in keys if k not in data.arrays]
         if missing:
             raise DatasetFormatError(f"{root}: no feature(s) {missing}; the zarr map gives {sorted(data.arrays)}")
         data.arrays = {k: data.arrays[k] for k in keys}
-        stats = compute_stats(data.arrays)
+        stats = compute_stats(data.arrays, data.episode_ranges)
     else:
         raise ValueError(f"dataset.format={fmt!r}: expected one of {FORMATS}")
     data.check_finite(keys)
