@@ -1,1 +1,1 @@
-"""Dataset readers and writers (LeRobot v3.0 layout)."""
+"""Datasets: LeRobot v3.0 and Diffusion Policy zarr on disk, episodes in memory, windows, statistics."""
