@@ -77,6 +77,9 @@ class DiffusionPolicy(nn.Module):
             self.schedule = FlowSchedule(train_time_sampling=config.flow_time_sampling)
         self.denoiser = NetDenoiser(self.net, self.schedule, config.prediction_type)
         self.sampler = build_sampler(config, self.schedule)
+        # How select_action plans a chunk from an observation window; None: a full `predict_chunk`.
+        # RTI warm start (policies/warmstart.py) plugs in here.
+        self.chunk_planner = None
         self.reset()
 
     # ----------------------------------------------------------------- observations
@@ -160,6 +163,9 @@ class DiffusionPolicy(nn.Module):
         """Forget the observation history and queued actions (call at every episode start)."""
         self._obs_history: dict[str, deque] = {}
         self._action_queue: deque = deque()
+        planner = getattr(self, "chunk_planner", None)
+        if planner is not None:
+            planner.reset()
 
     @torch.no_grad()
     def select_action(self, obs: dict[str, Any]) -> np.ndarray:
@@ -182,7 +188,7 @@ class DiffusionPolicy(nn.Module):
                 history.append(value)
         if not self._action_queue:
             window = {k: torch.stack(list(h), dim=1) for k, h in self._obs_history.items()}
-            chunk = self.predict_chunk(window)
+            chunk = self.chunk_planner(window) if self.chunk_planner is not None else self.predict_chunk(window)
             start = n - 1
             for i in range(start, start + self.config.n_action_steps):
                 self._action_queue.append(chunk[:, i].cpu().numpy())

@@ -12,6 +12,7 @@ from diffpilot.envs.evaluate import evaluate
 from diffpilot.policies.checkpoint import atomic_write_json
 from diffpilot.policies.diffusion_policy import DiffusionPolicy, build_sampler
 from diffpilot.policies.train import pick_device
+from diffpilot.policies.warmstart import RTIWarmStart
 
 from .common import env_factory, log_scalars, set_threads
 
@@ -41,12 +42,22 @@ def run_evaluation(
     num_inference_steps: int | None = None,
     device: str = "auto",
     tb_step: int = 0,
+    rti: dict | None = None,
 ) -> dict:
     policy = load_policy(policy_path, sampler, num_inference_steps, device)
+    if rti and rti.get("enabled"):
+        policy.chunk_planner = RTIWarmStart(policy, rti["start"], rti["num_steps"], rti.get("jump_threshold"))
     make_env = env_factory(task["env"], task["obs_mode"], task.get("max_episode_steps"))
     output_dir = Path(output_dir)
     result = evaluate(policy, make_env, episodes, seed, n_envs, output_dir / "videos", videos)
     info = {"policy": str(policy_path), "sampler": policy.config.sampler, **result.to_dict()}
+    if policy.chunk_planner is not None:
+        planner = policy.chunk_planner
+        info["rti"] = {
+            "timesteps": planner.timesteps,
+            "full_samples": planner.full_samples,
+            "warm_samples": planner.warm_samples,
+        }
     atomic_write_json(output_dir / "eval_info.json", info)
     s = result.summary()
     lo, hi = s["success_ci95"]
@@ -74,4 +85,5 @@ def app(cfg: DictConfig) -> None:
         cfg.sampler,
         cfg.num_inference_steps,
         cfg.device,
+        rti=OmegaConf.to_container(cfg.rti, resolve=True),
     )

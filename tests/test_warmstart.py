@@ -1,0 +1,69 @@
+"""RTI warm start: few network evaluations between chunks, full samples after reset or an observation jump."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from diffpilot.policies.diffusion_policy import DiffusionPolicy
+from diffpilot.policies.warmstart import RTIWarmStart
+
+from .conftest import tiny_config
+
+
+def _obs(value: float) -> dict[str, np.ndarray]:
+    return {
+        "observation.state": np.full((2, 2), value, np.float32),
+        "observation.environment_state": np.full((2, 16), value, np.float32),
+    }
+
+
+def _counting(policy: DiffusionPolicy) -> list[int]:
+    calls = [0]
+    predict = policy.denoiser.predict
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return predict(*args, **kwargs)
+
+    policy.denoiser.predict = counted
+    return calls
+
+
+def test_rti_runs_the_short_step_list_between_chunks():
+    torch.manual_seed(0)
+    policy = DiffusionPolicy(tiny_config(sampler="ddpm", num_inference_steps=100)).eval()
+    calls = _counting(policy)
+    policy.chunk_planner = RTIWarmStart(policy, start=2, num_steps=3)
+    assert policy.chunk_planner.timesteps == [2, 1, 0]
+    policy.reset()
+    for i in range(24):  # chunks at steps 0, 8, 16
+        action = policy.select_action(_obs(100.0 + 0.01 * i))
+    assert action.shape == (2, 2) and np.isfinite(action).all()
+    assert calls[0] == 100 + 3 + 3
+    assert (policy.chunk_planner.full_samples, policy.chunk_planner.warm_samples) == (1, 2)
+    policy.reset()  # a new episode starts from a full sample
+    policy.select_action(_obs(100.0))
+    assert calls[0] == 106 + 100
+
+
+def test_rti_falls_back_to_a_full_sample_when_the_observation_jumps():
+    policy = DiffusionPolicy(tiny_config(sampler="ddim", num_inference_steps=10)).eval()
+    calls = _counting(policy)
+    policy.chunk_planner = RTIWarmStart(policy, start=2, num_steps=3, jump_threshold=0.5)
+    policy.reset()
+    for _ in range(8):
+        policy.select_action(_obs(100.0))
+    policy.select_action(_obs(400.0))  # normalised by the default [−1, 1] stats: a jump of 300
+    assert calls[0] == 10 + 10
+
+
+def test_rti_for_flow_policies_starts_at_a_flow_time():
+    policy = DiffusionPolicy(
+        tiny_config(objective="flow", prediction_type="velocity", sampler="flow_euler", clip_sample=None)
+    ).eval()
+    planner = RTIWarmStart(policy, start=0.8, num_steps=2)
+    assert planner.timesteps == [0.8, 0.9]
+    window = {k: torch.as_tensor(v)[:, None].repeat(1, 2, 1) for k, v in _obs(1.0).items()}
+    first, second = planner(window), planner(window)
+    assert first.shape == second.shape == (2, 16, 2) and planner.warm_samples == 1
