@@ -91,11 +91,7 @@ class DiffusionPolicy(nn.Module):
         out = {}
         lead = 2 if window else 1
         for key, feat in self.config.input_features.items():
-            if key not in obs:
-                raise KeyError(
-                    f"observation is missing feature {key!r}; expected keys {list(self.config.input_features)}"
-                )
-            x = torch.as_tensor(np.asarray(obs[key]) if not torch.is_tensor(obs[key]) else obs[key])
+            x = self._feature(obs, key)
             if feat.kind == "image" and x.dim() == lead + 3 and x.shape[-1] == 3 and x.shape[-3] != 3:
                 x = x.movedim(-1, -3)  # (…, H, W, 3) → (…, 3, H, W)
             if feat.kind == "image" and x.dtype == torch.uint8:
@@ -105,6 +101,13 @@ class DiffusionPolicy(nn.Module):
                 raise ValueError(f"observation {key!r} has shape {tuple(x.shape)}; expected {(*expected, *feat.shape)}")
             out[key] = self.normalizer.normalize(key, x.float().to(self.device))
         return out
+
+    def _feature(self, obs: dict[str, Any], key: str) -> torch.Tensor:
+        """obs[key] as a tensor, or a KeyError naming the missing feature and the expected ones."""
+        if key not in obs:
+            raise KeyError(f"observation is missing feature {key!r}; expected keys {list(self.config.input_features)}")
+        value = obs[key]
+        return value if torch.is_tensor(value) else torch.as_tensor(np.asarray(value))
 
     @property
     def device(self) -> torch.device:
@@ -176,11 +179,7 @@ class DiffusionPolicy(nn.Module):
         """
         n = self.config.n_obs_steps
         for key in self.config.input_features:
-            if key not in obs:
-                raise KeyError(
-                    f"observation is missing feature {key!r}; expected keys {list(self.config.input_features)}"
-                )
-            value = torch.as_tensor(np.asarray(obs[key]) if not torch.is_tensor(obs[key]) else obs[key])
+            value = self._feature(obs, key)
             history = self._obs_history.setdefault(key, deque(maxlen=n))
             if not history:
                 history.extend([value] * n)

@@ -27,21 +27,23 @@ class RTIWarmStart:
 
     def reset(self) -> None:
         self._prev: torch.Tensor | None = None  # last clean chunk, normalised (B, horizon, A)
-        self._prev_obs: torch.Tensor | None = None
+        self._prev_obs: torch.Tensor | None = None  # last normalised observation (B, D), kept for jump checks
 
-    def _jumped(self, obs_now: torch.Tensor) -> bool:
-        if self._prev_obs is None or self._prev_obs.shape != obs_now.shape:
-            return True
+    def _jumped(self, window: dict) -> bool:
+        """Whether any normalised observation value moved more than jump_threshold since the last chunk."""
         if self.jump_threshold is None:
             return False
-        return bool((obs_now - self._prev_obs).abs().max() > self.jump_threshold)
+        obs = self.policy._prepare_obs(window, window=True)
+        obs_now = torch.cat([v[:, -1].flatten(1) for v in obs.values()], dim=1)
+        previous, self._prev_obs = self._prev_obs, obs_now
+        return previous is None or bool((obs_now - previous).abs().max() > self.jump_threshold)
 
     def __call__(self, window: dict) -> torch.Tensor:
         """Observation window (B, n_obs, …) → action chunk (B, horizon, A) in action units."""
         policy = self.policy
-        obs = policy._prepare_obs(window, window=True)
-        obs_now = torch.cat([v[:, -1].flatten(1) for v in obs.values()], dim=1)
-        if self._prev is None or self._jumped(obs_now):
+        batch = len(next(iter(window.values())))
+        jumped = self._jumped(window)
+        if self._prev is None or self._prev.shape[0] != batch or jumped:
             x = policy.predict_chunk(window, normalized=True)
             self.full_samples += 1
         else:
@@ -52,5 +54,5 @@ class RTIWarmStart:
             x_init = policy.sampler.add_noise(shifted, torch.randn(shifted.shape).to(shifted), self.start)
             x = policy.predict_chunk(window, noise=x_init, timesteps=self.timesteps, normalized=True)
             self.warm_samples += 1
-        self._prev, self._prev_obs = x, obs_now
+        self._prev = x
         return policy.normalizer.unnormalize(policy.config.action_key, x)
