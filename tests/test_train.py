@@ -126,3 +126,16 @@ def test_resume_with_a_different_schedule_is_refused(tmp_path):
     other = _trainer(tmp_path / "a", batch_size=4)
     with pytest.raises(CheckpointError, match=r"train.batch_size=4 \(checkpoint: 8\)"):
         other.resume(ckpt)
+
+
+def test_evaluation_during_training_does_not_change_the_run(tmp_path):
+    def eval_fn(policy, step):  # draws from the global RNG, as rollouts with sampling noise do
+        return {"noise": float(torch.randn(()).item()), "training": float(policy.training)}
+
+    plain = _trainer(tmp_path / "a").train()
+    with_eval = _trainer(tmp_path / "b", eval_every=4)
+    with_eval.eval_fn = eval_fn
+    evaluated = with_eval.train()
+    a = load_file(plain / "training_state/model.safetensors")
+    b = load_file(evaluated / "training_state/model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)

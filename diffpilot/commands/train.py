@@ -17,7 +17,7 @@ from diffpilot.policies.diffusion_config import DiffusionPolicyConfig, InputFeat
 from diffpilot.policies.diffusion_policy import DiffusionPolicy
 from diffpilot.policies.train import TrainConfig, Trainer
 
-from .common import ConfigError, set_threads
+from .common import ConfigError, env_factory, set_threads
 
 
 def build_policy(policy_cfg: dict, task_cfg: dict, data) -> DiffusionPolicy:
@@ -38,6 +38,20 @@ def build_policy(policy_cfg: dict, task_cfg: dict, data) -> DiffusionPolicy:
     return DiffusionPolicy(config)
 
 
+def _periodic_eval(cfg: DictConfig, task: dict):
+    """Rollouts of the in-memory (EMA) policy every train.eval_every steps, logged to TensorBoard."""
+    from diffpilot.envs.evaluate import evaluate
+
+    make_env = env_factory(task["env"], task["obs_mode"], task.get("max_episode_steps"))
+
+    def run(policy, step: int) -> dict[str, float]:
+        result = evaluate(policy, make_env, cfg.eval.episodes or 10, cfg.eval.seed, cfg.eval.n_envs, progress=False)
+        policy.reset()
+        return {"success_rate": result.success_rate, "mean_max_coverage": result.mean_max_coverage}
+
+    return run
+
+
 def run_training(cfg: DictConfig) -> dict:
     set_threads(cfg.train.num_threads)
     task = OmegaConf.to_container(cfg.task, resolve=True)
@@ -50,7 +64,9 @@ def run_training(cfg: DictConfig) -> dict:
     dataset = WindowedDataset(data, task["obs_keys"], task["action_key"], pc.n_obs_steps, pc.horizon, pc.n_action_steps)
     train_cfg = TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True))
     output_dir = Path(cfg.output_dir)
-    trainer = Trainer(policy, dataset, train_cfg, output_dir)
+    trainer = Trainer(
+        policy, dataset, train_cfg, output_dir, eval_fn=_periodic_eval(cfg, task) if train_cfg.eval_every else None
+    )
     if cfg.resume:
         if not Path(cfg.resume, "training_state").is_dir():
             raise ConfigError(f"resume={cfg.resume!r}: expected a checkpoint directory with training_state/")
