@@ -36,7 +36,9 @@ class RTIWarmStart:
         obs = self.policy._prepare_obs(window, window=True)
         obs_now = torch.cat([v[:, -1].flatten(1) for v in obs.values()], dim=1)
         previous, self._prev_obs = self._prev_obs, obs_now
-        return previous is None or bool((obs_now - previous).abs().max() > self.jump_threshold)
+        if previous is None or previous.shape != obs_now.shape:  # first chunk, or the batch changed
+            return True
+        return bool((obs_now - previous).abs().max() > self.jump_threshold)
 
     def __call__(self, window: dict) -> torch.Tensor:
         """Observation window (B, n_obs, …) → action chunk (B, horizon, A) in action units."""

@@ -67,3 +67,12 @@ def test_rti_for_flow_policies_starts_at_a_flow_time():
     window = {k: torch.as_tensor(v)[:, None].repeat(1, 2, 1) for k, v in _obs(1.0).items()}
     first, second = planner(window), planner(window)
     assert first.shape == second.shape == (2, 16, 2) and planner.warm_samples == 1
+
+
+def test_rti_with_a_jump_threshold_survives_a_batch_size_change():
+    policy = DiffusionPolicy(tiny_config(sampler="ddim", num_inference_steps=4)).eval()
+    planner = RTIWarmStart(policy, start=2, num_steps=3, jump_threshold=0.5)
+    for batch in (2, 3):
+        window = {k: torch.as_tensor(v[:1]).repeat(batch, 1)[:, None].repeat(1, 2, 1) for k, v in _obs(1.0).items()}
+        assert planner(window).shape == (batch, 16, 2)
+    assert planner.full_samples == 2
