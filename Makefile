@@ -8,7 +8,7 @@ DEMO_EPISODES ?= 100
 DEMO_EVAL     ?= 50
 DEMO_ARGS     ?=
 
-.PHONY: help venv demo demo-full test test-all lint bench compat clean
+.PHONY: help venv demo demo-full test test-all lint bench bench-inference compat clean
 
 help:
 	@echo "make demo       quick PushT demo: demos, train, evaluate, video (minutes on 2 CPU cores)"
@@ -16,6 +16,7 @@ help:
 	@echo "make test       the test suite (fast; slow tests: make test-all)"
 	@echo "make lint       ruff"
 	@echo "make bench      benchmarks → bench/results/*.json"
+	@echo "make bench-inference  latency vs LeRobot, few-step / RTI / GPC success (trains 2 CPU models: ~1 h)"
 	@echo "make compat     LeRobot 0.4.4 peer venv + dataset round trip both ways (~8 GB download)"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -50,6 +51,21 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/pusht.py
+
+# The fast-inference benchmarks: two CPU-trained PushT state models (diffusion + flow, configs
+# experiment=pusht_cpu), every sampler's latency beside LeRobot's DiffusionPolicy and its success on
+# 200 episodes, then GPC over the two (bench/results/inference.json, bench/results/compose/).
+INFER_D := runs/cpu_diffusion/checkpoints/last/pretrained_model
+INFER_F := runs/cpu_flow/checkpoints/last/pretrained_model
+bench-inference: $(STAMP) $(COMPAT_STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	test -f data/pusht/meta/info.json || $(BIN)/diffpilot data episodes=200 obs_mode=all output=data/pusht
+	test -f $(INFER_D)/config.json || $(BIN)/diffpilot train experiment=pusht_cpu output_dir=runs/cpu_diffusion
+	test -f $(INFER_F)/config.json || \
+		$(BIN)/diffpilot train experiment=pusht_cpu policy=flow_unet_small output_dir=runs/cpu_flow
+	$(BIN)/python bench/inference.py --diffusion $(INFER_D) --flow $(INFER_F) --episodes 200
+	$(BIN)/diffpilot compose parents=[$(INFER_D),$(INFER_F)] output_dir=runs/compose
+	mkdir -p bench/results/compose && cp runs/compose/compose.json runs/compose/weight_sweep.png bench/results/compose/
 
 # LeRobot 0.4.4 needs torch < 2.11 and torchvision, so it gets its own peer venv (never made by `make test`).
 # The peer install must not see constraints.txt (it pins torch 2.13).

@@ -1,4 +1,4 @@
-"""`diffpilot <command> [hydra overrides]`: data | train | eval | info. Each command is a Hydra app, so
+"""`diffpilot <command> [hydra overrides]`: data | train | eval | compose. Each command is a Hydra app, so
 any config value is overridable the way Hydra users expect (`diffpilot train train.steps=500`)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ COMMANDS = {
     "data": ("diffpilot.commands.data", "Make scripted-expert demonstrations as a LeRobot v3 dataset"),
     "train": ("diffpilot.commands.train", "Train a diffusion / flow policy by behaviour cloning"),
     "eval": ("diffpilot.commands.evaluate", "Evaluate a trained policy: success rate, CI, videos"),
+    "compose": ("diffpilot.commands.compose", "GPC: search convex weights over trained policies, save the mix"),
 }
 
 

@@ -45,7 +45,7 @@ class DiffusionPolicyConfig:
     num_train_steps: int = 100
     beta_schedule: Literal["linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
     flow_time_sampling: Literal["uniform", "beta"] = "uniform"
-    # Inference: "ddpm", "ddim", "flow_euler" or "flow_midpoint".
+    # Inference: "ddpm", "ddim", "heun" (diffusion) or "flow_euler", "flow_midpoint", "flow_heun" (flow).
     sampler: str = "ddpm"
     num_inference_steps: int = 100
     eta: float = 0.0
@@ -104,7 +104,7 @@ class DiffusionPolicyConfig:
                 f"horizon={self.horizon}: the UNet with down_dims={list(self.down_dims)} needs a multiple of "
                 f"{2 ** (len(self.down_dims) - 1)}"
             )
-        samplers = {"diffusion": ("ddpm", "ddim"), "flow": ("flow_euler", "flow_midpoint")}
+        samplers = {"diffusion": ("ddpm", "ddim", "heun"), "flow": ("flow_euler", "flow_midpoint", "flow_heun")}
         if self.objective not in samplers:
             raise ValueError(f"objective={self.objective!r}: expected 'diffusion' or 'flow'")
         if self.sampler not in samplers[self.objective]:

@@ -7,7 +7,6 @@ that RTI, GPC and DSRL build on.
 
 from __future__ import annotations
 
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,13 @@ import torch
 from torch import nn
 
 from .checkpoint import CheckpointError, atomic_save_tensors, atomic_write_json, load_tensors, read_json
+from .chunk_policy import ChunkPolicy
 from .denoiser import NetDenoiser
 from .diffusion_config import DiffusionPolicyConfig
 from .nets import ConditionalUnet1D, ObservationEncoder, TransformerDenoiserNet
 from .normalize import Normalizer
-from .samplers import DDIMSampler, DDPMSampler, DiffusionSchedule, FlowSampler, FlowSchedule
+from .samplers import DiffusionSchedule, FlowSchedule
+from .samplers.factory import make_sampler
 from .samplers.parameterization import training_target
 
 CONFIG_FILE = "config.json"
@@ -29,15 +30,10 @@ WEIGHTS_FILE = "model.safetensors"
 
 def build_sampler(config: DiffusionPolicyConfig, schedule):
     """The inference sampler named by `config.sampler` over the policy's schedule."""
-    if config.sampler == "ddpm":
-        return DDPMSampler(schedule, clip_sample=config.clip_sample)
-    if config.sampler == "ddim":
-        return DDIMSampler(schedule, config.num_inference_steps, config.eta, config.clip_sample)
-    method = config.sampler.removeprefix("flow_")
-    return FlowSampler(schedule, config.num_inference_steps, method)
+    return make_sampler(config.sampler, schedule, config.num_inference_steps, config.eta, config.clip_sample)
 
 
-class DiffusionPolicy(nn.Module):
+class DiffusionPolicy(ChunkPolicy):
     type_name = "diffusion"
 
     def __init__(self, config: DiffusionPolicyConfig):
@@ -77,9 +73,6 @@ class DiffusionPolicy(nn.Module):
             self.schedule = FlowSchedule(train_time_sampling=config.flow_time_sampling)
         self.denoiser = NetDenoiser(self.net, self.schedule, config.prediction_type)
         self.sampler = build_sampler(config, self.schedule)
-        # How select_action plans a chunk from an observation window; None: a full `predict_chunk`.
-        # RTI warm start (policies/warmstart.py) plugs in here.
-        self.chunk_planner = None
         self.reset()
 
     # ----------------------------------------------------------------- observations
@@ -101,17 +94,6 @@ class DiffusionPolicy(nn.Module):
                 raise ValueError(f"observation {key!r} has shape {tuple(x.shape)}; expected {(*expected, *feat.shape)}")
             out[key] = self.normalizer.normalize(key, x.float().to(self.device))
         return out
-
-    def _feature(self, obs: dict[str, Any], key: str) -> torch.Tensor:
-        """obs[key] as a tensor, or a KeyError naming the missing feature and the expected ones."""
-        if key not in obs:
-            raise KeyError(f"observation is missing feature {key!r}; expected keys {list(self.config.input_features)}")
-        value = obs[key]
-        return value if torch.is_tensor(value) else torch.as_tensor(np.asarray(value))
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
 
     def encode(self, obs_window: dict[str, Any]) -> torch.Tensor:
         """Observation window (B, n_obs, …) → global condition (B, C)."""
@@ -139,7 +121,7 @@ class DiffusionPolicy(nn.Module):
         return self.compute_loss(batch)
 
     # ----------------------------------------------------------------- inference
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict_chunk(
         self,
         obs_window: dict[str, Any],
@@ -162,36 +144,13 @@ class DiffusionPolicy(nn.Module):
         x = self.sampler.sample(self.denoiser, noise.to(cond), cond, timesteps, generator)
         return x if normalized else self.normalizer.unnormalize(self.config.action_key, x)
 
-    def reset(self) -> None:
-        """Forget the observation history and queued actions (call at every episode start)."""
-        self._obs_history: dict[str, deque] = {}
-        self._action_queue: deque = deque()
-        planner = getattr(self, "chunk_planner", None)
-        if planner is not None:
-            planner.reset()
-
-    @torch.no_grad()
-    def select_action(self, obs: dict[str, Any]) -> np.ndarray:
-        """One control step: obs is a batch (B, *shape) per feature; returns actions (B, A).
-
-        Keeps the last n_obs_steps observations (the first one repeated at an episode start) and
-        re-plans a chunk whenever the n_action_steps queue is empty.
-        """
-        n = self.config.n_obs_steps
-        for key in self.config.input_features:
-            value = self._feature(obs, key)
-            history = self._obs_history.setdefault(key, deque(maxlen=n))
-            if not history:
-                history.extend([value] * n)
-            else:
-                history.append(value)
-        if not self._action_queue:
-            window = {k: torch.stack(list(h), dim=1) for k, h in self._obs_history.items()}
-            chunk = self.chunk_planner(window) if self.chunk_planner is not None else self.predict_chunk(window)
-            start = n - 1
-            for i in range(start, start + self.config.n_action_steps):
-                self._action_queue.append(chunk[:, i].cpu().numpy())
-        return self._action_queue.popleft()
+    def set_sampler(self, sampler: str | None = None, num_inference_steps: int | None = None) -> None:
+        """Switch the inference sampler (e.g. a DDPM-trained policy sampled with DDIM-10), validated."""
+        cfg = self.config
+        cfg.sampler = sampler or cfg.sampler
+        cfg.num_inference_steps = num_inference_steps or cfg.num_inference_steps
+        cfg.__post_init__()
+        self.sampler = build_sampler(cfg, self.schedule)
 
     # ----------------------------------------------------------------- checkpoints
     def load_stats(self, stats: dict[str, dict[str, np.ndarray]]) -> None:

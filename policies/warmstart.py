@@ -15,11 +15,25 @@ class RTIWarmStart:
     num_steps: network evaluations per warm-started chunk; jump_threshold: largest change of any normalised
     observation value since the last chunk that still allows a warm start (None: never fall back);
     clip: clamp the shifted chunk to the normalised action range [−1, 1] (discrete dimensions such as a
-    gripper stay in range).
+    gripper stay in range); pad: how the executed steps' room at the end is filled — "hold" repeats the
+    last action (RTI-DP), "extrapolate" continues the chunk's last velocity (then clipped).
     """
 
-    def __init__(self, policy, start: float, num_steps: int, jump_threshold: float | None = None, clip: bool = True):
+    PADS = ("hold", "extrapolate")
+
+    def __init__(
+        self,
+        policy,
+        start: float,
+        num_steps: int,
+        jump_threshold: float | None = None,
+        clip: bool = True,
+        pad: str = "hold",
+    ):
+        if pad not in self.PADS:
+            raise ValueError(f"pad={pad!r}: expected one of {self.PADS}")
         self.policy, self.num_steps, self.jump_threshold, self.clip = policy, num_steps, jump_threshold, clip
+        self.pad = pad
         self.timesteps = policy.sampler.default_timesteps(num_steps, start=start)
         self.start = self.timesteps[0]
         self.full_samples = self.warm_samples = 0
@@ -40,6 +54,16 @@ class RTIWarmStart:
             return True
         return bool((obs_now - previous).abs().max() > self.jump_threshold)
 
+    def _shift(self, chunk: torch.Tensor, k: int) -> torch.Tensor:
+        """Drop the k executed steps of a (B, H, A) chunk and pad k steps at the end."""
+        last = chunk[:, -1:]
+        if self.pad == "hold":
+            tail = last.expand(-1, k, -1)
+        else:
+            velocity = chunk[:, -1:] - chunk[:, -2:-1]
+            tail = last + velocity * torch.arange(1, k + 1, dtype=chunk.dtype, device=chunk.device)[None, :, None]
+        return torch.cat([chunk[:, k:], tail], dim=1)
+
     def __call__(self, window: dict) -> torch.Tensor:
         """Observation window (B, n_obs, …) → action chunk (B, horizon, A) in action units."""
         policy = self.policy
@@ -49,8 +73,7 @@ class RTIWarmStart:
             x = policy.predict_chunk(window, normalized=True)
             self.full_samples += 1
         else:
-            k = policy.config.n_action_steps
-            shifted = torch.cat([self._prev[:, k:], self._prev[:, -1:].expand(-1, k, -1)], dim=1)
+            shifted = self._shift(self._prev, policy.config.n_action_steps)
             if self.clip:
                 shifted = shifted.clamp(-1.0, 1.0)
             x_init = policy.sampler.add_noise(shifted, torch.randn(shifted.shape).to(shifted), self.start)

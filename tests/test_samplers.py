@@ -12,8 +12,10 @@ from diffpilot.policies.samplers import (
     DiffusionSchedule,
     FlowSampler,
     FlowSchedule,
+    HeunSampler,
     convert_prediction,
 )
+from diffpilot.policies.samplers.factory import make_sampler, network_evaluations
 from diffpilot.policies.samplers.parameterization import to_sample_and_noise
 
 
@@ -127,3 +129,74 @@ def test_integral_float_levels_are_accepted_and_fractions_refused(target):
     assert torch.allclose(out, target, atol=1e-3)
     with pytest.raises(ValueError, match="expected integer diffusion levels"):
         DDIMSampler(schedule).sample(den, torch.randn_like(target), None, timesteps=[1.5, 0])
+
+
+class GaussianDenoiser(PointDenoiser):
+    """The exact denoiser for data ~ N(mu, s²) per coordinate: x0̂ = mu + α s² (x_t − α mu) / (α² s² + σ²)."""
+
+    def __init__(self, schedule, mu: float, s: float):
+        super().__init__(schedule, torch.zeros(1), "sample")
+        self.mu, self.s = mu, s
+
+    def predict(self, x_t, t, cond, kind):
+        self.calls += 1
+        alpha, sigma = self.schedule.alpha_sigma(t)
+        a, sg = alpha[:, None, None].double(), sigma[:, None, None].double()
+        x0 = self.mu + a * self.s**2 * (x_t.double() - a * self.mu) / (a**2 * self.s**2 + sg**2)
+        return convert_prediction(x0.float(), "sample", kind, x_t, alpha, sigma)
+
+    def exact(self, x_init: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
+        """Where the probability-flow ODE takes x_init at (alpha, sigma) at clean data (σ̃ = σ/α → 0)."""
+        sigma_ve = sigma / alpha
+        return self.mu + (x_init / alpha - self.mu) * self.s / (self.s**2 + sigma_ve**2) ** 0.5
+
+
+@pytest.mark.parametrize("native", ["sample", "epsilon", "velocity"])
+def test_heun_lands_on_the_data_point_with_2n_minus_1_evaluations(target, native):
+    schedule = DiffusionSchedule(100)
+    den = PointDenoiser(schedule, target, native)
+    sampler = HeunSampler(schedule, 4)
+    levels = sampler.default_timesteps()
+    assert levels[0] == 99 and levels[-1] == 0 and len(levels) == 4
+    out = sampler.sample(den, torch.randn_like(target), None)
+    assert den.calls == 7 == network_evaluations(sampler, levels)
+    assert torch.allclose(out, target, atol=1e-4)
+
+
+def test_heun_follows_the_ode_more_closely_than_ddim_at_equal_evaluations():
+    """Gaussian data: the ODE's end point is known in closed form; 2nd order beats 1st at 15 evaluations
+    (at 5 or fewer the first big Karras step dominates and DDIM is as good: few-step use is measured, not assumed)."""
+    schedule = DiffusionSchedule(100)
+    den = GaussianDenoiser(schedule, mu=0.3, s=0.5)
+    x_init = torch.randn(64, 16, 2)
+    start = 60
+    ab = float(schedule.alphas_cumprod[start])
+    exact = den.exact(x_init, ab**0.5, (1 - ab) ** 0.5)
+    heun = HeunSampler(schedule, 8, clip_sample=None)
+    ddim = DDIMSampler(schedule, 15, clip_sample=None)
+    err_heun = (heun.sample(den, x_init, None, heun.default_timesteps(8, start=start)) - exact).abs().max()
+    err_ddim = (ddim.sample(den, x_init, None, ddim.default_timesteps(15, start=start)) - exact).abs().max()
+    assert err_heun < 0.5 * err_ddim, (err_heun, err_ddim)
+
+
+def test_flow_heun_beats_euler_on_gaussian_data():
+    schedule = FlowSchedule()
+    den = GaussianDenoiser(schedule, mu=-0.2, s=0.4)
+    x_init = torch.randn(64, 16, 2)
+    t0 = 0.2
+    exact = den.exact(x_init, t0, 1 - t0)
+    heun, euler = FlowSampler(schedule, 3, "heun"), FlowSampler(schedule, 6, "euler")
+    assert network_evaluations(heun, heun.default_timesteps()) == 6
+    err_heun = (heun.sample(den, x_init, None, heun.default_timesteps(start=t0)) - exact).abs().max()
+    err_euler = (euler.sample(den, x_init, None, euler.default_timesteps(start=t0)) - exact).abs().max()
+    assert err_heun < 0.5 * err_euler, (err_heun, err_euler)
+
+
+def test_samplers_by_name():
+    diffusion, flow = DiffusionSchedule(100), FlowSchedule()
+    assert isinstance(make_sampler("heun", diffusion, 5), HeunSampler)
+    assert make_sampler("flow_heun", flow, 5).method == "heun"
+    with pytest.raises(ValueError, match="needs a flow schedule"):
+        make_sampler("flow_euler", diffusion, 5)
+    with pytest.raises(ValueError, match="sampler='dpm'"):
+        make_sampler("dpm", diffusion, 5)

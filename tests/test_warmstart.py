@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from diffpilot.policies.diffusion_policy import DiffusionPolicy
@@ -76,3 +77,14 @@ def test_rti_with_a_jump_threshold_survives_a_batch_size_change():
         window = {k: torch.as_tensor(v[:1]).repeat(batch, 1)[:, None].repeat(1, 2, 1) for k, v in _obs(1.0).items()}
         assert planner(window).shape == (batch, 16, 2)
     assert planner.full_samples == 2
+
+
+def test_shift_pads_by_holding_or_extrapolating():
+    policy = DiffusionPolicy(tiny_config(horizon=8, n_action_steps=4)).eval()
+    chunk = torch.arange(8, dtype=torch.float32).reshape(1, 8, 1).expand(1, 8, 2) * 0.1
+    held = RTIWarmStart(policy, start=2, num_steps=3)._shift(chunk, 4)
+    assert torch.allclose(held[0, :, 0], torch.tensor([0.4, 0.5, 0.6, 0.7, 0.7, 0.7, 0.7, 0.7]))
+    extrapolated = RTIWarmStart(policy, start=2, num_steps=3, pad="extrapolate")._shift(chunk, 4)
+    assert torch.allclose(extrapolated[0, :, 0], torch.arange(4, 12, dtype=torch.float32) * 0.1)
+    with pytest.raises(ValueError, match="pad='zero'"):
+        RTIWarmStart(policy, start=2, num_steps=3, pad="zero")

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from diffpilot.envs.evaluate import evaluate
 from diffpilot.policies.checkpoint import atomic_write_json
-from diffpilot.policies.diffusion_policy import DiffusionPolicy, build_sampler
+from diffpilot.policies.registry import load_policy as load_saved_policy
 from diffpilot.policies.train import pick_device
 from diffpilot.policies.warmstart import RTIWarmStart
 
@@ -20,13 +20,10 @@ from .common import env_factory, log_scalars, set_threads
 def load_policy(
     path: str | Path, sampler: str | None = None, num_inference_steps: int | None = None, device: str = "auto"
 ):
-    policy = DiffusionPolicy.from_pretrained(path, map_location=str(pick_device(device)))
+    """A saved policy of any type, optionally with another sampler / step count."""
+    policy = load_saved_policy(path, map_location=str(pick_device(device)))
     if sampler or num_inference_steps:
-        cfg = policy.config
-        cfg.sampler = sampler or cfg.sampler
-        cfg.num_inference_steps = num_inference_steps or cfg.num_inference_steps
-        cfg.__post_init__()
-        policy.sampler = build_sampler(cfg, policy.schedule)
+        policy.set_sampler(sampler, num_inference_steps)
     return policy
 
 
@@ -46,7 +43,9 @@ def run_evaluation(
 ) -> dict:
     policy = load_policy(policy_path, sampler, num_inference_steps, device)
     if rti and rti.get("enabled"):
-        policy.chunk_planner = RTIWarmStart(policy, rti["start"], rti["num_steps"], rti.get("jump_threshold"))
+        policy.chunk_planner = RTIWarmStart(
+            policy, rti["start"], rti["num_steps"], rti.get("jump_threshold"), pad=rti.get("pad", "hold")
+        )
     make_env = env_factory(task["env"], task["obs_mode"], task.get("max_episode_steps"))
     output_dir = Path(output_dir)
     result = evaluate(policy, make_env, episodes, seed, n_envs, output_dir / "videos", videos)
@@ -55,6 +54,7 @@ def run_evaluation(
         planner = policy.chunk_planner
         info["rti"] = {
             "timesteps": planner.timesteps,
+            "pad": planner.pad,
             "full_samples": planner.full_samples,
             "warm_samples": planner.warm_samples,
         }

@@ -2,6 +2,7 @@
 
 from .base import Denoiser, PredictionKind, Sampler
 from .diffusion import DDIMSampler, DDPMSampler
+from .edm import HeunSampler
 from .flow import FlowSampler
 from .parameterization import convert_prediction, training_target
 from .schedules import DiffusionSchedule, FlowSchedule, NoiseSchedule
@@ -13,6 +14,7 @@ __all__ = [
     "DiffusionSchedule",
     "FlowSampler",
     "FlowSchedule",
+    "HeunSampler",
     "NoiseSchedule",
     "PredictionKind",
     "Sampler",

@@ -1,0 +1,305 @@
+"""Per-chunk inference latency (batch 1, p50/p99) of diffpilot's samplers beside LeRobot's DiffusionPolicy
+(default config, run in the compat venv in the same run), and — for the trained PushT state models — each
+sampler's success on the same weights. Writes bench/results/inference.json.
+
+  python bench/inference.py --diffusion runs/cpu_diffusion/checkpoints/last/pretrained_model \
+      --flow runs/cpu_flow/checkpoints/last/pretrained_model --episodes 200
+
+Without --diffusion/--flow, untrained policies built from the Hydra policy configs are timed (latency does
+not depend on the weights). --episodes 0 skips the rollouts; --peer-repeats 0 skips the peer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from diffpilot.envs.evaluate import evaluate
+from diffpilot.envs.pusht import make_pusht_env
+from diffpilot.policies.checkpoint import atomic_write_json
+from diffpilot.policies.composition import ComposedPolicy, CompositionConfig
+from diffpilot.policies.diffusion_config import DiffusionPolicyConfig, InputFeature
+from diffpilot.policies.diffusion_policy import DiffusionPolicy
+from diffpilot.policies.registry import load_policy
+from diffpilot.policies.samplers.factory import network_evaluations
+from diffpilot.policies.warmstart import RTIWarmStart
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+PEER_PYTHON = ROOT / ".venv-compat" / "bin" / "python"
+SHAPES = {
+    "state": {"observation.state": (2,), "observation.environment_state": (16,)},
+    "image": {"observation.state": (2,), "observation.image": (3, 96, 96)},
+}
+
+
+@dataclass
+class Variant:
+    """One way of producing a chunk: which model, which sampler and steps, optional RTI or accelerator."""
+
+    name: str
+    model: str  # "diffusion" | "flow" | "gpc"
+    sampler: str
+    steps: int
+    rti: tuple[float, int] | None = None  # (start, num_steps)
+    backend: str = "eager"  # eager | compile | onnx
+    shapes: tuple[str, ...] = ("state", "image")
+    notes: dict = field(default_factory=dict)
+
+
+def variants(rti_start: int, flow_rti_start: float) -> list[Variant]:
+    return [
+        Variant("ddpm-100", "diffusion", "ddpm", 100),
+        Variant("ddim-10", "diffusion", "ddim", 10),
+        Variant("ddim-3", "diffusion", "ddim", 3),
+        Variant("heun-3", "diffusion", "heun", 3),
+        Variant(f"rti-3 (ddim from {rti_start})", "diffusion", "ddim", 10, rti=(rti_start, 3)),
+        Variant("flow-10", "flow", "flow_euler", 10),
+        Variant("flow-3", "flow", "flow_euler", 3),
+        Variant("flow-1", "flow", "flow_euler", 1),
+        Variant(f"flow-rti-3 (from t={flow_rti_start})", "flow", "flow_euler", 10, rti=(flow_rti_start, 3)),
+        Variant("gpc ddim-10 (diffusion+flow)", "gpc", "ddim", 10, shapes=("state",)),
+        Variant("ddim-10 torch.compile", "diffusion", "ddim", 10, backend="compile", shapes=("state",)),
+        Variant("ddim-10 onnxruntime", "diffusion", "ddim", 10, backend="onnx", shapes=("state",)),
+    ]
+
+
+# ----------------------------------------------------------------------------- policies
+def untrained(shape: str, policy_name: str) -> DiffusionPolicy:
+    """A policy from the Hydra config `policy=<policy_name>` with the PushT feature shapes of `shape`."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    with initialize_config_module("diffpilot.configs", version_base="1.3"):
+        cfg = compose("train", overrides=[f"policy={policy_name}"])
+    features = {k: InputFeature("image" if len(s) == 3 else "state", s) for k, s in SHAPES[shape].items()}
+    values = {**OmegaConf.to_container(cfg.policy, resolve=True), "input_features": features, "action_dim": 2}
+    torch.manual_seed(0)
+    return DiffusionPolicy(DiffusionPolicyConfig.from_dict(values)).eval()
+
+
+def configure(base: dict, v: Variant) -> tuple:
+    """The policy object a variant runs, and the step list one chunk visits (for the NFE count)."""
+    if v.model == "gpc":
+        policy = ComposedPolicy([base["diffusion"], base["flow"]], CompositionConfig([0.5, 0.5], v.sampler, v.steps))
+    else:
+        policy = base[v.model]
+        policy.set_sampler(v.sampler, v.steps)
+    policy.chunk_planner = None
+    timesteps = policy.sampler.default_timesteps()
+    if v.rti:
+        policy.chunk_planner = RTIWarmStart(policy, v.rti[0], v.rti[1])
+        timesteps = policy.chunk_planner.timesteps
+    nfe = network_evaluations(policy.sampler, timesteps) * (2 if v.model == "gpc" else 1)
+    return policy, nfe
+
+
+class OnnxNet(torch.nn.Module):
+    """The denoiser network exported to ONNX and run by onnxruntime, called like the torch net."""
+
+    def __init__(self, net, example: tuple, threads: int):
+        super().__init__()
+        import onnxruntime as ort
+
+        path = RESULTS / ".denoiser.onnx"
+        torch.onnx.export(net, example, str(path), input_names=["x", "t", "cond"], dynamo=False)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        path.unlink()
+
+    def forward(self, x, t, cond):
+        feeds = {"x": x.numpy(), "t": t.float().numpy(), "cond": cond.numpy()}
+        return torch.from_numpy(self.session.run(None, feeds)[0])
+
+
+def with_backend(policy: DiffusionPolicy, backend: str, threads: int):
+    """Swap the denoiser's network for a compiled / ONNX one; returns a function that restores it."""
+    original = policy.denoiser.net
+    if backend == "compile":
+        policy.denoiser.net = torch.compile(original, dynamic=False)
+    elif backend == "onnx":
+        cond_dim = policy.obs_encoder.output_dim
+        example = (torch.randn(1, policy.config.horizon, 2), torch.tensor([10.0]), torch.randn(1, cond_dim))
+        policy.denoiser.net = OnnxNet(original, example, threads)
+
+    def restore() -> None:
+        policy.denoiser.net = original
+
+    return restore
+
+
+# ----------------------------------------------------------------------------- timing
+def observation(shape: str) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    obs = {k: rng.uniform(-1, 1, (1, *s)).astype(np.float32) for k, s in SHAPES[shape].items()}
+    if "observation.image" in obs:
+        obs["observation.image"] = rng.integers(0, 255, (1, 96, 96, 3), dtype=np.uint8)
+    return obs
+
+
+def time_chunks(policy, obs: dict, repeats: int, warm: bool) -> list[float]:
+    """Milliseconds per chunk through select_action at batch 1; `warm`: RTI's steady state (kept plan)."""
+    policy.reset()
+    policy.select_action(obs)  # warm-up, and RTI's first (full) chunk
+    times = []
+    for _ in range(repeats):
+        if warm:
+            policy._action_queue.clear()  # the next call plans a warm-started chunk
+        else:
+            policy.reset()
+        start = time.perf_counter()
+        policy.select_action(obs)
+        times.append((time.perf_counter() - start) * 1000)
+    return sorted(times)
+
+
+def net_only_ms(policy, repeats: int = 50) -> float:
+    """One network evaluation alone at batch 1: the floor a sampler's per-step Python overhead adds to."""
+    net = policy.denoiser.net
+    x = torch.randn(1, policy.config.horizon, policy.config.action_dim)
+    cond = torch.randn(1, policy.obs_encoder.output_dim)
+    t = torch.tensor([10.0])
+    with torch.inference_mode():
+        net(x, t, cond)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            net(x, t, cond)
+    return (time.perf_counter() - start) * 1000 / repeats
+
+
+def percentile(sorted_ms: list[float], q: float) -> float:
+    return sorted_ms[min(len(sorted_ms) - 1, round(q * (len(sorted_ms) - 1)))]
+
+
+def run_peer(shape: str, threads: int, repeats: int) -> dict | None:
+    if repeats <= 0:
+        return None
+    if not PEER_PYTHON.exists():
+        print(f"peer skipped: {PEER_PYTHON} missing (make compat builds it)", file=sys.stderr)
+        return None
+    cmd = [str(PEER_PYTHON), str(ROOT / "bench" / "lerobot_peer.py"), "--shape", shape]
+    cmd += ["--threads", str(threads), "--repeats", str(repeats)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- main
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--diffusion", help="trained diffusion policy directory (state shape)")
+    parser.add_argument("--flow", help="trained flow policy directory (state shape)")
+    parser.add_argument("--episodes", type=int, default=0, help="PushT rollouts per variant (state shape)")
+    parser.add_argument("--seed", type=int, default=100_000)
+    parser.add_argument("--n-envs", type=int, default=50)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--shapes", nargs="+", default=["state", "image"])
+    parser.add_argument("--budget-ms", type=float, default=4000, help="timing budget per variant and thread count")
+    parser.add_argument("--peer-repeats", type=int, default=3)
+    parser.add_argument("--rti-start", type=int, default=50)
+    parser.add_argument("--flow-rti-start", type=float, default=0.5)
+    parser.add_argument("--only", nargs="*", help="variant names to run (default: all)")
+    parser.add_argument("--output", default=str(RESULTS / "inference.json"))
+    args = parser.parse_args()
+
+    report = {
+        "command": " ".join(["python", "bench/inference.py", *sys.argv[1:]]),
+        "machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__},
+        "shapes": [],
+    }
+    todo = [v for v in variants(args.rti_start, args.flow_rti_start) if not args.only or v.name in args.only]
+    for shape in args.shapes:
+        if shape == "state" and args.diffusion:
+            base = {"diffusion": load_policy(args.diffusion), "flow": load_policy(args.flow)}
+        else:
+            base = {"diffusion": untrained(shape, "diffusion_unet_small"), "flow": untrained(shape, "flow_unet_small")}
+        obs = observation(shape)
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            peer = run_peer(shape, threads, args.peer_repeats)
+            entry = {"shape": shape, "threads": threads, "peer": peer, "ours": {}}
+            if peer:
+                print(f"[{shape}, {threads} thread(s)] peer {peer['name']}: p50 {peer['p50_ms']:.0f} ms")
+            for v in todo:
+                if shape not in v.shapes:
+                    continue
+                policy, nfe = configure(base, v)
+                restore = with_backend(policy, v.backend, threads) if v.backend != "eager" else (lambda: None)
+                try:
+                    with torch.inference_mode():
+                        first = time_chunks(policy, obs, 3, warm=bool(v.rti))
+                        repeats = int(max(10, min(300, args.budget_ms / max(first[len(first) // 2], 0.05))))
+                        ms = time_chunks(policy, obs, repeats, warm=bool(v.rti))
+                    net_ms = (
+                        net_only_ms(base["diffusion" if v.model == "gpc" else v.model])
+                        if v.backend == "eager"
+                        else None
+                    )
+                finally:
+                    restore()
+                p50 = statistics.median(ms)
+                row = {
+                    "p50_ms": p50,
+                    "p99_ms": percentile(ms, 0.99),
+                    "repeats": len(ms),
+                    "nfe": nfe,
+                    "control_rate_hz": 8 * 1000.0 / p50,  # 8 executed actions per chunk
+                    "net_ms_per_eval": net_ms,
+                }
+                if peer:
+                    row["speedup_vs_peer"] = peer["p50_ms"] / p50
+                entry["ours"][v.name] = row
+                extra = f", {row['speedup_vs_peer']:.0f}× faster than the peer" if peer else ""
+                print(
+                    f"[{shape}, {threads}t] {v.name:<34} p50 {p50:8.2f} ms  p99 {row['p99_ms']:8.2f} ms"
+                    f"  nfe {nfe}{extra}"
+                )
+            report["shapes"].append(entry)
+        if shape == "state" and args.episodes > 0 and args.diffusion:
+            success = {}
+            torch.set_num_threads(max(args.threads))
+            for v in todo:
+                if v.backend != "eager":
+                    continue
+                policy, _ = configure(base, v)
+                torch.manual_seed(args.seed)
+                make_env = lambda: make_pusht_env("state")  # noqa: E731
+                result = evaluate(policy, make_env, args.episodes, args.seed, args.n_envs, progress=True)
+                success[v.name] = result.summary()
+                s = success[v.name]
+                print(
+                    f"[success] {v.name:<34} {s['success_rate']:.1%} (95% CI {s['success_ci95'][0]:.1%}–"
+                    f"{s['success_ci95'][1]:.1%}), coverage {s['mean_max_coverage']:.3f}"
+                )
+            for entry in report["shapes"]:
+                if entry["shape"] == "state":
+                    for name, row in entry["ours"].items():
+                        key = (
+                            name if name in success else name.replace(" torch.compile", "").replace(" onnxruntime", "")
+                        )
+                        if key in success:
+                            row["success"] = success[key]["success_rate"]
+                            row["success_ci95"] = success[key]["success_ci95"]
+            report["success"] = {
+                "episodes": args.episodes,
+                "seed": args.seed,
+                "policies": [args.diffusion, args.flow],
+                "by_variant": success,
+            }
+    atomic_write_json(args.output, report)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""GPC: test-time composition of K trained policies (diffusion and flow mixed) by a convex combination of
+their denoising predictions, on one noise sample and one time grid (METHODS.md, GPC).
+
+Every schedule here writes x_t = α·x0 + σ·ε, so one driver sampler walks its own grid and, at each of its
+levels, each parent is asked at the level of equal signal-to-noise ratio α/σ, with x_t rescaled to that
+parent's process (x_i = x_t·(α_i + σ_i)/(α + σ)). Each parent's answer is turned into a clean-sample
+estimate; the weighted x0 is returned in whatever kind the driver asks for. At one (x_t, α, σ) a convex
+mix of x0, of ε or of velocity is the same mix, so this is GPC's ε = Σ w_i ε_i on one scale.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import CheckpointError, atomic_write_json, read_json
+from .chunk_policy import ChunkPolicy
+from .samplers.base import PredictionKind
+from .samplers.factory import DIFFUSION_SAMPLERS, make_sampler, network_evaluations
+from .samplers.parameterization import convert_prediction, to_sample_and_noise
+from .samplers.schedules import DiffusionSchedule, FlowSchedule
+
+CONFIG_FILE = "config.json"
+
+
+def matched_level(schedule, alpha: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The level of `schedule` whose α/σ equals the given one: (t, α_t, σ_t), each (B,).
+
+    Flow: t = α / (α + σ). Discrete diffusion: a fractional level, interpolating log-SNR between the
+    integer levels and clamped to [0, K−1] (the UNet's sinusoidal time embedding takes fractions).
+    """
+    alpha, sigma = alpha.double(), sigma.double()
+    if isinstance(schedule, FlowSchedule):
+        t = alpha / (alpha + sigma)
+        return t.float(), t.float(), (1.0 - t).float()
+    if not isinstance(schedule, DiffusionSchedule):
+        raise TypeError(f"cannot match noise levels on a {type(schedule).__name__}")
+    table = schedule.alphas_cumprod.double().to(alpha.device)
+    log_snr_table = torch.log(table / (1.0 - table))  # decreasing with the level
+    log_snr = 2.0 * (torch.log(alpha.clamp(min=1e-20)) - torch.log(sigma.clamp(min=1e-20)))
+    log_snr = log_snr.clamp(min=float(log_snr_table[-1]), max=float(log_snr_table[0]))
+    descending = -log_snr_table  # increasing, for searchsorted
+    hi = torch.searchsorted(descending, -log_snr).clamp(1, len(table) - 1)
+    lo = hi - 1
+    frac = (-log_snr - descending[lo]) / (descending[hi] - descending[lo])
+    level = lo.double() + frac.clamp(0.0, 1.0)
+    ab = torch.sigmoid(log_snr)
+    return level.float(), ab.sqrt().float(), (1.0 - ab).sqrt().float()
+
+
+@dataclass
+class ComposedDenoiser:
+    """Convex mix of K parents' predictions at the driver schedule's levels (each parent's estimate of x0
+    is the same whichever kind is mixed, since the conversions are affine in it)."""
+
+    parents: list  # DiffusionPolicy objects (their denoiser, schedule and conditioning are used)
+    weights: list[float]
+    schedule: Any  # the driver's schedule
+
+    def predict(self, x_t: torch.Tensor, t: torch.Tensor, cond: list, kind: PredictionKind) -> torch.Tensor:
+        """Σ w_i · (parent i's prediction re-expressed as `kind` at the driver's (x_t, t)), (B, T, A)."""
+        alpha, sigma = self.schedule.alpha_sigma(t.to(x_t.device))
+        mixed = torch.zeros_like(x_t)
+        for parent, weight, c in zip(self.parents, self.weights, cond):
+            if weight == 0.0:
+                continue
+            if parent.schedule == self.schedule:  # same process: ask at the very same level
+                mixed = mixed + weight * parent.denoiser.predict(x_t, t, c, kind)
+                continue
+            t_i, a_i, s_i = matched_level(parent.schedule, alpha, sigma)
+            x_i = x_t * ((a_i + s_i) / (alpha + sigma)).reshape(-1, 1, 1)
+            raw = parent.denoiser.raw(x_i, t_i, c)
+            x0_i, _ = to_sample_and_noise(raw, parent.denoiser.prediction_type, x_i, a_i, s_i)
+            mixed = mixed + weight * convert_prediction(x0_i, "sample", kind, x_t, alpha, sigma)
+        return mixed
+
+
+@dataclass
+class CompositionConfig:
+    """What a saved composition holds besides its parents; the control-loop fields are the parents'."""
+
+    weights: list[float]
+    sampler: str = "ddim"
+    num_inference_steps: int = 10
+    eta: float = 0.0
+    clip_sample: float | None = 1.0
+    parents: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        w = [float(x) for x in self.weights]
+        if len(w) < 2 or any(x < 0 or not math.isfinite(x) for x in w) or abs(sum(w) - 1.0) > 1e-6:
+            raise ValueError(f"weights={self.weights}: expected ≥ 2 non-negative weights summing to 1 (convex)")
+        self.weights = w
+        if self.num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps={self.num_inference_steps}: expected a positive integer")
+
+
+class ComposedPolicy(ChunkPolicy):
+    """A loadable policy made of K parents with one sampler; `select_action`, RTI and evaluation treat it
+    like any `DiffusionPolicy`. Parents must share horizon, n_obs_steps, n_action_steps and action stats."""
+
+    type_name = "composed"
+
+    def __init__(self, parents: list, composition: CompositionConfig):
+        super().__init__()
+        if len(parents) != len(composition.weights):
+            raise ValueError(f"{len(parents)} parents but {len(composition.weights)} weights: expected one weight each")
+        first = parents[0]
+        for i, p in enumerate(parents[1:], start=1):
+            if getattr(p, "type_name", None) != "diffusion":
+                raise ValueError(f"parent {i} is a {type(p).__name__}; expected a diffusion/flow DiffusionPolicy")
+            for name in ("horizon", "n_obs_steps", "n_action_steps", "action_dim", "action_key"):
+                a, b = getattr(first.config, name), getattr(p.config, name)
+                if a != b:
+                    raise ValueError(f"parent {i} has {name}={b!r} but parent 0 has {a!r}: they must agree")
+            _check_same_action_stats(first, p, i)
+        self.parents = torch.nn.ModuleList(parents)
+        self.composition = composition
+        self.config = first.config.__class__.from_dict(first.config.to_dict())  # control-loop fields
+        self.config.input_features = {k: f for p in parents for k, f in p.config.input_features.items()}
+        self.normalizer = first.normalizer
+        self._build_sampler()
+        self.reset()
+
+    def _build_sampler(self) -> None:
+        c = self.composition
+        if c.sampler in DIFFUSION_SAMPLERS:
+            diffusion = [p.schedule for p in self.parents if isinstance(p.schedule, DiffusionSchedule)]
+            self.schedule = diffusion[0] if diffusion else DiffusionSchedule()
+        else:
+            self.schedule = FlowSchedule()
+        self.sampler = make_sampler(c.sampler, self.schedule, c.num_inference_steps, c.eta, c.clip_sample)
+        self.denoiser = ComposedDenoiser(list(self.parents), c.weights, self.schedule)
+        self.config.sampler, self.config.num_inference_steps = c.sampler, c.num_inference_steps
+
+    def set_sampler(self, sampler: str | None = None, num_inference_steps: int | None = None) -> None:
+        self.composition.sampler = sampler or self.composition.sampler
+        self.composition.num_inference_steps = num_inference_steps or self.composition.num_inference_steps
+        self._build_sampler()
+
+    def set_weights(self, weights: list[float]) -> None:
+        self.composition.weights = list(weights)
+        self.composition.__post_init__()
+        self.denoiser.weights = self.composition.weights
+
+    def _prepare_obs(self, obs: dict[str, Any], window: bool) -> dict[str, torch.Tensor]:
+        """Every parent's normalised observations (the RTI jump check reads them)."""
+        out = {}
+        for p in self.parents:
+            out.update(p._prepare_obs(obs, window))
+        return out
+
+    def nfe(self, timesteps: list | None = None) -> int:
+        return network_evaluations(self.sampler, timesteps or self.sampler.default_timesteps()) * sum(
+            w > 0 for w in self.composition.weights
+        )
+
+    @torch.inference_mode()
+    def predict_chunk(
+        self,
+        obs_window: dict[str, Any],
+        noise: torch.Tensor | None = None,
+        timesteps: list | None = None,
+        generator: torch.Generator | None = None,
+        normalized: bool = False,
+    ) -> torch.Tensor:
+        """(B, horizon, A) from one shared noise sample and the driver's step list, as `DiffusionPolicy`."""
+        conds = [p.encode(obs_window) for p in self.parents]
+        shape = (conds[0].shape[0], self.config.horizon, self.config.action_dim)
+        if noise is None:
+            noise = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu")
+        elif tuple(noise.shape) != shape:
+            raise ValueError(f"noise has shape {tuple(noise.shape)}; expected {shape} (B, horizon, action_dim)")
+        x = self.sampler.sample(self.denoiser, noise.to(conds[0]), conds, timesteps, generator)
+        return x if normalized else self.normalizer.unnormalize(self.config.action_key, x)
+
+    # ----------------------------------------------------------------- checkpoints
+    def save_pretrained(self, directory: str | Path) -> None:
+        """config.json plus each parent's own checkpoint in parent_<i>/ (written to a temp dir, then renamed)."""
+        directory = Path(directory)
+        tmp = directory.with_name(directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        names = [f"parent_{i}" for i in range(len(self.parents))]
+        for name, parent in zip(names, self.parents):
+            parent.save_pretrained(tmp / name)
+        self.composition.parents = names
+        atomic_write_json(tmp / CONFIG_FILE, {"type": self.type_name, "config": asdict(self.composition)})
+        if directory.exists():
+            shutil.rmtree(directory)
+        tmp.rename(directory)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location: str = "cpu") -> ComposedPolicy:
+        from .diffusion_policy import DiffusionPolicy
+
+        directory = Path(directory)
+        meta = read_json(directory / CONFIG_FILE, "composed policy")
+        if not isinstance(meta, dict) or meta.get("type") != cls.type_name:
+            found = meta.get("type") if isinstance(meta, dict) else None
+            raise CheckpointError(f"{directory / CONFIG_FILE}: type is {found!r}; expected {cls.type_name!r}")
+        try:
+            composition = CompositionConfig(**meta["config"])
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"{directory / CONFIG_FILE}: bad composition config: {err}") from err
+        parents = [DiffusionPolicy.from_pretrained(directory / name, map_location) for name in composition.parents]
+        return cls(parents, composition).to(map_location).eval()
+
+
+def _check_same_action_stats(a, b, index: int) -> None:
+    """Parents are mixed in normalised action space, so their action normalisation must be the same."""
+    key = a.config.action_key
+    prefix = key.replace(".", "_") + "__"  # the Normalizer's buffer names
+    sa = {n: t for n, t in a.normalizer.state_dict().items() if n.startswith(prefix)}
+    sb = {n: t for n, t in b.normalizer.state_dict().items() if n.startswith(prefix)}
+    for name, tensor in sa.items():
+        other = sb.get(name)
+        if other is None or other.shape != tensor.shape or not torch.allclose(tensor, other, rtol=1e-4, atol=1e-5):
+            raise ValueError(
+                f"parent {index} normalises {key!r} differently from parent 0 ({name}): composition mixes "
+                "predictions in normalised action space, so train the parents on the same action statistics"
+            )
