@@ -51,23 +51,23 @@ class Variant:
     model: str  # "diffusion" | "flow" | "gpc"
     sampler: str
     steps: int
-    rti: tuple[float, int] | None = None  # (start, num_steps)
+    rti: tuple[float, int, str] | None = None  # (start, num_steps, pad)
     backend: str = "eager"  # eager | compile | onnx
     shapes: tuple[str, ...] = ("state", "image")
     notes: dict = field(default_factory=dict)
 
 
-def variants(rti_start: int, flow_rti_start: float) -> list[Variant]:
+def variants(rti_start: int, flow_rti_start: float, pad: str) -> list[Variant]:
     return [
         Variant("ddpm-100", "diffusion", "ddpm", 100),
         Variant("ddim-10", "diffusion", "ddim", 10),
         Variant("ddim-3", "diffusion", "ddim", 3),
         Variant("heun-3", "diffusion", "heun", 3),
-        Variant(f"rti-3 (ddim from {rti_start})", "diffusion", "ddim", 10, rti=(rti_start, 3)),
+        Variant(f"rti-3 (ddim from {rti_start})", "diffusion", "ddim", 10, rti=(rti_start, 3, pad)),
         Variant("flow-10", "flow", "flow_euler", 10),
         Variant("flow-3", "flow", "flow_euler", 3),
         Variant("flow-1", "flow", "flow_euler", 1),
-        Variant(f"flow-rti-3 (from t={flow_rti_start})", "flow", "flow_euler", 10, rti=(flow_rti_start, 3)),
+        Variant(f"flow-rti-3 (from t={flow_rti_start})", "flow", "flow_euler", 10, rti=(flow_rti_start, 3, pad)),
         Variant("gpc ddim-10 (diffusion+flow)", "gpc", "ddim", 10, shapes=("state",)),
         Variant("ddim-10 torch.compile", "diffusion", "ddim", 10, backend="compile", shapes=("state",)),
         Variant("ddim-10 onnxruntime", "diffusion", "ddim", 10, backend="onnx", shapes=("state",)),
@@ -88,17 +88,20 @@ def untrained(shape: str, policy_name: str) -> DiffusionPolicy:
     return DiffusionPolicy(DiffusionPolicyConfig.from_dict(values)).eval()
 
 
-def configure(base: dict, v: Variant) -> tuple:
+def configure(base: dict, v: Variant, n_action_steps: int | None = None) -> tuple:
     """The policy object a variant runs, and the step list one chunk visits (for the NFE count)."""
     if v.model == "gpc":
         policy = ComposedPolicy([base["diffusion"], base["flow"]], CompositionConfig([0.5, 0.5], v.sampler, v.steps))
     else:
         policy = base[v.model]
         policy.set_sampler(v.sampler, v.steps)
+    if n_action_steps:
+        policy.config.n_action_steps = n_action_steps
+        policy.config.__post_init__()
     policy.chunk_planner = None
     timesteps = policy.sampler.default_timesteps()
     if v.rti:
-        policy.chunk_planner = RTIWarmStart(policy, v.rti[0], v.rti[1])
+        policy.chunk_planner = RTIWarmStart(policy, v.rti[0], v.rti[1], pad=v.rti[2])
         timesteps = policy.chunk_planner.timesteps
     nfe = network_evaluations(policy.sampler, timesteps) * (2 if v.model == "gpc" else 1)
     return policy, nfe
@@ -209,6 +212,8 @@ def main() -> None:
     parser.add_argument("--peer-repeats", type=int, default=3)
     parser.add_argument("--rti-start", type=int, default=50)
     parser.add_argument("--flow-rti-start", type=float, default=0.5)
+    parser.add_argument("--rti-pad", choices=("hold", "extrapolate"), default="extrapolate")
+    parser.add_argument("--n-action-steps", type=int, help="actions executed per chunk (default: the checkpoint's)")
     parser.add_argument("--only", nargs="*", help="variant names to run (default: all)")
     parser.add_argument("--output", default=str(RESULTS / "inference.json"))
     args = parser.parse_args()
@@ -218,7 +223,9 @@ def main() -> None:
         "machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__},
         "shapes": [],
     }
-    todo = [v for v in variants(args.rti_start, args.flow_rti_start) if not args.only or v.name in args.only]
+    todo = [
+        v for v in variants(args.rti_start, args.flow_rti_start, args.rti_pad) if not args.only or v.name in args.only
+    ]
     for shape in args.shapes:
         if shape == "state" and args.diffusion:
             base = {"diffusion": load_policy(args.diffusion), "flow": load_policy(args.flow)}
@@ -234,7 +241,7 @@ def main() -> None:
             for v in todo:
                 if shape not in v.shapes:
                     continue
-                policy, nfe = configure(base, v)
+                policy, nfe = configure(base, v, args.n_action_steps)
                 restore = with_backend(policy, v.backend, threads) if v.backend != "eager" else (lambda: None)
                 try:
                     with torch.inference_mode():
@@ -254,7 +261,8 @@ def main() -> None:
                     "p99_ms": percentile(ms, 0.99),
                     "repeats": len(ms),
                     "nfe": nfe,
-                    "control_rate_hz": 8 * 1000.0 / p50,  # 8 executed actions per chunk
+                    # actions per second one core can supply: executed actions per chunk / chunk latency
+                    "control_rate_hz": policy.config.n_action_steps * 1000.0 / p50,
                     "net_ms_per_eval": net_ms,
                 }
                 if peer:
@@ -272,7 +280,7 @@ def main() -> None:
             for v in todo:
                 if v.backend != "eager":
                     continue
-                policy, _ = configure(base, v)
+                policy, _ = configure(base, v, args.n_action_steps)
                 torch.manual_seed(args.seed)
                 make_env = lambda: make_pusht_env("state")  # noqa: E731
                 result = evaluate(policy, make_env, args.episodes, args.seed, args.n_envs, progress=True)
@@ -294,6 +302,7 @@ def main() -> None:
             report["success"] = {
                 "episodes": args.episodes,
                 "seed": args.seed,
+                "n_action_steps": args.n_action_steps,
                 "policies": [args.diffusion, args.flow],
                 "by_variant": success,
             }

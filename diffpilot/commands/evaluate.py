@@ -18,12 +18,19 @@ from .common import env_factory, log_scalars, set_threads
 
 
 def load_policy(
-    path: str | Path, sampler: str | None = None, num_inference_steps: int | None = None, device: str = "auto"
+    path: str | Path,
+    sampler: str | None = None,
+    num_inference_steps: int | None = None,
+    device: str = "auto",
+    n_action_steps: int | None = None,
 ):
-    """A saved policy of any type, optionally with another sampler / step count."""
+    """A saved policy of any type, optionally with another sampler / step count / executed chunk length."""
     policy = load_saved_policy(path, map_location=str(pick_device(device)))
     if sampler or num_inference_steps:
         policy.set_sampler(sampler, num_inference_steps)
+    if n_action_steps:
+        policy.config.n_action_steps = n_action_steps
+        policy.config.__post_init__()  # validated against horizon and n_obs_steps
     return policy
 
 
@@ -40,8 +47,9 @@ def run_evaluation(
     device: str = "auto",
     tb_step: int = 0,
     rti: dict | None = None,
+    n_action_steps: int | None = None,
 ) -> dict:
-    policy = load_policy(policy_path, sampler, num_inference_steps, device)
+    policy = load_policy(policy_path, sampler, num_inference_steps, device, n_action_steps)
     if rti and rti.get("enabled"):
         policy.chunk_planner = RTIWarmStart(
             policy, rti["start"], rti["num_steps"], rti.get("jump_threshold"), pad=rti.get("pad", "hold")
@@ -49,7 +57,13 @@ def run_evaluation(
     make_env = env_factory(task["env"], task["obs_mode"], task.get("max_episode_steps"))
     output_dir = Path(output_dir)
     result = evaluate(policy, make_env, episodes, seed, n_envs, output_dir / "videos", videos)
-    info = {"policy": str(policy_path), "sampler": policy.config.sampler, **result.to_dict()}
+    info = {
+        "policy": str(policy_path),
+        "sampler": policy.config.sampler,
+        "num_inference_steps": policy.config.num_inference_steps,
+        "n_action_steps": policy.config.n_action_steps,
+        **result.to_dict(),
+    }
     if policy.chunk_planner is not None:
         planner = policy.chunk_planner
         info["rti"] = {
@@ -86,4 +100,5 @@ def app(cfg: DictConfig) -> None:
         cfg.num_inference_steps,
         cfg.device,
         rti=OmegaConf.to_container(cfg.rti, resolve=True),
+        n_action_steps=cfg.n_action_steps,
     )
