@@ -1,0 +1,79 @@
+"""The previous frame of a scene (0.5 s earlier), for NAVSIM v2's two-frame extended comfort (EC).
+
+A scene holds the world from -1.5 s to +4.0 s, so the frame 0.5 s earlier is the same world seen from the
+ego's pose at -0.5 s: every array moves 5 steps later on the time grid and into that pose's frame. What the
+scene does not hold (anything before -1.5 s) is marked invalid for agents, and extrapolated at constant
+velocity with zero acceleration for the ego's history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from diffpilot.sim.geometry import wrap_angle
+from diffpilot.sim.scene import Agents, EgoState, Scene
+
+SHIFT_STEPS = 5  # 0.5 s at 0.1 s
+
+
+def _to_frame(xy: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    c, s = np.cos(pose[2]), np.sin(pose[2])
+    d = xy - pose[:2]
+    return np.stack([c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]], -1)
+
+
+def _rotate(v: np.ndarray, angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.stack([c * v[..., 0] + s * v[..., 1], -s * v[..., 0] + c * v[..., 1]], -1)
+
+
+def _shift_time(arr: np.ndarray, k: int) -> np.ndarray:
+    """Move values k steps later along axis 1, repeating the first value into the gap."""
+    out = np.empty_like(arr)
+    out[:, k:] = arr[:, :-k]
+    out[:, :k] = arr[:, :1]
+    return out
+
+
+def previous_frame(scene: Scene, steps: int = SHIFT_STEPS) -> Scene:
+    """The scene as it looked `steps` x 0.1 s earlier, in the ego frame of that moment."""
+    e = scene.ego
+    h = scene.num_history
+    pose = e.history_poses[h - steps]  # the ego then, in the current frame
+    m = scene.map
+    mp = replace(
+        m,
+        lane_centerlines=_to_frame(m.lane_centerlines, pose),
+        lane_headings=wrap_angle(m.lane_headings - pose[2]),
+        lane_polygons=_to_frame(m.lane_polygons, pose),
+        area_polygons=_to_frame(m.area_polygons, pose),
+        light_stop_polygons=_to_frame(m.light_stop_polygons, pose),
+        light_states=_shift_time(m.light_states, steps),
+        route_centerline=_to_frame(m.route_centerline, pose),
+    )
+    a = scene.agents
+    poses = _shift_time(a.poses, steps)
+    poses[..., :2] = _to_frame(poses[..., :2], pose)
+    poses[..., 2] = wrap_angle(poses[..., 2] - pose[2])
+    valid = _shift_time(a.valid, steps)
+    valid[:, :steps] = False
+    agents = Agents(a.ids, a.classes, a.sizes, poses, _rotate(_shift_time(a.velocities, steps), pose[2]), valid)
+    # ego history: the last h+1-steps samples are known; the earliest `steps` are extrapolated backwards
+    known = e.history_poses[: h + 1 - steps]
+    xy = _to_frame(known[:, :2], pose)
+    head = wrap_angle(known[:, 2] - pose[2])
+    v0 = e.history_velocities[0]
+    dt = scene.dt
+    back = np.arange(steps, 0, -1)[:, None] * dt
+    first_dir = np.array([np.cos(head[0]), np.sin(head[0])])
+    ext_xy = xy[0] - back * v0[0] * first_dir
+    hist_poses = np.concatenate([np.concatenate([ext_xy, np.full((steps, 1), head[0])], 1), np.c_[xy, head]])
+    hist_poses[-1] = 0.0
+    vel = np.concatenate([np.repeat(e.history_velocities[:1], steps, 0), e.history_velocities[: h + 1 - steps]])
+    acc = np.concatenate(
+        [np.zeros((steps, 2)), e.history_accelerations[: h + 1 - steps]]
+    )  # nothing known before -1.5 s: no acceleration
+    ego = EgoState(hist_poses, vel, acc, e.command)
+    return replace(scene, token=f"{scene.token}@-{steps * dt:.1f}s", map=mp, agents=agents, ego=ego).validate()
