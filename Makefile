@@ -8,7 +8,7 @@ DEMO_EPISODES ?= 100
 DEMO_EVAL     ?= 50
 DEMO_ARGS     ?=
 
-.PHONY: help venv demo demo-full test test-all lint bench bench-inference compat clean
+.PHONY: help venv demo demo-full test test-all lint bench bench-inference compat clean ros-deps
 
 help:
 	@echo "make demo       quick PushT demo: demos, train, evaluate, video (minutes on 2 CPU cores)"
@@ -37,8 +37,22 @@ demo-full: $(STAMP)
 	$(BIN)/diffpilot data episodes=200 obs_mode=all output=data/pusht overwrite=true
 	$(BIN)/diffpilot train experiment=pusht_full dataset.root=data/pusht $(DEMO_ARGS)
 
+# ROS 1 from Debian bookworm for the serving tests (tests/test_serve_ros1.py run a real rosmaster): a no-op when
+# installed; an apt failure fails the build (the ROS tests are never skipped silently).
+ROS_DEBS := python3-rospy python3-rosmaster python3-std-msgs python3-sensor-msgs python3-geometry-msgs
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ros-deps:
+	@if dpkg-query -W -f='$${Status}\n' $(ROS_DEBS) 2>/dev/null | grep -qv "install ok installed" \
+		|| [ "$$(dpkg-query -W -f='$${Status}\n' $(ROS_DEBS) 2>/dev/null | wc -l)" -ne 5 ]; then \
+		echo "installing ROS 1 packages: $(ROS_DEBS)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(ROS_DEBS) \
+		|| { echo "ros-deps: apt-get failed; the ROS 1 serving tests need $(ROS_DEBS)" >&2; exit 1; }; \
+	fi
+	@command -v rosmaster >/dev/null || { echo "ros-deps: rosmaster not on PATH after install" >&2; exit 1; }
+
 # pytest exits 5 when it collects nothing: that must fail, never pass.
-test: $(STAMP)
+test: $(STAMP) ros-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc

@@ -27,7 +27,7 @@ import torch
 from diffpilot.envs.evaluate import evaluate
 from diffpilot.envs.pusht import make_pusht_env
 from diffpilot.policies.checkpoint import atomic_write_json
-from diffpilot.policies.composition import ComposedPolicy, CompositionConfig
+from diffpilot.policies.compose import ComposedPolicy, CompositionConfig
 from diffpilot.policies.diffusion_config import DiffusionPolicyConfig, InputFeature
 from diffpilot.policies.diffusion_policy import DiffusionPolicy
 from diffpilot.policies.registry import load_policy

@@ -11,6 +11,7 @@ COMMANDS = {
     "train": ("diffpilot.commands.train", "Train a diffusion / flow policy by behaviour cloning"),
     "eval": ("diffpilot.commands.evaluate", "Evaluate a trained policy: success rate, CI, videos"),
     "compose": ("diffpilot.commands.compose", "GPC: search convex weights over trained policies, save the mix"),
+    "serve": ("diffpilot.commands.serve", "Serve a policy on a robot (ROS 1/2) or replay a bag through it"),
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .checkpoint import CheckpointError, read_json
-from .composition import ComposedPolicy
+from .compose import ComposedPolicy
 from .diffusion_policy import DiffusionPolicy
 
 POLICY_TYPES = {cls.type_name: cls for cls in (DiffusionPolicy, ComposedPolicy)}

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from diffpilot.policies.composition import ComposedPolicy, CompositionConfig, matched_level
+from diffpilot.policies.compose import ComposedPolicy, CompositionConfig, matched_level
 from diffpilot.policies.diffusion_policy import DiffusionPolicy
 from diffpilot.policies.registry import load_policy
 from diffpilot.policies.samplers import DiffusionSchedule, FlowSchedule

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from diffpilot.envs.evaluate import evaluate
 from diffpilot.plotting import plot_weight_sweep
 from diffpilot.policies.checkpoint import atomic_write_json
-from diffpilot.policies.composition import ComposedPolicy, CompositionConfig
+from diffpilot.policies.compose import ComposedPolicy, CompositionConfig
 from diffpilot.policies.diffusion_policy import DiffusionPolicy
 from diffpilot.policies.registry import load_policy
 from diffpilot.policies.train import pick_device

@@ -1,0 +1,126 @@
+"""`diffpilot serve`: serve a saved policy on a robot over ROS 1 or ROS 2, or replay a bag through it offline.
+The robot mapping is validated against the policy before anything connects."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+
+import hydra
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from diffpilot.atomic import atomic_write_json
+
+from .common import ConfigError
+
+log = logging.getLogger("diffpilot.serve")
+
+
+def warm_up(runner, mapping, n_obs_steps: int, runs: int) -> None:
+    """A few inferences on zeros, so the first real chunk is not the slow first call."""
+    from diffpilot.serve.inference import Request
+
+    window = {}
+    for key, source in mapping.observations.items():
+        dtype = np.uint8 if source.type == "sensor_msgs/Image" else np.float32
+        window[key] = np.zeros((n_obs_steps, *source.shape), dtype)
+    for i in range(runs):
+        runner(Request(i, window, contiguous=i > 0, stamp=None, generation=0))
+    runner.reset()
+
+
+def run_serve(cfg: dict) -> dict:
+    import torch
+
+    from diffpilot.policies.registry import load_policy
+    from diffpilot.serve.inference import PolicyRunner
+    from diffpilot.serve.mapping import load_mapping
+
+    if cfg["num_threads"]:
+        torch.set_num_threads(int(cfg["num_threads"]))
+    policy = load_policy(cfg["policy_path"], map_location=cfg["device"])
+    if cfg.get("sampler") or cfg.get("num_inference_steps"):
+        policy.set_sampler(cfg.get("sampler"), cfg.get("num_inference_steps"))
+    mapping = load_mapping(cfg["robot"], policy.config)
+    pc = policy.config
+    runner = PolicyRunner(policy, cfg["rti"], cfg["device"])
+    warm_up(runner, mapping, pc.n_obs_steps, int(cfg["warmup"]))
+    if cfg.get("bag"):
+        from diffpilot.serve.replay import replay_bag
+
+        if not cfg.get("output"):
+            raise ConfigError("bag replay needs output=<commands.jsonl | bag directory>")
+        summary = replay_bag(cfg["bag"], mapping, runner, pc.n_obs_steps, pc.n_action_steps, cfg["output"])
+        print(
+            f"replayed {summary['messages']} messages: {summary['ticks']} ticks, {summary['commands_sent']} commands "
+            f"→ {cfg['output']}"
+        )
+    else:
+        summary = serve_live(cfg, mapping, runner, pc.n_obs_steps, pc.n_action_steps)
+    if cfg.get("metrics_path"):
+        atomic_write_json(cfg["metrics_path"], summary)
+    return summary
+
+
+def serve_live(cfg: dict, mapping, runner, n_obs_steps: int, n_action_steps: int) -> dict:
+    from diffpilot.serve.server import ControlLoop, PolicyServer
+
+    if cfg["adapter"] == "ros1":
+        from diffpilot.serve.ros1 import Ros1Bridge as Bridge
+    elif cfg["adapter"] == "ros2":
+        from diffpilot.serve.ros2 import Ros2Bridge as Bridge
+    else:
+        raise ConfigError(f"adapter={cfg['adapter']!r}: expected 'ros1' or 'ros2'")
+    bridge = Bridge(mapping, cfg["node_name"], bool(cfg["dry_run"]))
+    server = PolicyServer(runner, mapping, n_obs_steps, n_action_steps, send=bridge.send)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    bridge.start(server)
+    log.info("serving at %.1f Hz (%s)", mapping.control_hz, "dry run" if cfg["dry_run"] else "commands live")
+    started = time.monotonic()
+    try:
+        ControlLoop(server, mapping.control_hz).run(stop, cfg.get("duration"))
+    finally:
+        server.close()
+        bridge.shutdown()
+    summary = server.metrics.summary() | {"seconds": round(time.monotonic() - started, 3)}
+    print(
+        f"served {summary['ticks']} ticks in {summary['seconds']} s: {summary['commands_sent']} commands, "
+        f"{summary['missed_ticks']} missed ticks, states {summary['states']}"
+    )
+    return summary
+
+
+def translate_argv(argv: list[str]) -> list[str]:
+    """`policy=<dir>` → `policy_path=<dir>` (`policy` is the policy config group in configs/, so Hydra would take
+    it as a group choice) and `--dry-run` → `dry_run=true`."""
+    out = []
+    for arg in argv:
+        if arg.startswith("policy="):
+            arg = "policy_path=" + arg[len("policy=") :]
+        elif arg == "--dry-run":
+            arg = "dry_run=true"
+        out.append(arg)
+    return out
+
+
+def app() -> None:
+    sys.argv = [sys.argv[0], *translate_argv(sys.argv[1:])]
+    _app()
+
+
+@hydra.main(config_path="pkg://diffpilot.configs", config_name="serve", version_base="1.3")
+def _app(cfg: DictConfig) -> None:
+    from diffpilot.serve.mapping import MappingError
+    from diffpilot.serve.ros1 import AdapterUnavailable
+
+    try:
+        run_serve(OmegaConf.to_container(cfg, resolve=True))
+    except (MappingError, AdapterUnavailable, ConfigError, FileNotFoundError) as err:
+        print(f"diffpilot serve: {err}", file=sys.stderr)
+        sys.exit(2)
