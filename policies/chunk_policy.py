@@ -31,8 +31,33 @@ class ChunkPolicy(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def predict_chunk(self, obs_window: dict[str, Any], **kwargs) -> torch.Tensor:
+    def condition(self, obs_window: dict[str, Any]) -> tuple[Any, torch.Tensor]:
+        """(what the denoiser is conditioned on, a (B, …) tensor giving batch size, device and dtype)."""
         raise NotImplementedError
+
+    @torch.inference_mode()
+    def predict_chunk(
+        self,
+        obs_window: dict[str, Any],
+        noise: torch.Tensor | None = None,
+        timesteps: list | None = None,
+        generator: torch.Generator | None = None,
+        normalized: bool = False,
+    ) -> torch.Tensor:
+        """Sample an action chunk (B, horizon, A) in action units from an observation window (B, n_obs, …).
+
+        `noise` (B, horizon, A) is the sampler's initial point (pure noise for a full sample, or a
+        re-noised chunk at `timesteps[0]` for a warm start); drawn from `generator` when omitted.
+        Needs `self.sampler`, `self.denoiser`, `self.normalizer` and `condition()` from the subclass.
+        """
+        cond, ref = self.condition(obs_window)
+        shape = (ref.shape[0], self.config.horizon, self.config.action_dim)
+        if noise is None:
+            noise = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu")
+        elif tuple(noise.shape) != shape:
+            raise ValueError(f"noise has shape {tuple(noise.shape)}; expected {shape} (B, horizon, action_dim)")
+        x = self.sampler.sample(self.denoiser, noise.to(ref), cond, timesteps, generator)
+        return x if normalized else self.normalizer.unnormalize(self.config.action_key, x)
 
     def reset(self) -> None:
         """Forget the observation history and queued actions (call at every episode start)."""

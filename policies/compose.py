@@ -160,24 +160,10 @@ class ComposedPolicy(ChunkPolicy):
             w > 0 for w in self.composition.weights
         )
 
-    @torch.inference_mode()
-    def predict_chunk(
-        self,
-        obs_window: dict[str, Any],
-        noise: torch.Tensor | None = None,
-        timesteps: list | None = None,
-        generator: torch.Generator | None = None,
-        normalized: bool = False,
-    ) -> torch.Tensor:
-        """(B, horizon, A) from one shared noise sample and the driver's step list, as `DiffusionPolicy`."""
+    def condition(self, obs_window: dict[str, Any]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Each parent's own condition (B, C_i) — one shared noise sample and step list serve them all."""
         conds = [p.encode(obs_window) for p in self.parents]
-        shape = (conds[0].shape[0], self.config.horizon, self.config.action_dim)
-        if noise is None:
-            noise = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu")
-        elif tuple(noise.shape) != shape:
-            raise ValueError(f"noise has shape {tuple(noise.shape)}; expected {shape} (B, horizon, action_dim)")
-        x = self.sampler.sample(self.denoiser, noise.to(conds[0]), conds, timesteps, generator)
-        return x if normalized else self.normalizer.unnormalize(self.config.action_key, x)
+        return conds, conds[0]
 
     # ----------------------------------------------------------------- checkpoints
     def save_pretrained(self, directory: str | Path) -> None:

@@ -121,28 +121,10 @@ class DiffusionPolicy(ChunkPolicy):
         return self.compute_loss(batch)
 
     # ----------------------------------------------------------------- inference
-    @torch.inference_mode()
-    def predict_chunk(
-        self,
-        obs_window: dict[str, Any],
-        noise: torch.Tensor | None = None,
-        timesteps: list | None = None,
-        generator: torch.Generator | None = None,
-        normalized: bool = False,
-    ) -> torch.Tensor:
-        """Sample an action chunk (B, horizon, A) in action units from an observation window.
-
-        `noise` (B, horizon, A) is the sampler's initial point (pure noise for a full sample, or a
-        re-noised chunk at `timesteps[0]` for a warm start); drawn from `generator` when omitted.
-        """
+    def condition(self, obs_window: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The denoiser's condition (B, C) for a window, and the same tensor as the batch/device reference."""
         cond = self.encode(obs_window)
-        shape = (cond.shape[0], self.config.horizon, self.config.action_dim)
-        if noise is None:
-            noise = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu")
-        elif tuple(noise.shape) != shape:
-            raise ValueError(f"noise has shape {tuple(noise.shape)}; expected {shape} (B, horizon, action_dim)")
-        x = self.sampler.sample(self.denoiser, noise.to(cond), cond, timesteps, generator)
-        return x if normalized else self.normalizer.unnormalize(self.config.action_key, x)
+        return cond, cond
 
     def set_sampler(self, sampler: str | None = None, num_inference_steps: int | None = None) -> None:
         """Switch the inference sampler (e.g. a DDPM-trained policy sampled with DDIM-10), validated."""
