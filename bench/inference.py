@@ -51,6 +51,7 @@ class Variant:
     model: str  # "diffusion" | "flow" | "gpc"
     sampler: str
     steps: int
+    spacing: str = "leading"  # DDIM step spacing
     rti: tuple[float, int, str] | None = None  # (start, num_steps, pad)
     backend: str = "eager"  # eager | compile | onnx
     shapes: tuple[str, ...] = ("state", "image")
@@ -61,9 +62,12 @@ def variants(rti_start: int, flow_rti_start: float, pad: str) -> list[Variant]:
     return [
         Variant("ddpm-100", "diffusion", "ddpm", 100),
         Variant("ddim-10", "diffusion", "ddim", 10),
+        Variant("ddim-10 trailing", "diffusion", "ddim", 10, spacing="trailing"),
         Variant("ddim-3", "diffusion", "ddim", 3),
         Variant("heun-3", "diffusion", "heun", 3),
+        Variant("heun-5", "diffusion", "heun", 5),
         Variant(f"rti-3 (ddim from {rti_start})", "diffusion", "ddim", 10, rti=(rti_start, 3, pad)),
+        Variant("flow-100", "flow", "flow_euler", 100),
         Variant("flow-10", "flow", "flow_euler", 10),
         Variant("flow-3", "flow", "flow_euler", 3),
         Variant("flow-1", "flow", "flow_euler", 1),
@@ -94,7 +98,7 @@ def configure(base: dict, v: Variant, n_action_steps: int | None = None) -> tupl
         policy = ComposedPolicy([base["diffusion"], base["flow"]], CompositionConfig([0.5, 0.5], v.sampler, v.steps))
     else:
         policy = base[v.model]
-        policy.set_sampler(v.sampler, v.steps)
+        policy.set_sampler(v.sampler, v.steps, v.spacing)
     if n_action_steps:
         policy.config.n_action_steps = n_action_steps
         policy.config.__post_init__()
@@ -198,6 +202,45 @@ def run_peer(shape: str, threads: int, repeats: int) -> dict | None:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+# ----------------------------------------------------------------------------- success
+def rollouts(base: dict, todo: list[Variant], args) -> dict:
+    """Every eager variant's PushT success on the same seeds and noise stream (torch reseeded per variant)."""
+    success = {}
+    for v in todo:
+        if v.backend != "eager":
+            continue
+        policy, _ = configure(base, v, args.n_action_steps)
+        torch.manual_seed(args.seed)
+        make_env = lambda: make_pusht_env("state")  # noqa: E731
+        s = evaluate(policy, make_env, args.episodes, args.seed, args.n_envs, progress=True).summary()
+        success[v.name] = s
+        lo, hi = s["success_ci95"]
+        print(
+            f"[success] {v.name:<34} {s['success_rate']:.1%} (95% CI {lo:.1%}–{hi:.1%}), "
+            f"coverage {s['mean_max_coverage']:.3f}"
+        )
+    return {
+        "episodes": args.episodes,
+        "seed": args.seed,
+        "n_action_steps": args.n_action_steps,
+        "policies": [args.diffusion, args.flow],
+        "by_variant": success,
+    }
+
+
+def attach_success(report: dict) -> None:
+    """Copy each variant's success onto its state-shape latency rows (compiled/ONNX rows share the eager one's)."""
+    by_variant = report.get("success", {}).get("by_variant", {})
+    for entry in report["shapes"]:
+        if entry["shape"] != "state":
+            continue
+        for name, row in entry["ours"].items():
+            key = name.replace(" torch.compile", "").replace(" onnxruntime", "")
+            if key in by_variant:
+                row["success"] = by_variant[key]["success_rate"]
+                row["success_ci95"] = by_variant[key]["success_ci95"]
+
+
 # ----------------------------------------------------------------------------- main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -215,6 +258,8 @@ def main() -> None:
     parser.add_argument("--rti-pad", choices=("hold", "extrapolate"), default="extrapolate")
     parser.add_argument("--n-action-steps", type=int, help="actions executed per chunk (default: the checkpoint's)")
     parser.add_argument("--only", nargs="*", help="variant names to run (default: all)")
+    parser.add_argument("--no-latency", action="store_true", help="only the rollouts (e.g. beside other work)")
+    parser.add_argument("--success-from", help="take the rollouts' results from an earlier report instead")
     parser.add_argument("--output", default=str(RESULTS / "inference.json"))
     args = parser.parse_args()
 
@@ -232,7 +277,7 @@ def main() -> None:
         else:
             base = {"diffusion": untrained(shape, "diffusion_unet_small"), "flow": untrained(shape, "flow_unet_small")}
         obs = observation(shape)
-        for threads in args.threads:
+        for threads in [] if args.no_latency else args.threads:
             torch.set_num_threads(threads)
             peer = run_peer(shape, threads, args.peer_repeats)
             entry = {"shape": shape, "threads": threads, "peer": peer, "ours": {}}
@@ -274,38 +319,11 @@ def main() -> None:
                     f"  nfe {nfe}{extra}"
                 )
             report["shapes"].append(entry)
-        if shape == "state" and args.episodes > 0 and args.diffusion:
-            success = {}
-            torch.set_num_threads(max(args.threads))
-            for v in todo:
-                if v.backend != "eager":
-                    continue
-                policy, _ = configure(base, v, args.n_action_steps)
-                torch.manual_seed(args.seed)
-                make_env = lambda: make_pusht_env("state")  # noqa: E731
-                result = evaluate(policy, make_env, args.episodes, args.seed, args.n_envs, progress=True)
-                success[v.name] = result.summary()
-                s = success[v.name]
-                print(
-                    f"[success] {v.name:<34} {s['success_rate']:.1%} (95% CI {s['success_ci95'][0]:.1%}–"
-                    f"{s['success_ci95'][1]:.1%}), coverage {s['mean_max_coverage']:.3f}"
-                )
-            for entry in report["shapes"]:
-                if entry["shape"] == "state":
-                    for name, row in entry["ours"].items():
-                        key = (
-                            name if name in success else name.replace(" torch.compile", "").replace(" onnxruntime", "")
-                        )
-                        if key in success:
-                            row["success"] = success[key]["success_rate"]
-                            row["success_ci95"] = success[key]["success_ci95"]
-            report["success"] = {
-                "episodes": args.episodes,
-                "seed": args.seed,
-                "n_action_steps": args.n_action_steps,
-                "policies": [args.diffusion, args.flow],
-                "by_variant": success,
-            }
+        if shape == "state" and args.episodes > 0 and args.diffusion and not args.success_from:
+            report["success"] = rollouts(base, todo, args)
+    if args.success_from:
+        report["success"] = json.loads(Path(args.success_from).read_text())["success"]
+    attach_success(report)
     atomic_write_json(args.output, report)
     print(f"wrote {args.output}")
 

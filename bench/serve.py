@@ -123,7 +123,7 @@ def main() -> int:
         "command_age_ms_p50_p99": [round(float(np.percentile(per_command_ms, q)), 3) for q in (50, 99)],
         "server_inference_latency_ms": summary["inference_latency_ms"],
         "server_tick_lateness_ms": summary["tick_lateness_ms"],
-        "policy": "UNet1D down_dims [32, 64, 128], DDIM-10 full sample, RTI start=2 num_steps=3, state 2 + 16",
+        "policy": "UNet1D down_dims [32, 64, 128], DDIM-10 full sample, RTI per configs/serve.yaml, state 2 + 16",
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()}",
         "torch_threads": 1,
     }

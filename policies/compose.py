@@ -89,6 +89,7 @@ class CompositionConfig:
     num_inference_steps: int = 10
     eta: float = 0.0
     clip_sample: float | None = 1.0
+    timestep_spacing: str = "leading"  # DDIM driver: leading | trailing
     parents: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -134,13 +135,18 @@ class ComposedPolicy(ChunkPolicy):
             self.schedule = diffusion[0] if diffusion else DiffusionSchedule()
         else:
             self.schedule = FlowSchedule()
-        self.sampler = make_sampler(c.sampler, self.schedule, c.num_inference_steps, c.eta, c.clip_sample)
+        self.sampler = make_sampler(
+            c.sampler, self.schedule, c.num_inference_steps, c.eta, c.clip_sample, c.timestep_spacing
+        )
         self.denoiser = ComposedDenoiser(list(self.parents), c.weights, self.schedule)
         self.config.sampler, self.config.num_inference_steps = c.sampler, c.num_inference_steps
 
-    def set_sampler(self, sampler: str | None = None, num_inference_steps: int | None = None) -> None:
+    def set_sampler(
+        self, sampler: str | None = None, num_inference_steps: int | None = None, spacing: str | None = None
+    ) -> None:
         self.composition.sampler = sampler or self.composition.sampler
         self.composition.num_inference_steps = num_inference_steps or self.composition.num_inference_steps
+        self.composition.timestep_spacing = spacing or self.composition.timestep_spacing
         self._build_sampler()
 
     def set_weights(self, weights: list[float]) -> None:

@@ -50,6 +50,8 @@ class DiffusionPolicyConfig:
     num_inference_steps: int = 100
     eta: float = 0.0
     clip_sample: float | None = 1.0
+    # DDIM step spacing: "leading" [90, 80, …, 0] or "trailing" [99, 88, …, 0] (starts at the noisiest level).
+    timestep_spacing: Literal["leading", "trailing"] = "leading"
     # Denoiser network.
     network: Literal["unet", "transformer"] = "unet"
     down_dims: tuple[int, ...] = (256, 512, 1024)
@@ -107,6 +109,8 @@ class DiffusionPolicyConfig:
         samplers = {"diffusion": ("ddpm", "ddim", "heun"), "flow": ("flow_euler", "flow_midpoint", "flow_heun")}
         if self.objective not in samplers:
             raise ValueError(f"objective={self.objective!r}: expected 'diffusion' or 'flow'")
+        if self.timestep_spacing not in ("leading", "trailing"):
+            raise ValueError(f"timestep_spacing={self.timestep_spacing!r}: expected 'leading' or 'trailing'")
         if self.sampler not in samplers[self.objective]:
             raise ValueError(
                 f"sampler={self.sampler!r} does not fit objective={self.objective!r}; "

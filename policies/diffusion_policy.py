@@ -30,7 +30,9 @@ WEIGHTS_FILE = "model.safetensors"
 
 def build_sampler(config: DiffusionPolicyConfig, schedule):
     """The inference sampler named by `config.sampler` over the policy's schedule."""
-    return make_sampler(config.sampler, schedule, config.num_inference_steps, config.eta, config.clip_sample)
+    return make_sampler(
+        config.sampler, schedule, config.num_inference_steps, config.eta, config.clip_sample, config.timestep_spacing
+    )
 
 
 class DiffusionPolicy(ChunkPolicy):
@@ -126,11 +128,14 @@ class DiffusionPolicy(ChunkPolicy):
         cond = self.encode(obs_window)
         return cond, cond
 
-    def set_sampler(self, sampler: str | None = None, num_inference_steps: int | None = None) -> None:
+    def set_sampler(
+        self, sampler: str | None = None, num_inference_steps: int | None = None, spacing: str | None = None
+    ) -> None:
         """Switch the inference sampler (e.g. a DDPM-trained policy sampled with DDIM-10), validated."""
         cfg = self.config
         cfg.sampler = sampler or cfg.sampler
         cfg.num_inference_steps = num_inference_steps or cfg.num_inference_steps
+        cfg.timestep_spacing = spacing or cfg.timestep_spacing
         cfg.__post_init__()
         self.sampler = build_sampler(cfg, self.schedule)
 

@@ -157,7 +157,7 @@ def test_heun_lands_on_the_data_point_with_2n_minus_1_evaluations(target, native
     den = PointDenoiser(schedule, target, native)
     sampler = HeunSampler(schedule, 4)
     levels = sampler.default_timesteps()
-    assert levels[0] == 99 and levels[-1] == 0 and len(levels) == 4
+    assert levels[0] == 98 and levels[-1] == 0 and len(levels) == 4  # σ̃(98) ≈ 64 ≤ 80 < σ̃(99) ≈ 2029
     out = sampler.sample(den, torch.randn_like(target), None)
     assert den.calls == 7 == network_evaluations(sampler, levels)
     assert torch.allclose(out, target, atol=1e-4)
@@ -200,3 +200,12 @@ def test_samplers_by_name():
         make_sampler("flow_euler", diffusion, 5)
     with pytest.raises(ValueError, match="sampler='dpm'"):
         make_sampler("dpm", diffusion, 5)
+
+
+def test_trailing_spacing_starts_at_the_noisiest_level(target):
+    schedule = DiffusionSchedule(100)
+    sampler = DDIMSampler(schedule, 10, spacing="trailing")
+    assert sampler.default_timesteps() == [99, 88, 77, 66, 55, 44, 33, 22, 11, 0]
+    assert sampler.default_timesteps(3, start=20) == [20, 10, 0]  # warm starts are unchanged
+    den = PointDenoiser(schedule, target)
+    assert torch.allclose(sampler.sample(den, torch.randn_like(target), None), target, atol=1e-4)

@@ -63,6 +63,9 @@ def compose(cfg: DictConfig) -> dict:
     make_env = env_factory(cfg.task.env, cfg.task.obs_mode, cfg.task.get("max_episode_steps"))
     k = len(parents)
     composed = ComposedPolicy(parents, CompositionConfig([1.0] + [0.0] * (k - 1), cfg.sampler, cfg.num_inference_steps))
+    if cfg.n_action_steps:
+        composed.config.n_action_steps = cfg.n_action_steps
+        composed.config.__post_init__()
     out = Path(cfg.output_dir)
     sweep = []
     if cfg.weights is None:
@@ -95,6 +98,7 @@ def compose(cfg: DictConfig) -> dict:
         "task": cfg.task.name,
         "sampler": cfg.sampler,
         "num_inference_steps": cfg.num_inference_steps,
+        "n_action_steps": composed.config.n_action_steps,
         "parents": [{"name": n, "path": str(p)} for n, p in zip(names, cfg.parents)],
         "search": {"episodes": cfg.search_episodes, "seed": cfg.search_seed, "sweep": sweep},
         "final": {"episodes": cfg.episodes, "seed": cfg.seed, **final},

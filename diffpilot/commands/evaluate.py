@@ -23,11 +23,12 @@ def load_policy(
     num_inference_steps: int | None = None,
     device: str = "auto",
     n_action_steps: int | None = None,
+    timestep_spacing: str | None = None,
 ):
     """A saved policy of any type, optionally with another sampler / step count / executed chunk length."""
     policy = load_saved_policy(path, map_location=str(pick_device(device)))
-    if sampler or num_inference_steps:
-        policy.set_sampler(sampler, num_inference_steps)
+    if sampler or num_inference_steps or timestep_spacing:
+        policy.set_sampler(sampler, num_inference_steps, timestep_spacing)
     if n_action_steps:
         policy.config.n_action_steps = n_action_steps
         policy.config.__post_init__()  # validated against horizon and n_obs_steps
@@ -48,8 +49,9 @@ def run_evaluation(
     tb_step: int = 0,
     rti: dict | None = None,
     n_action_steps: int | None = None,
+    timestep_spacing: str | None = None,
 ) -> dict:
-    policy = load_policy(policy_path, sampler, num_inference_steps, device, n_action_steps)
+    policy = load_policy(policy_path, sampler, num_inference_steps, device, n_action_steps, timestep_spacing)
     if rti and rti.get("enabled"):
         policy.chunk_planner = RTIWarmStart(
             policy, rti["start"], rti["num_steps"], rti.get("jump_threshold"), pad=rti.get("pad", "hold")
@@ -101,4 +103,5 @@ def app(cfg: DictConfig) -> None:
         cfg.device,
         rti=OmegaConf.to_container(cfg.rti, resolve=True),
         n_action_steps=cfg.n_action_steps,
+        timestep_spacing=cfg.timestep_spacing,
     )

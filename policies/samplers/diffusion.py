@@ -24,20 +24,27 @@ class DDIMSampler:
     num_inference_steps: int = 10
     eta: float = 0.0
     clip_sample: float | None = 1.0
+    # "leading" [K−r, …, r, 0] (DDIM / diffusers' default) or "trailing" [K−1, …, 0], which starts from the
+    # noisiest level so pure noise is where sampling begins (Lin et al. 2024, "Common diffusion noise
+    # schedules and sample steps are flawed").
+    spacing: str = "leading"
 
     def default_timesteps(self, num_steps: int | None = None, start: float | None = None) -> list[int]:
         """Evenly spaced levels, most noisy first, ending at 0.
 
         Without `start`: DDIM's "leading" spacing [K−r, …, r, 0] with r = K // n (K = 100, n = 10 gives
-        [90, 80, …, 0]). With `start`: n levels from `start` down to 0 (truncated / warm-started sampling).
+        [90, 80, …, 0]), or with spacing="trailing" n levels from K−1 to 0 ([99, 88, …, 0]). With `start`: n
+        levels from `start` down to 0 (truncated / warm-started sampling).
         """
         n = num_steps or self.num_inference_steps
         big_k = self.schedule.num_train_steps
         if not 1 <= n <= big_k:
             raise ValueError(f"num_steps={n}: expected 1 … {big_k} (the schedule's num_train_steps)")
-        if start is None:
+        if start is None and self.spacing == "leading":
             ratio = big_k // n
             return [i * ratio for i in reversed(range(n))]
+        if start is None:
+            start = big_k - 1
         start = int(start)
         if not 0 <= start < big_k:
             raise ValueError(f"start={start}: expected a level in 0 … {big_k - 1}")

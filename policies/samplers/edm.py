@@ -31,13 +31,14 @@ class HeunSampler:
         return ((1.0 - ab) / ab).sqrt()
 
     def default_timesteps(self, num_steps: int | None = None, start: float | None = None) -> list[int]:
-        """n distinct levels from `start` (default: the noisiest) to 0 in Karras' ρ-spacing of σ̃."""
+        """n distinct levels from `start` (default: the noisiest with σ̃ ≤ sigma_max) to 0 in Karras' ρ-spacing."""
         n = num_steps or self.num_inference_steps
-        big_k = self.schedule.num_train_steps
-        top = big_k - 1 if start is None else int(start)
+        sig = self._sigmas()
+        # From pure noise EDM starts at σ̃ = sigma_max, not at a cosine schedule's last level (σ̃ ≈ 2000 for
+        # K = 100): a trapezoid step across that range multiplies the noise estimate's error by ~σ̃.
+        top = int((sig <= self.sigma_max).nonzero().max()) if start is None else int(start)
         if not 1 <= n <= top + 1:
             raise ValueError(f"num_steps={n}: expected 1 … {top + 1} (levels from {top} to 0)")
-        sig = self._sigmas()
         hi, lo = min(float(sig[top]), self.sigma_max) ** (1 / self.rho), float(sig[0]) ** (1 / self.rho)
         levels = [top]
         for i in range(1, n):

@@ -12,7 +12,14 @@ DIFFUSION_SAMPLERS = ("ddpm", "ddim", "heun")
 FLOW_SAMPLERS = ("flow_euler", "flow_midpoint", "flow_heun")
 
 
-def make_sampler(name: str, schedule, num_inference_steps: int, eta: float = 0.0, clip_sample: float | None = 1.0):
+def make_sampler(
+    name: str,
+    schedule,
+    num_inference_steps: int,
+    eta: float = 0.0,
+    clip_sample: float | None = 1.0,
+    spacing: str = "leading",
+):
     """The sampler `name` over `schedule` (which must be of the matching family)."""
     if name in DIFFUSION_SAMPLERS:
         if not isinstance(schedule, DiffusionSchedule):
@@ -20,7 +27,7 @@ def make_sampler(name: str, schedule, num_inference_steps: int, eta: float = 0.0
         if name == "ddpm":
             return DDPMSampler(schedule, clip_sample=clip_sample)
         if name == "ddim":
-            return DDIMSampler(schedule, num_inference_steps, eta, clip_sample)
+            return DDIMSampler(schedule, num_inference_steps, eta, clip_sample, spacing)
         return HeunSampler(schedule, num_inference_steps, clip_sample)
     if name in FLOW_SAMPLERS:
         if not isinstance(schedule, FlowSchedule):
