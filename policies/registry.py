@@ -8,8 +8,10 @@ from pathlib import Path
 from .checkpoint import CheckpointError, read_json
 from .compose import ComposedPolicy
 from .diffusion_policy import DiffusionPolicy
+from .diffusiondrive import DiffusionDrivePolicy
+from .ego_mlp import EgoMLPPolicy
 
-POLICY_TYPES = {cls.type_name: cls for cls in (DiffusionPolicy, ComposedPolicy)}
+POLICY_TYPES = {cls.type_name: cls for cls in (DiffusionPolicy, ComposedPolicy, EgoMLPPolicy, DiffusionDrivePolicy)}
 
 
 def load_policy(directory: str | Path, map_location: str = "cpu"):

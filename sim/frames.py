@@ -77,3 +77,66 @@ def previous_frame(scene: Scene, steps: int = SHIFT_STEPS) -> Scene:
     )  # nothing known before -1.5 s: no acceleration
     ego = EgoState(hist_poses, vel, acc, e.command)
     return replace(scene, token=f"{scene.token}@-{steps * dt:.1f}s", map=mp, agents=agents, ego=ego).validate()
+
+
+def _shift_earlier(arr: np.ndarray, k: int) -> np.ndarray:
+    """Move values k steps earlier along axis 1, repeating the last value into the gap at the end."""
+    if k == 0:
+        return arr.copy()
+    out = np.empty_like(arr)
+    out[:, :-k] = arr[:, k:]
+    out[:, -k:] = arr[:, -1:]
+    return out
+
+
+def future_frame(
+    scene: Scene,
+    steps: int,
+    ego_poses: np.ndarray,
+    ego_velocities: np.ndarray,
+    ego_accelerations: np.ndarray,
+) -> Scene:
+    """The scene `steps` x 0.1 s later, seen from where the ego actually is then (closed-loop replanning).
+
+    ego_poses (H + 1 + steps, 3): the ego's rear-axle poses in the scene's (current) frame on the scene's time
+    grid from its first history sample to the new current time; ego_velocities / ego_accelerations: body-frame
+    (vx, vy) / (ax, ay) on the same grid. Agents are replayed from the log (non-reactive) and marked invalid
+    where the log ends; light states hold their last value.
+    """
+    h = scene.num_history
+    if not 0 <= steps <= scene.num_future:
+        raise ValueError(f"scene {scene.token!r}: field 'steps': expected 0..{scene.num_future}, got {steps}")
+    n = h + 1 + steps
+    for name, arr in (("ego_poses", ego_poses), ("ego_velocities", ego_velocities)):
+        if len(arr) != n:
+            raise ValueError(f"scene {scene.token!r}: field {name!r}: expected {n} samples, got {len(arr)}")
+    pose = np.asarray(ego_poses[-1], dtype=np.float64)
+    m = scene.map
+    mp = replace(
+        m,
+        lane_centerlines=_to_frame(m.lane_centerlines, pose),
+        lane_headings=wrap_angle(m.lane_headings - pose[2]),
+        lane_polygons=_to_frame(m.lane_polygons, pose),
+        area_polygons=_to_frame(m.area_polygons, pose),
+        light_stop_polygons=_to_frame(m.light_stop_polygons, pose),
+        light_states=_shift_earlier(m.light_states, steps),
+        route_centerline=_to_frame(m.route_centerline, pose),
+    )
+    a = scene.agents
+    poses = _shift_earlier(a.poses, steps)
+    poses[..., :2] = _to_frame(poses[..., :2], pose)
+    poses[..., 2] = wrap_angle(poses[..., 2] - pose[2])
+    valid = _shift_earlier(a.valid, steps)
+    if steps:
+        valid[:, -steps:] = False
+    agents = Agents(a.ids, a.classes, a.sizes, poses, _rotate(_shift_earlier(a.velocities, steps), pose[2]), valid)
+    hist = np.asarray(ego_poses[-(h + 1) :], dtype=np.float64)
+    hist_poses = np.concatenate([_to_frame(hist[:, :2], pose), wrap_angle(hist[:, 2:3] - pose[2])], -1)
+    hist_poses[-1] = 0.0
+    ego = EgoState(
+        hist_poses,
+        np.asarray(ego_velocities[-(h + 1) :], dtype=np.float64),
+        np.asarray(ego_accelerations[-(h + 1) :], dtype=np.float64),
+        scene.ego.command,
+    )
+    return replace(scene, token=f"{scene.token}@+{steps * scene.dt:.1f}s", map=mp, agents=agents, ego=ego).validate()

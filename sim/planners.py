@@ -84,9 +84,11 @@ class PDMClosedConfig:
     )
     tie: float = 0.01  # PDM scores this close to the best count as equal (earlier proposal wins)
     corridor_margin: float = 0.3  # added to half the ego width when deciding what is in the path
-    # "oracle": the scene's own future (log replay) - the privileged reference used by default, because the
-    # generator's families (sudden braking, cut-ins) are built around events a constant-velocity forecast
-    # cannot see; "constant_velocity": NAVSIM's PDM-Closed forecast from the agents' current states.
+    # "oracle": the scene's own future (log replay) - privileged: the reference for EP and the expert for
+    # demonstrations; "constant_velocity": NAVSIM's PDM-Closed forecast from the agents' current states. The
+    # oracle is the default because several families hold events no forecast from the current state can see
+    # (a lead that starts braking to a stop inside the 4 s, a pedestrian stepping off the kerb, a cut-in
+    # that has not started yet); bench/results/driving.json reports both, per family.
     forecast: str = "oracle"
 
 

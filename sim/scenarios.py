@@ -66,6 +66,7 @@ FAMILY_WEIGHTS = {
 }
 SPLITS = {"train": (0, 1_000_000), "val": (1_000_000, 1_100_000), "test": (2_000_000, 2_100_000)}
 TIMES = (np.arange(NUM_TIMES) - CURRENT_INDEX) * DT  # (56,) -1.5 .. 4.0 s
+BRAKE_ONSET_S = 0.4  # forced braking (lead_braking) reaches its deceleration this long after it starts
 LANE_WIDTH = 3.5
 
 
@@ -246,7 +247,7 @@ def _family_lead_braking(rng, w: _World) -> None:
             AgentClass.VEHICLE,
             (4.8, 2.0),
             desired=w.ego_limit,
-            brake_at=float(rng.uniform(-0.5, 1.5)),
+            brake_at=float(rng.uniform(-1.0, 1.5)),
             brake_decel=float(rng.uniform(3.0, 6.0)),
         )
     )
@@ -265,9 +266,12 @@ def _family_cut_in(rng, w: _World) -> None:
     a_pts, e_pts = w.lanes[adj].points, path
     n = min(len(a_pts), len(e_pts))
     cum = polyline_arclength(e_pts[:n])
-    lead = rng.uniform(6.0, 20.0)
+    lead = rng.uniform(8.0, 20.0)
     speed = v * rng.uniform(0.6, 0.95)
-    t_start = rng.uniform(0.0, 1.0)
+    # the moment the cutter starts moving sideways, relative to t = 0: a logged frame catches a manoeuvre at
+    # any phase, so most cut-ins show lateral motion in the history (a cut-in that always starts after the
+    # current frame, with zero lateral velocity in every past frame, is unforeseeable by construction)
+    t_start = rng.uniform(-1.2, 0.8)
     s_start = s0 + lead + speed * t_start + 1.5
     dur = speed * rng.uniform(2.0, 3.5)
     alpha = np.clip((cum - s_start) / max(dur, 1.0), 0.0, 1.0)
@@ -645,7 +649,9 @@ def _simulate_movers(w: _World) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             lead_v = np.where(g < gap, 0.0, lead_v)
             gap = np.minimum(g, gap)
         acc = idm_acceleration(v[followers], desired[followers], gap, lead_v, params)
-        acc = np.where(t >= brake_at[followers], np.minimum(acc, -brake_decel[followers]), acc)
+        # forced braking builds up over BRAKE_ONSET_S (brake-pressure build-up; no instant 6 m/s^2 step)
+        ramp = np.clip((t - brake_at[followers]) / BRAKE_ONSET_S, 0.0, 1.0)
+        acc = np.where(t >= brake_at[followers], np.minimum(acc, -brake_decel[followers] * ramp), acc)
         vf = v[followers]
         s[followers] = s[followers] + np.maximum(vf * DT + 0.5 * acc * DT**2, 0.0)
         v[followers] = np.maximum(vf + acc * DT, 0.0)

@@ -133,7 +133,7 @@ def test_serve_survives_robot_faults_over_a_real_rosmaster(ros, tmp_path):
     # Each fault is logged once, not once per tick or message.
     assert log.count("dropping malformed message on /robot/joint_states") == 1
     assert log.count("dropping malformed message on /robot/image") == 1
-    assert log.count("hold: stale observation(s): observation.pose on /robot/pose") == 1
+    assert _stale_pose_logs(log) == 1  # logged once for the whole stale period
     assert log.count("clock jump in header stamps") == 3
     assert "rosmaster restarted" in log and log.count("e-stop ENGAGED") == 1
 
@@ -161,3 +161,11 @@ def test_nan_policy_sends_nothing_and_dry_run_publishes_no_commands(ros, tmp_pat
         else:
             assert sum(s["state"] == "ok" for s in states) > 100 and all(s["dry_run"] for s in states)
             assert all(not s["sent"] for s in states)
+
+
+def _stale_pose_logs(log: str) -> int:
+    """Warnings that the pose topic went stale during the injected pose fault: after it had been seen (finite
+    age) and before the next fault (the clock jump); later faults (the robot dying) may stale it again."""
+    marker = "hold: stale observation(s): observation.pose on /robot/pose (age "
+    section = log.split("clock jump in header stamps", 1)[0]
+    return sum(1 for line in section.splitlines() if marker in line and f"{marker}inf" not in line)

@@ -58,6 +58,7 @@ def test_projection_on_polyline_gives_arc_length_and_signed_offset():
 
 def test_box_overlap_agrees_with_shapely_on_random_boxes():
     import shapely  # a dependency of gym-pusht, so always installed here
+
     rng = np.random.default_rng(1)
     n = 400
     a = box_corners(

@@ -1,0 +1,434 @@
+"""DiffusionDrive (Liao et al., CVPR 2025) on the NAVSIM-style agent input, and the vanilla diffusion
+trajectory policy it is compared with. Works on observation dicts; knows nothing of the simulator or envs.
+
+Input keys (B leading): ego_status (7), history (4, 3), bev (C, S, S) uint8, agents (A, 12), agents_mask (A,),
+route (R, 2) - see diffpilot.envs.driving. Output of ``plan``: (B, 8, 3) x, y, heading at 0.5 .. 4 s.
+
+Scene encoder (both variants): a small strided CNN turns the BEV raster into 8 x 8 feature tokens; agents,
+the ego (status + 4-frame history) and the route ahead become object tokens (masked where absent). As in
+DiffusionDrive's spatial cross-attention, every trajectory query also reads the scene at its own points: the
+raw raster and the CNN's stride-4 feature map are sampled bilinearly at each pose (``sample_points``).
+
+variant "anchored" (DiffusionDrive, METHODS.md):
+- 20 anchors from k-means over the training trajectories (``kmeans_anchors``), stored with the weights.
+- Truncated diffusion around the anchors on a 1000-level schedule, in an anchor-relative space: a trajectory
+  near anchor k is y = (trajectory - anchor_k) / offset_scale, where offset_scale (per pose and channel) is the
+  RMS distance of the training trajectories to their nearest anchor; the anchor itself is y = 0. Training
+  noises every anchor to a level t < 50 (y_t = sigma_t * eps) and the decoder maps each noisy anchor to the
+  expert trajectory's y (x0 prediction); inference starts from the anchors noised to level 8 and runs DDIM
+  over levels [10, 0] (2 denoiser calls). (Diffusing in the anchor-relative space keeps the truncated noise at
+  the scale of the anchors' spread - decimetres - rather than of the whole trajectory range.)
+- Cascade decoder: 2 layers, each anchor query attends to the other anchors, the BEV tokens and the object
+  tokens, and outputs a refined trajectory (the next layer's input) and a confidence logit.
+- Loss: 10 x sigmoid focal loss on the confidences (positive = the anchor nearest the expert trajectory) +
+  8 x L1 between the positive anchor's prediction and the expert trajectory, summed over the cascade layers.
+- ``plan`` returns the trajectory of the most confident anchor; ``plan_details`` all of them.
+
+variant "vanilla": DDPM-trained epsilon prediction of one trajectory from pure noise (in the per-pose
+normalised trajectory space), 8 pose tokens attending to the same scene tokens and reading the raster at their
+own noisy positions, sampled with DDIM over 20 levels of the same 1000-level schedule.
+
+The denoisers are driven through the sampler seam (``policies.samplers.DDIMSampler``): the sampler sees a
+``Denoiser`` whose ``predict(x_t, t, cond, kind)`` answers for a trajectory set x_t (B, K * 8, 3); the scene
+tokens the decoder attends to are bound to that denoiser for the call (``_SceneDenoiser``), ``cond`` carries the
+global (ego + route) vector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import atomic_save_tensors, atomic_write_json
+from .ego_mlp import CONFIG_FILE, EGO_STATUS_SCALE, WEIGHTS_FILE, TrajectoryScale, as_tensor, load_driving_policy
+from .samplers import DDIMSampler, DiffusionSchedule
+from .samplers.parameterization import convert_prediction
+
+POSES = 8
+VARIANTS = ("anchored", "vanilla")
+FMAP_CHANNELS = 32
+
+
+@dataclass
+class DiffusionDriveConfig:
+    variant: str = "anchored"
+    bev_channels: int = 6
+    bev_size: int = 64
+    bev_resolution: float = 0.75  # metres per pixel (envs.driving.ObservationConfig)
+    bev_behind: float = 12.0  # metres of raster behind the rear axle
+    max_agents: int = 32
+    agent_features: int = 12
+    ego_dim: int = 7
+    history_frames: int = 4
+    route_points: int = 16
+    d_model: int = 64
+    n_heads: int = 4
+    decoder_layers: int = 2
+    ffn_mult: int = 2
+    num_anchors: int = 20
+    num_train_steps: int = 1000
+    beta_schedule: str = "linear"
+    trunc_train_level: int = 50  # training noise levels t in [0, trunc_train_level)
+    trunc_start_level: int = 8  # inference: anchors noised to this level ...
+    inference_timesteps: list[int] = field(default_factory=lambda: [10, 0])  # ... then DDIM over these
+    vanilla_steps: int = 20
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    cls_weight: float = 10.0
+    reg_weight: float = 8.0
+    seed: int = 0  # inference noise seed (plans are deterministic per batch)
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant={self.variant!r}: expected one of {VARIANTS}")
+        if not 0 < self.trunc_train_level <= self.num_train_steps:
+            raise ValueError(f"trunc_train_level={self.trunc_train_level}: expected 1 .. num_train_steps")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        if self.bev_size % 8:
+            raise ValueError(f"bev_size={self.bev_size}: expected a multiple of 8 (three stride-2 convolutions)")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DiffusionDriveConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"DiffusionDriveConfig: unknown keys {sorted(unknown)}")
+        return cls(**d)
+
+
+def kmeans_anchors(trajectories: np.ndarray, k: int = 20, iters: int = 50, seed: int = 0) -> np.ndarray:
+    """(k, 8, 3) anchors: k-means (k-means++ start) on the flattened x, y of (N, 8, 3) trajectories; each
+    anchor's heading is the mean heading of its members."""
+    t = np.asarray(trajectories, dtype=np.float64)
+    if len(t) < k:
+        raise ValueError(f"kmeans_anchors: {len(t)} trajectories for {k} anchors")
+    x = t[..., :2].reshape(len(t), -1)
+    rng = np.random.default_rng(seed)
+    centres = [x[rng.integers(len(x))]]
+    for _ in range(1, k):
+        d2 = ((x[:, None] - np.array(centres)[None]) ** 2).sum(-1).min(1)
+        centres.append(x[rng.choice(len(x), p=d2 / d2.sum())] if d2.sum() > 0 else x[rng.integers(len(x))])
+    c = np.array(centres)
+    for _ in range(iters):
+        lab = ((x[:, None] - c[None]) ** 2).sum(-1).argmin(1)
+        new = np.array([x[lab == j].mean(0) if (lab == j).any() else c[j] for j in range(k)])
+        if np.allclose(new, c):
+            break
+        c = new
+    lab = ((x[:, None] - c[None]) ** 2).sum(-1).argmin(1)
+    head = np.array([t[lab == j, :, 2].mean(0) if (lab == j).any() else np.zeros(t.shape[1]) for j in range(k)])
+    return np.concatenate([c.reshape(k, -1, 2), head[..., None]], -1)
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float, gamma: float) -> torch.Tensor:
+    """Sigmoid focal loss (Lin et al.), summed over anchors and averaged over the batch."""
+    p = logits.sigmoid()
+    ce = nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_t = p * target + (1 - p) * (1 - target)
+    a_t = alpha * target + (1 - alpha) * (1 - target)
+    return (a_t * (1 - p_t) ** gamma * ce).sum(-1).mean()
+
+
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    half = dim // 2
+    freqs = torch.exp(-np.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([args.sin(), args.cos()], -1)
+
+
+class SceneEncoder(nn.Module):
+    """BEV raster -> (B, 64, D) tokens; ego, route and agents -> (B, 2 + A, D) object tokens with a key mask;
+    a global vector (B, D) from ego and route."""
+
+    def __init__(self, c: DiffusionDriveConfig):
+        super().__init__()
+        d = c.d_model
+        self.c = c
+        self.stem = nn.Sequential(
+            nn.Conv2d(c.bev_channels, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU()
+        )
+        self.head = nn.Sequential(nn.Conv2d(32, d, 3, 2, 1), nn.ReLU(), nn.Conv2d(d, d, 1))
+        cells = (c.bev_size // 8) ** 2
+        self.bev_pos = nn.Parameter(torch.randn(cells, d) * 0.02)
+        self.ego = nn.Sequential(nn.Linear(c.ego_dim + c.history_frames * 3, d), nn.ReLU(), nn.Linear(d, d))
+        self.route = nn.Sequential(nn.Linear(c.route_points * 2, d), nn.ReLU(), nn.Linear(d, d))
+        self.agent = nn.Sequential(nn.Linear(c.agent_features, d), nn.ReLU(), nn.Linear(d, d))
+        self.type_emb = nn.Parameter(torch.randn(3, d) * 0.02)  # ego, route, agent
+        self.register_buffer("ego_scale", torch.tensor(EGO_STATUS_SCALE[: c.ego_dim]))
+        scale = [50.0, 50.0, 1.0, 1.0, 10.0, 10.0, 5.0, 5.0] + [1.0] * (c.agent_features - 8)
+        self.register_buffer("agent_scale", torch.tensor(scale[: c.agent_features]))
+
+    def forward(self, obs: dict[str, Any], device) -> dict[str, torch.Tensor]:
+        c = self.c
+        bev = as_tensor(obs, "bev", (c.bev_channels, c.bev_size, c.bev_size), device) / 255.0
+        f16 = self.stem(bev)  # (B, 32, S/4, S/4)
+        feat = self.head(f16).flatten(2).transpose(1, 2) + self.bev_pos  # (B, 64, D)
+        ego = as_tensor(obs, "ego_status", (c.ego_dim,), device) / self.ego_scale
+        hist = as_tensor(obs, "history", (c.history_frames, 3), device) / torch.tensor([20.0, 5.0, 1.0], device=device)
+        route = as_tensor(obs, "route", (c.route_points, 2), device) / 50.0
+        agents = as_tensor(obs, "agents", (c.max_agents, c.agent_features), device) / self.agent_scale
+        mask = as_tensor(obs, "agents_mask", (c.max_agents,), device) > 0.5
+        e = self.ego(torch.cat([ego, hist.flatten(1)], -1)) + self.type_emb[0]
+        r = self.route(route.flatten(1)) + self.type_emb[1]
+        a = self.agent(agents) + self.type_emb[2]
+        objects = torch.cat([e[:, None], r[:, None], a], 1)
+        pad = torch.cat([torch.zeros_like(mask[:, :2]), ~mask], 1)  # True = ignore
+        return {"bev": feat, "objects": objects, "pad": pad, "global": e + r, "raster": bev, "fmap": f16}
+
+    def sample_points(self, ctx: dict[str, torch.Tensor], xy: torch.Tensor) -> torch.Tensor:
+        """Spatial cross-attention's sampling step (DiffusionDrive samples BEV features at each trajectory's
+        points): the raw raster and the stride-4 feature map, bilinearly at points xy (B, M, P, 2) metres in
+        the ego frame, plus a flag for points inside the raster -> (B, M, P, SAMPLE_FEATURES)."""
+        c = self.c
+        extent = c.bev_size * c.bev_resolution
+        gy = (xy[..., 0] + c.bev_behind) / extent * 2.0 - 1.0  # raster rows run along x
+        gx = (xy[..., 1] + 0.5 * extent) / extent * 2.0 - 1.0  # columns along y
+        grid = torch.stack([gx, gy], -1)
+        inside = ((gx.abs() <= 1.0) & (gy.abs() <= 1.0)).float()[..., None]
+        outs = [
+            nn.functional.grid_sample(m, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            for m in (ctx["raster"], ctx["fmap"])  # same normalised grid on both resolutions
+        ]
+        return torch.cat([o.permute(0, 2, 3, 1) for o in outs] + [inside], -1)
+
+
+class DecoderBlock(nn.Module):
+    """Pre-norm: self-attention among queries, cross-attention to BEV tokens, to object tokens, FFN."""
+
+    def __init__(self, d: int, heads: int, mult: int):
+        super().__init__()
+        self.norms = nn.ModuleList([nn.LayerNorm(d) for _ in range(4)])
+        self.self_attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.bev_attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.obj_attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.ffn = nn.Sequential(nn.Linear(d, mult * d), nn.GELU(), nn.Linear(mult * d, d))
+
+    def forward(self, q: torch.Tensor, ctx: dict[str, torch.Tensor]) -> torch.Tensor:
+        h = self.norms[0](q)
+        q = q + self.self_attn(h, h, h, need_weights=False)[0]
+        h = self.norms[1](q)
+        q = q + self.bev_attn(h, ctx["bev"], ctx["bev"], need_weights=False)[0]
+        h = self.norms[2](q)
+        q = q + self.obj_attn(h, ctx["objects"], ctx["objects"], key_padding_mask=ctx["pad"], need_weights=False)[0]
+        return q + self.ffn(self.norms[3](q))
+
+
+class CascadeDecoder(nn.Module):
+    """Anchored: K trajectory queries; each layer refines every trajectory and scores it (DiffusionDrive)."""
+
+    def __init__(self, c: DiffusionDriveConfig):
+        super().__init__()
+        d = c.d_model
+        self.d = d
+        self.embed = nn.ModuleList(
+            [nn.Sequential(nn.Linear(POSES * 3, d), nn.ReLU(), nn.Linear(d, d)) for _ in range(c.decoder_layers)]
+        )
+        sampled = POSES * (c.bev_channels + FMAP_CHANNELS + 1)
+        self.spatial = nn.ModuleList(
+            [nn.Sequential(nn.Linear(sampled, d), nn.ReLU(), nn.Linear(d, d)) for _ in range(c.decoder_layers)]
+        )
+        self.time = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        self.blocks = nn.ModuleList([DecoderBlock(d, c.n_heads, c.ffn_mult) for _ in range(c.decoder_layers)])
+        self.reg = nn.ModuleList([nn.Linear(d, POSES * 3) for _ in range(c.decoder_layers)])
+        self.cls = nn.ModuleList([nn.Linear(d, 1) for _ in range(c.decoder_layers)])
+
+    def forward(
+        self, y_t: torch.Tensor, t: torch.Tensor, ctx: dict, space: tuple, encoder: SceneEncoder
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """y_t (B, K, 8, 3) noisy anchor-relative trajectories -> per layer (y0 (B, K, 8, 3), logits (B, K)).
+        space = (base (K, 8, 3): the anchors and ratio (8, 3): offset_scale, both in the policy's normalised
+        units, scale (8, 3): those units in metres / radians); each layer embeds the trajectory it refines
+        (base + y * ratio) and the scene sampled at its points. Layer 1 predicts y0, later layers refine it."""
+        b, k = y_t.shape[:2]
+        base, ratio, scale = space
+        temb = self.time(timestep_embedding(t, self.d))[:, None]
+        y, q, outs = y_t, None, []
+        for i, block in enumerate(self.blocks):
+            traj = base + y * ratio
+            at_points = encoder.sample_points(ctx, (traj * scale)[..., :2])  # (B, K, 8, F)
+            e = self.embed[i](traj.flatten(2)) + self.spatial[i](at_points.flatten(2))
+            e = e + temb + ctx["global"][:, None]
+            q = e if q is None else q + e
+            q = block(q, ctx)
+            delta = self.reg[i](q).view(b, k, POSES, 3)
+            y = delta if i == 0 else y + delta
+            outs.append((y, self.cls[i](q).squeeze(-1)))
+        return outs
+
+
+class PoseDecoder(nn.Module):
+    """Vanilla: 8 pose tokens of one noisy trajectory -> epsilon (B, 8, 3)."""
+
+    def __init__(self, c: DiffusionDriveConfig):
+        super().__init__()
+        d = c.d_model
+        self.d = d
+        self.inp = nn.Linear(3, d)
+        self.spatial = nn.Sequential(nn.Linear(c.bev_channels + FMAP_CHANNELS + 1, d), nn.ReLU(), nn.Linear(d, d))
+        self.pos = nn.Parameter(torch.randn(POSES, d) * 0.02)
+        self.time = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        self.blocks = nn.ModuleList([DecoderBlock(d, c.n_heads, c.ffn_mult) for _ in range(c.decoder_layers)])
+        self.out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, 3))
+
+    def forward(
+        self, x_t: torch.Tensor, t: torch.Tensor, ctx: dict, scale: torch.Tensor, encoder: SceneEncoder
+    ) -> torch.Tensor:
+        """x_t (B, 8, 3) in normalised units (times `scale` = metres / radians) -> epsilon; each pose token also
+        sees the scene sampled where that (noisy) pose is."""
+        at_points = encoder.sample_points(ctx, (x_t * scale)[:, None, :, :2])[:, 0]  # (B, 8, F)
+        q = self.inp(x_t) + self.spatial(at_points) + self.pos
+        q = q + (self.time(timestep_embedding(t, self.d)) + ctx["global"])[:, None]
+        for block in self.blocks:
+            q = block(q, ctx)
+        return self.out(q)
+
+
+class _SceneDenoiser:
+    """The sampler's view of a decoder: x_t (B, K * 8, 3) at level t (B,) -> prediction of `kind`; the scene
+    tokens are bound at construction. Keeps the last confidence logits (anchored) for ``plan``."""
+
+    def __init__(self, policy: DiffusionDrivePolicy, ctx: dict[str, torch.Tensor]):
+        self.policy, self.ctx, self.last_logits = policy, ctx, None
+
+    def predict(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, kind) -> torch.Tensor:
+        p = self.policy
+        if p.config.variant == "anchored":
+            b = x_t.shape[0]
+            x0, logits = p.decoder(x_t.view(b, -1, POSES, 3), t, self.ctx, p.anchor_space(), p.encoder)[-1]
+            self.last_logits = logits
+            out, native = x0.reshape(x_t.shape), "sample"
+        else:
+            out, native = p.decoder(x_t, t, self.ctx, p.traj_scale.scale, p.encoder), "epsilon"
+        if kind == native:
+            return out
+        alpha, sigma = p.schedule.alpha_sigma(t.to(x_t.device))
+        return convert_prediction(out, native, kind, x_t, alpha, sigma)
+
+
+class DiffusionDrivePolicy(nn.Module):
+    type_name = "diffusiondrive"
+
+    def __init__(self, config: DiffusionDriveConfig | None = None):
+        super().__init__()
+        self.config = c = config or DiffusionDriveConfig()
+        self.encoder = SceneEncoder(c)
+        self.decoder = CascadeDecoder(c) if c.variant == "anchored" else PoseDecoder(c)
+        self.traj_scale = TrajectoryScale(POSES)
+        self.register_buffer("anchors", torch.zeros(c.num_anchors, POSES, 3))  # metres / radians
+        self.register_buffer("offset_scale", torch.ones(POSES, 3))  # anchor-relative units (metres / radians)
+        self.schedule = DiffusionSchedule(c.num_train_steps, c.beta_schedule)
+        clip = None if c.variant == "anchored" else 1.0
+        self.sampler = DDIMSampler(self.schedule, num_inference_steps=c.vanilla_steps, eta=0.0, clip_sample=clip)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def set_normalization(self, data: dict[str, np.ndarray]) -> None:
+        """Trajectory scale and (anchored) the k-means anchors from the training demonstrations."""
+        self.traj_scale.fit(data["trajectory"])
+        if self.config.variant == "anchored":
+            traj = np.asarray(data["trajectory"], dtype=np.float64)
+            anchors = kmeans_anchors(traj, self.config.num_anchors, seed=self.config.seed)
+            nearest = np.linalg.norm(traj[:, None, :, :2] - anchors[None, :, :, :2], axis=-1).mean(-1).argmin(1)
+            rms = np.sqrt(((traj - anchors[nearest]) ** 2).mean(0))
+            self.anchors.copy_(torch.as_tensor(anchors, dtype=torch.float32))
+            self.offset_scale.copy_(torch.as_tensor(np.maximum(rms, [0.1, 0.1, 0.01]), dtype=torch.float32))
+
+    def anchor_space(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(anchors, offset_scale) in the policy's normalised trajectory units, and those units (metres / rad)."""
+        scale = self.traj_scale.scale
+        return self.traj_scale.normalize(self.anchors), self.offset_scale / scale, scale
+
+    def timesteps(self) -> list[int]:
+        c = self.config
+        if c.variant == "anchored":
+            return list(c.inference_timesteps)
+        return self.sampler.default_timesteps(c.vanilla_steps)
+
+    # ----------------------------------------------------------------- training
+    def compute_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> torch.Tensor:
+        c = self.config
+        dev = self.device
+        ctx = self.encoder(batch, dev)
+        gt = as_tensor(batch, "trajectory", (POSES, 3), dev)
+        b = len(gt)
+        if c.variant == "vanilla":
+            x0 = self.traj_scale.normalize(gt)
+            eps = torch.randn(x0.shape, generator=generator).to(dev)
+            t = torch.randint(0, c.num_train_steps, (b,), generator=generator).to(dev)
+            alpha, sigma = self.schedule.alpha_sigma(t)
+            x_t = alpha[:, None, None] * x0 + sigma[:, None, None] * eps
+            return nn.functional.mse_loss(self.decoder(x_t, t, ctx, self.traj_scale.scale, self.encoder), eps)
+        k = len(self.anchors)
+        dist = (gt[:, None, :, :2] - self.anchors[None, :, :, :2]).norm(dim=-1).mean(-1)  # (B, K) metres
+        pos = dist.argmin(1)
+        y0 = (gt - self.anchors[pos]) / self.offset_scale  # the expert, relative to its nearest anchor
+        eps = torch.randn((b, k, POSES, 3), generator=generator).to(dev)
+        t = torch.randint(0, c.trunc_train_level, (b,), generator=generator).to(dev)
+        _, sigma = self.schedule.alpha_sigma(t)
+        y_t = sigma[:, None, None, None] * eps  # every anchor (y = 0) noised to level t
+        target = nn.functional.one_hot(pos, k).float()
+        loss = torch.zeros((), device=dev)
+        rows = torch.arange(b, device=dev)
+        for y, logits in self.decoder(y_t, t, ctx, self.anchor_space(), self.encoder):
+            reg = (y[rows, pos] - y0).abs().mean()
+            loss = loss + c.cls_weight * focal_loss(logits, target, c.focal_alpha, c.focal_gamma) + c.reg_weight * reg
+        return loss
+
+    # ----------------------------------------------------------------- inference
+    @torch.no_grad()
+    def plan_details(self, obs_batch: dict[str, Any], generator: torch.Generator | None = None) -> dict[str, Any]:
+        """All candidate trajectories (B, K, 8, 3) in metres, their confidences (B, K) (anchored; K = 1 and
+        confidence 1 for vanilla), the chosen index (B,) and the anchors (K, 8, 3)."""
+        c = self.config
+        dev = self.device
+        ctx = self.encoder(obs_batch, dev)
+        b = ctx["global"].shape[0]
+        gen = generator or torch.Generator().manual_seed(c.seed)
+        den = _SceneDenoiser(self, ctx)
+        steps = self.timesteps()
+        if c.variant == "anchored":
+            k = len(self.anchors)
+            noise = torch.randn((b, k * POSES, 3), generator=gen).to(dev)
+            x_init = self.sampler.add_noise(torch.zeros_like(noise), noise, c.trunc_start_level)  # noised anchors
+            y = self.sampler.sample(den, x_init, ctx["global"], steps, gen)
+            trajs = self.anchors + y.view(b, k, POSES, 3) * self.offset_scale
+            conf = den.last_logits.sigmoid()
+        else:
+            noise = torch.randn((b, POSES, 3), generator=gen).to(dev)
+            x = self.sampler.sample(den, noise, ctx["global"], steps, gen)
+            trajs = self.traj_scale.unnormalize(x)[:, None]
+            conf = torch.ones(b, 1, device=dev)
+        best = conf.argmax(1)
+        return {
+            "trajectories": trajs.cpu().numpy(),
+            "confidence": conf.cpu().numpy(),
+            "best": best.cpu().numpy(),
+            "anchors": self.anchors.cpu().numpy(),
+            "denoiser_calls": len(steps),
+        }
+
+    def plan(self, obs_batch: dict[str, Any]) -> np.ndarray:
+        """(B, 8, 3): the most confident anchor's trajectory (anchored) or the sampled one (vanilla)."""
+        d = self.plan_details(obs_batch)
+        return d["trajectories"][np.arange(len(d["best"])), d["best"]]
+
+    # ----------------------------------------------------------------- checkpoints
+    def save_pretrained(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        atomic_save_tensors(directory / WEIGHTS_FILE, self.state_dict())
+        atomic_write_json(directory / CONFIG_FILE, {"type": self.type_name, "config": self.config.to_dict()})
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location: str = "cpu") -> DiffusionDrivePolicy:
+        return load_driving_policy(cls, DiffusionDriveConfig, directory, map_location)

@@ -1,0 +1,162 @@
+"""DiffusionDrive (truncated anchored diffusion), the vanilla 20-step baseline and the ego-status MLP."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from diffpilot.policies.diffusiondrive import (
+    DiffusionDriveConfig,
+    DiffusionDrivePolicy,
+    focal_loss,
+    kmeans_anchors,
+)
+from diffpilot.policies.ego_mlp import EgoMLPPolicy, fit
+from diffpilot.policies.registry import load_policy
+from diffpilot.policies.samplers import DDIMSampler
+
+torch.set_num_threads(1)
+SMALL = {"d_model": 32, "n_heads": 2, "bev_size": 16, "max_agents": 4, "num_anchors": 4}
+
+
+def _data(n: int = 16, seed: int = 0, bev: int = 16, agents: int = 4) -> dict[str, np.ndarray]:
+    """Synthetic demonstrations: straight ahead at the current speed, or a left turn when the command says so."""
+    rng = np.random.default_rng(seed)
+    v = rng.uniform(3.0, 12.0, n)
+    cmd = rng.integers(0, 3, n)
+    t = np.arange(1, 9) * 0.5
+    traj = np.zeros((n, 8, 3), np.float32)
+    traj[..., 0] = v[:, None] * t
+    left = cmd == 0
+    traj[left, :, 1] = 0.3 * t**2
+    traj[left, :, 2] = 0.15 * t
+    status = np.zeros((n, 7), np.float32)
+    status[:, 0] = v
+    status[np.arange(n), 4 + cmd] = 1.0
+    return {
+        "ego_status": status,
+        "history": np.zeros((n, 4, 3), np.float32),
+        "bev": rng.integers(0, 2, (n, 6, bev, bev)).astype(np.uint8) * 255,
+        "agents": rng.normal(0, 5, (n, agents, 12)).astype(np.float32),
+        "agents_mask": (rng.uniform(size=(n, agents)) < 0.5).astype(np.int8),
+        "route": np.zeros((n, 16, 2), np.float32),
+        "trajectory": traj,
+    }
+
+
+def test_kmeans_anchors_find_the_clusters():
+    rng = np.random.default_rng(0)
+    centres = np.zeros((3, 8, 3))
+    centres[:, :, 0] = np.array([5.0, 20.0, 40.0])[:, None] * np.linspace(0.125, 1, 8)
+    centres[2, :, 1] = 8.0
+    data = np.concatenate([c + rng.normal(0, 0.1, (30, 8, 3)) for c in centres])
+    anchors = kmeans_anchors(data, 3, seed=1)
+    assert anchors.shape == (3, 8, 3)
+    err = np.abs(anchors[np.argsort(anchors[:, -1, 0])][..., :2] - centres[..., :2]).max()
+    assert err < 0.2
+    with pytest.raises(ValueError, match="2 trajectories for 3 anchors"):
+        kmeans_anchors(data[:2], 3)
+
+
+def test_focal_loss_prefers_the_right_anchor_and_reduces_to_bce():
+    target = torch.tensor([[0.0, 1.0, 0.0]])
+    good = focal_loss(torch.tensor([[-4.0, 4.0, -4.0]]), target, 0.25, 2.0)
+    bad = focal_loss(torch.tensor([[4.0, -4.0, -4.0]]), target, 0.25, 2.0)
+    assert good < 0.01 < bad
+    logits = torch.tensor([[0.3, -1.2, 2.0]])
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum")
+    assert focal_loss(logits, target, 0.5, 0.0) == pytest.approx(0.5 * bce.item(), rel=1e-5)
+
+
+def _count_calls(monkeypatch, policy) -> list:
+    calls = []
+    real = DDIMSampler.sample
+
+    def spy(self, denoiser, x_init, cond, timesteps=None, generator=None):
+        calls.append(list(timesteps))
+        return real(self, denoiser, x_init, cond, timesteps, generator)
+
+    monkeypatch.setattr(DDIMSampler, "sample", spy)
+    return calls
+
+
+def test_anchored_policy_plans_through_the_sampler_with_two_steps(monkeypatch, tmp_path):
+    data = _data()
+    policy = DiffusionDrivePolicy(DiffusionDriveConfig(**SMALL)).eval()
+    policy.set_normalization(data)
+    calls = _count_calls(monkeypatch, policy)
+    details = policy.plan_details(data)
+    assert calls == [[10, 0]]
+    assert details["trajectories"].shape == (16, 4, 8, 3) and details["confidence"].shape == (16, 4)
+    plan = policy.plan(data)
+    rows = np.arange(16)
+    assert np.allclose(plan, details["trajectories"][rows, details["confidence"].argmax(1)])
+    # anchors come from the demonstrations and travel with the checkpoint
+    assert np.allclose(policy.anchors.numpy(), kmeans_anchors(data["trajectory"], 4, seed=0), atol=1e-5)
+    policy.save_pretrained(tmp_path)
+    again = load_policy(tmp_path)
+    assert isinstance(again, DiffusionDrivePolicy) and np.allclose(again.plan(data), plan, atol=1e-6)
+
+
+def test_vanilla_policy_takes_twenty_steps(monkeypatch):
+    data = _data()
+    policy = DiffusionDrivePolicy(DiffusionDriveConfig(variant="vanilla", **SMALL)).eval()
+    policy.set_normalization(data)
+    calls = _count_calls(monkeypatch, policy)
+    out = policy.plan(data)
+    assert len(calls[0]) == 20 and calls[0][-1] == 0 and out.shape == (16, 8, 3)
+
+
+def test_anchored_training_fits_demonstrations():
+    data = _data(n=12)
+    policy = DiffusionDrivePolicy(DiffusionDriveConfig(**SMALL))
+    policy.set_normalization(data)
+    gen = torch.Generator().manual_seed(0)
+    before = policy.compute_loss(data, generator=gen).item()
+    fit(policy, data, steps=150, batch_size=12, lr=3e-3)
+    after = policy.compute_loss(data, generator=torch.Generator().manual_seed(0)).item()
+    assert after < 0.3 * before
+    d = policy.plan_details(data)
+    gt = data["trajectory"]
+    pos = np.linalg.norm(gt[:, None, :, :2] - d["anchors"][None, ..., :2], axis=-1).mean(-1).argmin(1)
+    err = np.abs(d["trajectories"][np.arange(12), pos] - gt)[..., :2].mean()
+    assert err < 0.5  # metres: the positive anchor is denoised onto the expert (trajectories reach 48 m)
+    assert (d["best"] == pos).mean() >= 0.5  # and the confidence head mostly picks it
+
+
+def test_ego_mlp_learns_speed_and_command_and_round_trips(tmp_path):
+    data = _data(n=64)
+    policy = EgoMLPPolicy()
+    policy.set_normalization(data)
+    fit(policy, data, steps=400, batch_size=64, lr=3e-3)
+    err = np.abs(policy.plan(data) - data["trajectory"])[..., :2].mean()
+    assert err < 0.5
+    policy.save_pretrained(tmp_path)
+    assert np.allclose(load_policy(tmp_path).plan(data), policy.plan(data), atol=1e-6)
+
+
+def test_bad_observations_name_the_key():
+    data = _data()
+    policy = DiffusionDrivePolicy(DiffusionDriveConfig(**SMALL))
+    bad = {**data, "agents": data["agents"][:, :2]}
+    with pytest.raises(ValueError, match=r"'agents'.*expected \(B, 4, 12\)"):
+        policy.plan(bad)
+    with pytest.raises(ValueError, match="missing 'ego_status'"):
+        EgoMLPPolicy().plan({k: v for k, v in data.items() if k != "ego_status"})
+    with pytest.raises(ValueError, match="variant='diffusion'"):
+        DiffusionDriveConfig(variant="diffusion")
+
+
+def test_trajectory_points_read_the_raster_where_they_are():
+    cfg = DiffusionDriveConfig(**SMALL)  # 16 px at 0.75 m: x in [-12, 0], y in [-6, 6]
+    policy = DiffusionDrivePolicy(cfg)
+    data = _data(n=1)
+    data["bev"][:] = 0
+    i, j = 11, 3  # pixel centre x = -12 + 11.5 * 0.75 = -3.375 m, y = -6 + 3.5 * 0.75 = -3.375 m
+    data["bev"][0, 2, i - 1 : i + 2, j - 1 : j + 2] = 255
+    xy = torch.tensor([[[[-3.375, -3.375], [-1.0, 4.0], [40.0, 0.0]]]])
+    with torch.no_grad():
+        out = policy.encoder.sample_points(policy.encoder(data, torch.device("cpu")), xy)[0, 0]
+    assert out[0, 2] == pytest.approx(1.0) and out[1, 2] == 0.0  # the vehicle channel, at and away from it
+    assert out[:2, -1].tolist() == [1.0, 1.0] and out[2, -1] == 0.0  # 40 m ahead is outside the raster
