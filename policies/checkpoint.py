@@ -15,6 +15,10 @@ from diffpilot.atomic import atomic_path, atomic_write_bytes, atomic_write_json
 __all__ = ["atomic_path", "atomic_save_tensors", "atomic_write_bytes", "atomic_write_json", "load_tensors", "read_json"]
 
 
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
 class CheckpointError(ValueError):
     """A checkpoint directory is missing a file or holds something other than what was asked for."""
 
@@ -39,3 +43,30 @@ def load_tensors(path: str | os.PathLike, what: str) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError(f"{what}: {path} does not exist")
     return load_file(str(path))
+
+
+def save_pretrained_module(module: torch.nn.Module, directory: str | Path, type_name: str, config: dict) -> None:
+    """model.safetensors (the state dict) + config.json ({"type", "config"}), each written atomically."""
+    directory = Path(directory)
+    atomic_save_tensors(directory / WEIGHTS_FILE, module.state_dict())
+    atomic_write_json(directory / CONFIG_FILE, {"type": type_name, "config": config})
+
+
+def load_pretrained_module(cls, config_from_dict, directory: str | Path, map_location: str = "cpu"):
+    """`cls(config_from_dict(config))` with weights loaded strictly; refuses a checkpoint of another type."""
+    directory = Path(directory)
+    meta = read_json(directory / CONFIG_FILE, "policy checkpoint")
+    found = meta.get("type") if isinstance(meta, dict) else None
+    if found != cls.type_name:
+        raise CheckpointError(
+            f"policy checkpoint {directory / CONFIG_FILE}: type is {found!r}; expected {cls.type_name!r}"
+        )
+    module = cls(config_from_dict(meta["config"]))
+    state = load_tensors(directory / WEIGHTS_FILE, "policy checkpoint")
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"policy checkpoint {directory / WEIGHTS_FILE}: missing tensors {missing[:5]}, "
+            f"unexpected tensors {unexpected[:5]} for this config"
+        )
+    return module.to(map_location).eval()

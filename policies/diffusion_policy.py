@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, atomic_save_tensors, atomic_write_json, load_tensors, read_json
+from .checkpoint import load_pretrained_module, save_pretrained_module
 from .chunk_policy import ChunkPolicy
 from .denoiser import NetDenoiser
 from .diffusion_config import DiffusionPolicyConfig
@@ -23,9 +23,6 @@ from .normalize import Normalizer
 from .samplers import DiffusionSchedule, FlowSchedule
 from .samplers.factory import make_sampler
 from .samplers.parameterization import training_target
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 
 
 def build_sampler(config: DiffusionPolicyConfig, schedule):
@@ -145,25 +142,8 @@ class DiffusionPolicy(ChunkPolicy):
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write config.json and model.safetensors (normalisation stats included) atomically."""
-        directory = Path(directory)
-        atomic_save_tensors(directory / WEIGHTS_FILE, self.state_dict())
-        atomic_write_json(directory / CONFIG_FILE, {"type": self.type_name, "config": self.config.to_dict()})
+        save_pretrained_module(self, directory, self.type_name, self.config.to_dict())
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str = "cpu") -> DiffusionPolicy:
-        directory = Path(directory)
-        meta = read_json(directory / CONFIG_FILE, "policy checkpoint")
-        found = meta.get("type") if isinstance(meta, dict) else None
-        if found != cls.type_name:
-            raise CheckpointError(
-                f"policy checkpoint {directory / CONFIG_FILE}: type is {found!r}; expected {cls.type_name!r}"
-            )
-        policy = cls(DiffusionPolicyConfig.from_dict(meta["config"]))
-        state = load_tensors(directory / WEIGHTS_FILE, "policy checkpoint")
-        missing, unexpected = policy.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise CheckpointError(
-                f"policy checkpoint {directory / WEIGHTS_FILE}: missing tensors {missing[:5]}, "
-                f"unexpected tensors {unexpected[:5]} for this config"
-            )
-        return policy.to(map_location).eval()
+        return load_pretrained_module(cls, DiffusionPolicyConfig.from_dict, directory, map_location)

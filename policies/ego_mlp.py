@@ -20,10 +20,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, atomic_save_tensors, atomic_write_json, load_tensors, read_json
+from .checkpoint import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    atomic_save_tensors,
+    atomic_write_json,
+    load_pretrained_module,
+)
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 POSES = 8
 EGO_STATUS_SCALE = (10.0, 2.0, 3.0, 3.0, 1.0, 1.0, 1.0)  # vx, vy, ax, ay, command one-hot
 
@@ -123,23 +127,8 @@ class EgoMLPPolicy(nn.Module):
 
 
 def load_driving_policy(cls, config_cls, directory: str | Path, map_location: str = "cpu"):
-    """Shared from_pretrained: check the type, build from config.json, load model.safetensors strictly."""
-    directory = Path(directory)
-    meta = read_json(directory / CONFIG_FILE, "policy checkpoint")
-    found = meta.get("type") if isinstance(meta, dict) else None
-    if found != cls.type_name:
-        raise CheckpointError(
-            f"policy checkpoint {directory / CONFIG_FILE}: type is {found!r}; expected {cls.type_name!r}"
-        )
-    policy = cls(config_cls.from_dict(meta["config"]))
-    state = load_tensors(directory / WEIGHTS_FILE, "policy checkpoint")
-    missing, unexpected = policy.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(
-            f"policy checkpoint {directory / WEIGHTS_FILE}: missing tensors {missing[:5]}, "
-            f"unexpected tensors {unexpected[:5]} for this config"
-        )
-    return policy.to(map_location).eval()
+    """Shared from_pretrained of the driving planners (type-checked, strict weights)."""
+    return load_pretrained_module(cls, config_cls.from_dict, directory, map_location)
 
 
 def fit(
