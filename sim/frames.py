@@ -37,11 +37,9 @@ def _shift_time(arr: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def previous_frame(scene: Scene, steps: int = SHIFT_STEPS) -> Scene:
-    """The scene as it looked `steps` x 0.1 s earlier, in the ego frame of that moment."""
-    e = scene.ego
-    h = scene.num_history
-    pose = e.history_poses[h - steps]  # the ego then, in the current frame
+def _world_in_frame(scene: Scene, pose: np.ndarray, shift) -> tuple:
+    """Map and agents re-expressed in the frame of `pose` (x, y, heading), their time axis moved by `shift`
+    (a function on (N, T, …) arrays that returns a new array): (MapData, Agents)."""
     m = scene.map
     mp = replace(
         m,
@@ -50,16 +48,23 @@ def previous_frame(scene: Scene, steps: int = SHIFT_STEPS) -> Scene:
         lane_polygons=_to_frame(m.lane_polygons, pose),
         area_polygons=_to_frame(m.area_polygons, pose),
         light_stop_polygons=_to_frame(m.light_stop_polygons, pose),
-        light_states=_shift_time(m.light_states, steps),
+        light_states=shift(m.light_states),
         route_centerline=_to_frame(m.route_centerline, pose),
     )
     a = scene.agents
-    poses = _shift_time(a.poses, steps)
+    poses = shift(a.poses)
     poses[..., :2] = _to_frame(poses[..., :2], pose)
     poses[..., 2] = wrap_angle(poses[..., 2] - pose[2])
-    valid = _shift_time(a.valid, steps)
-    valid[:, :steps] = False
-    agents = Agents(a.ids, a.classes, a.sizes, poses, _rotate(_shift_time(a.velocities, steps), pose[2]), valid)
+    return mp, Agents(a.ids, a.classes, a.sizes, poses, _rotate(shift(a.velocities), pose[2]), shift(a.valid))
+
+
+def previous_frame(scene: Scene, steps: int = SHIFT_STEPS) -> Scene:
+    """The scene as it looked `steps` x 0.1 s earlier, in the ego frame of that moment."""
+    e = scene.ego
+    h = scene.num_history
+    pose = e.history_poses[h - steps]  # the ego then, in the current frame
+    mp, agents = _world_in_frame(scene, pose, lambda arr: _shift_time(arr, steps))
+    agents.valid[:, :steps] = False
     # ego history: the last h+1-steps samples are known; the earliest `steps` are extrapolated backwards
     known = e.history_poses[: h + 1 - steps]
     xy = _to_frame(known[:, :2], pose)
@@ -111,25 +116,9 @@ def future_frame(
         if len(arr) != n:
             raise ValueError(f"scene {scene.token!r}: field {name!r}: expected {n} samples, got {len(arr)}")
     pose = np.asarray(ego_poses[-1], dtype=np.float64)
-    m = scene.map
-    mp = replace(
-        m,
-        lane_centerlines=_to_frame(m.lane_centerlines, pose),
-        lane_headings=wrap_angle(m.lane_headings - pose[2]),
-        lane_polygons=_to_frame(m.lane_polygons, pose),
-        area_polygons=_to_frame(m.area_polygons, pose),
-        light_stop_polygons=_to_frame(m.light_stop_polygons, pose),
-        light_states=_shift_earlier(m.light_states, steps),
-        route_centerline=_to_frame(m.route_centerline, pose),
-    )
-    a = scene.agents
-    poses = _shift_earlier(a.poses, steps)
-    poses[..., :2] = _to_frame(poses[..., :2], pose)
-    poses[..., 2] = wrap_angle(poses[..., 2] - pose[2])
-    valid = _shift_earlier(a.valid, steps)
+    mp, agents = _world_in_frame(scene, pose, lambda arr: _shift_earlier(arr, steps))
     if steps:
-        valid[:, -steps:] = False
-    agents = Agents(a.ids, a.classes, a.sizes, poses, _rotate(_shift_earlier(a.velocities, steps), pose[2]), valid)
+        agents.valid[:, -steps:] = False
     hist = np.asarray(ego_poses[-(h + 1) :], dtype=np.float64)
     hist_poses = np.concatenate([_to_frame(hist[:, :2], pose), wrap_angle(hist[:, 2:3] - pose[2])], -1)
     hist_poses[-1] = 0.0
