@@ -36,7 +36,7 @@ global (ego + route) vector.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import atomic_save_tensors, atomic_write_json
+from .checkpoint import DictConfig, atomic_save_tensors, atomic_write_json
 from .ego_mlp import CONFIG_FILE, EGO_STATUS_SCALE, WEIGHTS_FILE, TrajectoryScale, as_tensor, load_driving_policy
 from .samplers import DDIMSampler, DiffusionSchedule
 from .samplers.parameterization import convert_prediction
@@ -55,7 +55,7 @@ FMAP_CHANNELS = 32
 
 
 @dataclass
-class DiffusionDriveConfig:
+class DiffusionDriveConfig(DictConfig):
     variant: str = "anchored"
     bev_channels: int = 6
     bev_size: int = 64
@@ -92,17 +92,6 @@ class DiffusionDriveConfig:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.bev_size % 8:
             raise ValueError(f"bev_size={self.bev_size}: expected a multiple of 8 (three stride-2 convolutions)")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> DiffusionDriveConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"DiffusionDriveConfig: unknown keys {sorted(unknown)}")
-        return cls(**d)
 
 
 def kmeans_anchors(trajectories: np.ndarray, k: int = 20, iters: int = 50, seed: int = 0) -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from torch import nn
 from .checkpoint import (
     CONFIG_FILE,
     WEIGHTS_FILE,
+    DictConfig,
     atomic_save_tensors,
     atomic_write_json,
     load_pretrained_module,
@@ -63,22 +64,11 @@ class TrajectoryScale(nn.Module):
 
 
 @dataclass
-class EgoMLPConfig:
+class EgoMLPConfig(DictConfig):
     ego_dim: int = 7
     hidden: int = 256
     layers: int = 2
     poses: int = POSES
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> EgoMLPConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"EgoMLPConfig: unknown keys {sorted(unknown)}")
-        return cls(**d)
 
 
 class EgoMLPPolicy(nn.Module):
