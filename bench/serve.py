@@ -3,6 +3,10 @@
 (configs/policy/diffusion_unet_small.yaml: down_dims [32, 64, 128], DDIM-10 full samples, RTI 3 steps between
 chunks; untrained weights — latency does not depend on them).
 
+Timing per serve/robots/pusht_state.yaml: each chunk is planned `plan_lead` ahead of its first tick (auto: from
+the warm-up inference time) on the newest observation, with the control ticks phase-locked to the joint-state
+arrivals (timing.sync_to).
+
 Latency: for each action chunk, the time from the robot publishing the newest observation the chunk was planned
 on (the command's header stamp) to the robot receiving the first command of that chunk — sensor → ROS → cache →
 inference → scheduler → safety → ROS → robot. Missed ticks: control deadlines the server's loop missed, plus
@@ -123,6 +127,8 @@ def main() -> int:
         "command_age_ms_p50_p99": [round(float(np.percentile(per_command_ms, q)), 3) for q in (50, 99)],
         "server_inference_latency_ms": summary["inference_latency_ms"],
         "server_tick_lateness_ms": summary["tick_lateness_ms"],
+        "plan_lead_ms": summary.get("plan_lead_ms"),
+        "phase_lock_error_ms_p50_p99": summary.get("phase_lock_error_ms_p50_p99"),
         "policy": "UNet1D down_dims [32, 64, 128], DDIM-10 full sample, RTI per configs/serve.yaml, state 2 + 16",
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()}",
         "torch_threads": 1,

@@ -6,6 +6,7 @@ fresh) — such jumps are only counted and reported."""
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,7 @@ class ObservationCache:
         self._entries: dict[str, Entry] = {}
         self._lock = threading.Lock()
         self.clock_jumps = 0
+        self._gaps: dict[str, deque] = {k: deque(maxlen=32) for k in self.max_age}  # recent inter-arrival times
 
     def update(self, key: str, value: np.ndarray, received: float, stamp: float | None = None) -> bool:
         """Store a value; returns True when its header stamp jumped against the arrival clock."""
@@ -38,12 +40,22 @@ class ObservationCache:
                 if abs(drift) > self.clock_jump_tolerance:
                     jumped = True
                     self.clock_jumps += 1
+            if old is not None and received > old.received:
+                self._gaps[key].append(received - old.received)
             self._entries[key] = Entry(value, received, stamp)
         return jumped
+
+    def arrival(self, key: str) -> tuple[float | None, float | None]:
+        """(arrival time of `key`'s newest value, its typical inter-arrival period: the median of recent gaps)."""
+        with self._lock:
+            entry, gaps = self._entries.get(key), list(self._gaps[key])
+        return (entry.received if entry else None), (float(np.median(gaps)) if len(gaps) >= 4 else None)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            for gaps in self._gaps.values():
+                gaps.clear()
 
     def ages(self, now: float) -> dict[str, float]:
         """Seconds since each feature last arrived (inf if never)."""

@@ -58,6 +58,14 @@ class SchedulerConfig:
 
 
 @dataclass
+class TimingConfig:
+    # Seconds before a planning tick to start its chunk on the newest observation; "auto": from the warm-up
+    # inference time (diffpilot serve); 0: plan at the tick itself.
+    plan_lead: float | str = "auto"
+    sync_to: str | None = None  # phase-lock control ticks to this observation feature's arrivals (ControlLoop)
+
+
+@dataclass
 class RobotMapping:
     control_hz: float
     observations: dict[str, ObservationSource]
@@ -66,6 +74,7 @@ class RobotMapping:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     status_topic: str | None = "/diffpilot/status"
     source: str = "<dict>"
+    timing: TimingConfig = field(default_factory=TimingConfig)
 
     @property
     def period(self) -> float:
@@ -263,6 +272,7 @@ def parse_mapping(data: Any, policy_config, origin: str = "<dict>") -> RobotMapp
     )
     c.finish()
     status_topic = top.topic("status_topic", "/diffpilot/status")
+    timing = _timing(_Reader(top.get("timing", {}) or {}, "timing", origin), 1.0 / control_hz, observations)
     top.finish()
     topics = [o.topic for o in observations.values()]
     duplicated = sorted({t for t in topics if topics.count(t) > 1})
@@ -270,7 +280,20 @@ def parse_mapping(data: Any, policy_config, origin: str = "<dict>") -> RobotMapp
         raise MappingError(f"{origin}: image topic(s) {duplicated} feed several features; expected one each")
     if sink.topic in topics:
         raise MappingError(f"{origin}: action.topic {sink.topic!r} is also an observation topic; expected its own")
-    return RobotMapping(control_hz, observations, sink, safety, scheduler, status_topic, origin)
+    return RobotMapping(control_hz, observations, sink, safety, scheduler, status_topic, origin, timing)
+
+
+def _timing(t: _Reader, period: float, observations: dict[str, ObservationSource]) -> TimingConfig:
+    lead = t.get("plan_lead", "auto")
+    if lead != "auto":
+        lead = t.number("plan_lead", positive=False)
+        if not 0 <= lead < period:
+            raise t.fail("plan_lead", lead, f"'auto' or seconds in [0, one control period {period:g})")
+    sync_to = t.text("sync_to", None)
+    if sync_to is not None and sync_to not in observations:
+        raise t.fail("sync_to", sync_to, f"one of the observation features {sorted(observations)}")
+    t.finish()
+    return TimingConfig(lead, sync_to)
 
 
 def resolve_mapping_path(name: str | Path) -> Path:

@@ -76,6 +76,7 @@ class PolicyServer:
         self._next_plan_tick = 0
         self._last_plan_tick: int | None = None
         self._have_chunk = False
+        self._ahead: Request | None = None  # a request submitted by plan_ahead for a coming tick
         self._reason: str | None = "starting"
         self._bad_keys: set[str] = set()
         self._jump_logged: set[str] = set()
@@ -151,6 +152,37 @@ class PolicyServer:
         self.scheduler.clear()
         self.generation += 1
         self._next_plan_tick, self._last_plan_tick, self._have_chunk = tick, None, False
+        self._ahead = None
+
+    def _submit(self, tick: int, history: list[dict[str, np.ndarray]], newest: float | None) -> Request:
+        """Hand the inference worker the chunk for `tick` planned on `history` (n_obs_steps snapshots)."""
+        contiguous = self._last_plan_tick is not None and tick - self._last_plan_tick == self.n_action_steps
+        window = {k: np.stack([h[k] for h in history]) for k in self.sources}
+        request = Request(tick, window, contiguous, newest, self.generation)
+        self._last_plan_tick, self._next_plan_tick = tick, tick + self.n_action_steps
+        self.inference.submit(request)
+        return request
+
+    def wants_plan(self, tick: int) -> bool:
+        """Whether `tick` is a planning tick that could be planned ahead now (healthy, worker idle)."""
+        with self._lock:
+            return self._healthy and tick >= self._next_plan_tick and not self.inference.busy
+
+    def plan_ahead(self, tick: int, now: float | None = None) -> bool:
+        """Start the chunk for the coming `tick` now, on the newest observation, so that it is ready at the tick:
+        the observation→command latency becomes the lead time instead of up to a period of waiting plus the
+        inference. The snapshot joins the window as its newest step (the tick's own snapshot replaces it in the
+        history). Returns whether a request was submitted."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            if not self._healthy or self._fault_reason(now) is not None:
+                return False
+            if tick < self._next_plan_tick or self.inference.busy or not self._history:
+                return False
+            values, newest = self.cache.snapshot()
+            history = [*list(self._history)[1:], values]
+            self._ahead = self._submit(tick, history, newest)
+        return True
 
     def _fault_reason(self, now: float) -> str | None:
         if self.estop:
@@ -173,12 +205,11 @@ class PolicyServer:
                 self._history.append(values)
                 while len(self._history) < self.n_obs_steps:
                     self._history.appendleft(values)
-                if tick >= self._next_plan_tick and not self.inference.busy:
-                    contiguous = self._last_plan_tick is not None and tick - self._last_plan_tick == self.n_action_steps
-                    window = {k: np.stack([h[k] for h in self._history]) for k in self.sources}
-                    request = Request(tick, window, contiguous, newest, self.generation)
-                    self._last_plan_tick, self._next_plan_tick = tick, tick + self.n_action_steps
-                    self.inference.submit(request)
+                if self._ahead is not None and self._ahead.tick == tick:
+                    request = self._ahead  # planned ahead of this tick (plan_ahead): wait for it below
+                elif tick >= self._next_plan_tick and not self.inference.busy:
+                    request = self._submit(tick, list(self._history), newest)
+                self._ahead = None
         if request is not None and self.plan_wait > 0:
             request.done.wait(self.plan_wait)  # outside the lock: the result callback needs it
         action, stamp = None, None
@@ -225,15 +256,55 @@ class PolicyServer:
 
 class ControlLoop:
     """Calls server.tick at a fixed rate on deadlines t0 + k·period (monotonic clock). A tick that wakes more
-    than a period late skips the deadlines it missed — counted as missed ticks — instead of bursting."""
+    than a period late skips the deadlines it missed — counted as missed ticks — instead of bursting.
 
-    def __init__(self, server: PolicyServer, hz: float, clock: Callable[[], float] = time.monotonic):
+    plan_lead > 0: a planning tick's chunk is started `plan_lead` seconds before its deadline on the newest
+    observation (PolicyServer.plan_ahead). sync_to (a feature key): phase-lock the tick grid to that feature's
+    arrivals, so each plan-ahead wake-up comes just after a fresh observation — the grid moves by at most
+    `max_phase_step` per chunk, so the control rate stays fixed while it locks."""
+
+    def __init__(
+        self,
+        server: PolicyServer,
+        hz: float,
+        clock: Callable[[], float] = time.monotonic,
+        plan_lead: float = 0.0,
+        sync_to: str | None = None,
+        sync_margin: float = 0.001,
+        max_phase_step: float = 0.001,
+    ):
         self.server, self.period, self.clock = server, 1.0 / hz, clock
+        if not 0.0 <= plan_lead < self.period:
+            raise ValueError(f"plan_lead={plan_lead}: expected seconds in [0, one control period {self.period})")
+        if sync_to is not None and sync_to not in server.sources:
+            raise ValueError(f"sync_to={sync_to!r}: expected one of the observation features {sorted(server.sources)}")
+        self.plan_lead, self.sync_to = float(plan_lead), sync_to
+        self.sync_margin, self.max_phase_step = float(sync_margin), float(max_phase_step)
+        self.phase_errors: list[float] = []  # seconds between the sync feature's arrival and each plan wake-up
+
+    def phase_correction(self, now: float) -> float:
+        """Seconds to move the tick grid so the next plan-ahead wake-up falls `sync_margin` after an arrival of
+        the sync feature (0 until its arrival period is known)."""
+        last, gap = self.server.cache.arrival(self.sync_to)
+        if last is None or gap is None:
+            return 0.0
+        error = (now - last) - self.sync_margin  # > 0: the observation is older than wanted → wake earlier
+        error = (error + gap / 2) % gap - gap / 2  # modulo the arrival period: the nearest arrival counts
+        self.phase_errors.append(error)
+        return -max(-self.max_phase_step, min(self.max_phase_step, 0.3 * error))  # damped: arrivals jitter
 
     def run(self, stop: threading.Event, duration: float | None = None) -> None:
         t0, k = self.clock(), 0
         while not stop.is_set():
             deadline = t0 + k * self.period
+            if self.plan_lead > 0 and self.server.wants_plan(k):
+                wake = deadline - self.plan_lead
+                now = self.clock()
+                if now < wake and stop.wait(wake - now):
+                    break
+                now = self.clock()
+                if now < deadline and self.server.plan_ahead(k, now) and self.sync_to is not None:
+                    t0 += self.phase_correction(now)  # applies from the next deadline on
             now = self.clock()
             if now < deadline:
                 if stop.wait(deadline - now):

@@ -82,6 +82,8 @@ def test_mapping_loads_and_the_shipped_example_fits_a_pusht_state_policy():
         (lambda d: d["action"].update(type="std_msgs/String"), "unknown command type"),
         (lambda d: d.update(control_hz="fast"), "control_hz is 'fast'; expected a finite number"),
         (lambda d: d.update(safety={"on_fault": "ignore"}), "safety.on_fault is 'ignore'; expected one of"),
+        (lambda d: d.update(timing={"plan_lead": 0.05}), "timing.plan_lead is 0.05; expected 'auto' or seconds"),
+        (lambda d: d.update(timing={"sync_to": "observation.joints"}), "timing.sync_to is 'observation.joints'"),
     ],
 )
 def test_mapping_errors_name_the_field_the_value_and_what_was_expected(edit, expected):
@@ -324,6 +326,65 @@ def test_slow_inference_never_delays_the_control_loop(delay, starved):
     for (_, before), (_, now) in itertools.pairwise(sent):
         if now.reason == "no_action":
             assert np.array_equal(now.command, before.command)
+
+
+def test_plan_ahead_starts_the_chunk_before_its_tick_on_the_newest_observation():
+    """A chunk planned ahead is submitted once, carries the newest observation, and acts from its own tick."""
+    seen = []
+
+    def plan(request):
+        seen.append((request.tick, request.window["observation.state"][-1].tolist()))
+        return np.full((8, 2), float(request.tick))
+
+    server, sent, clock = make_server(plan)
+    for k in range(3):
+        clock["now"] = t = k * 0.02
+        feed(server, t)
+        server.tick(k, t)
+    assert seen == [(0, [1.0, 1.0])] and not server.wants_plan(3) and server.wants_plan(4)
+    clock["now"] = 0.075  # 5 ms before tick 4, a new observation has just arrived
+    server.observe("observation.state", np.array([3.0, 4.0], np.float32), received=0.075)
+    assert server.plan_ahead(4)
+    assert seen[-1] == (4, [3.0, 4.0])
+    clock["now"] = 0.08
+    feed(server, 0.08)
+    server.tick(4, 0.08)
+    assert len(seen) == 2  # the tick used the request planned ahead instead of planning again
+    assert sent[-1][0] == 4 and sent[-1][1].state == "ok"
+    assert not server.plan_ahead(5)  # not a planning tick
+
+
+def test_control_loop_phase_locks_plan_ahead_to_fresh_observations():
+    """Observations at 100 Hz with an arbitrary phase: after locking, each plan-ahead wake-up comes about
+    sync_margin after an arrival, so a chunk is planned on a fresh observation, at the same control rate."""
+    plan = Plan(value=5.0, n=8)
+    server, sent, _ = make_server(plan, sync=False)
+    stop = threading.Event()
+
+    def sensors():
+        t = time.monotonic() + 0.007  # about 4 ms off the phase the loop wants
+        while not stop.is_set():
+            time.sleep(max(0.0, t - time.monotonic()))
+            feed(server, time.monotonic())
+            t += 0.01
+
+    feeder = threading.Thread(target=sensors, daemon=True)
+    feeder.start()
+    loop = ControlLoop(server, 50, plan_lead=0.006, sync_to="observation.state", max_phase_step=0.002)
+    try:
+        loop.run(stop, duration=2.0)
+    finally:
+        stop.set()
+        server.close()
+    ticks = [k for k, _ in sent]
+    assert ticks == list(range(ticks[0], ticks[0] + len(ticks))) and len(ticks) >= 95
+    assert len(loop.phase_errors) >= 15
+    late = np.abs(loop.phase_errors[-5:])
+    assert np.median(late) < 0.0025, loop.phase_errors  # locked (it started up to 5 ms off)
+    with pytest.raises(ValueError, match=r"plan_lead=0\.05"):
+        ControlLoop(server, 50, plan_lead=0.05)
+    with pytest.raises(ValueError, match="sync_to='nope'"):
+        ControlLoop(server, 50, sync_to="nope")
 
 
 def test_policy_runner_plans_with_rti_and_falls_back_to_a_full_sample(tiny_policy):

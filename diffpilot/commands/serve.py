@@ -20,17 +20,33 @@ from .common import ConfigError
 log = logging.getLogger("diffpilot.serve")
 
 
-def warm_up(runner, mapping, n_obs_steps: int, runs: int) -> None:
-    """A few inferences on zeros, so the first real chunk is not the slow first call."""
+def warm_up(runner, mapping, n_obs_steps: int, runs: int) -> list[float]:
+    """A few inferences on zeros, so the first real chunk is not the slow first call. Returns the seconds each
+    warm-started (contiguous) inference took — what a chunk costs while serving."""
     from diffpilot.serve.inference import Request
 
     window = {}
     for key, source in mapping.observations.items():
         dtype = np.uint8 if source.type == "sensor_msgs/Image" else np.float32
         window[key] = np.zeros((n_obs_steps, *source.shape), dtype)
+    seconds = []
     for i in range(runs):
+        start = time.perf_counter()
         runner(Request(i, window, contiguous=i > 0, stamp=None, generation=0))
+        if i > 0:
+            seconds.append(time.perf_counter() - start)
     runner.reset()
+    return seconds
+
+
+def resolve_plan_lead(lead: float | str, warmup_seconds: list[float], period: float) -> float:
+    """'auto' → 1.5 × the slowest warm-started warm-up inference + 1 ms, at most 3/4 of a control period (the
+    chunk must be ready by its tick; a slower one simply starts a tick later)."""
+    if lead != "auto":
+        return float(lead)
+    if not warmup_seconds:
+        return 0.0
+    return min(1.5 * max(warmup_seconds) + 0.001, 0.75 * period)
 
 
 def run_serve(cfg: dict) -> dict:
@@ -48,7 +64,8 @@ def run_serve(cfg: dict) -> dict:
     mapping = load_mapping(cfg["robot"], policy.config)
     pc = policy.config
     runner = PolicyRunner(policy, cfg["rti"], cfg["device"])
-    warm_up(runner, mapping, pc.n_obs_steps, int(cfg["warmup"]))
+    warmup_seconds = warm_up(runner, mapping, pc.n_obs_steps, int(cfg["warmup"]))
+    plan_lead = resolve_plan_lead(mapping.timing.plan_lead, warmup_seconds, mapping.period)
     if cfg.get("bag"):
         from diffpilot.serve.replay import replay_bag
 
@@ -60,13 +77,13 @@ def run_serve(cfg: dict) -> dict:
             f"→ {cfg['output']}"
         )
     else:
-        summary = serve_live(cfg, mapping, runner, pc.n_obs_steps, pc.n_action_steps)
+        summary = serve_live(cfg, mapping, runner, pc.n_obs_steps, pc.n_action_steps, plan_lead)
     if cfg.get("metrics_path"):
         atomic_write_json(cfg["metrics_path"], summary)
     return summary
 
 
-def serve_live(cfg: dict, mapping, runner, n_obs_steps: int, n_action_steps: int) -> dict:
+def serve_live(cfg: dict, mapping, runner, n_obs_steps: int, n_action_steps: int, plan_lead: float = 0.0) -> dict:
     from diffpilot.serve.server import ControlLoop, PolicyServer
 
     if cfg["adapter"] == "ros1":
@@ -81,14 +98,25 @@ def serve_live(cfg: dict, mapping, runner, n_obs_steps: int, n_action_steps: int
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     bridge.start(server)
-    log.info("serving at %.1f Hz (%s)", mapping.control_hz, "dry run" if cfg["dry_run"] else "commands live")
+    log.info(
+        "serving at %.1f Hz (%s); chunks planned %.1f ms ahead of their first tick%s",
+        mapping.control_hz,
+        "dry run" if cfg["dry_run"] else "commands live",
+        plan_lead * 1e3,
+        f", ticks phase-locked to {mapping.timing.sync_to}" if mapping.timing.sync_to else "",
+    )
     started = time.monotonic()
+    loop = ControlLoop(server, mapping.control_hz, plan_lead=plan_lead, sync_to=mapping.timing.sync_to)
     try:
-        ControlLoop(server, mapping.control_hz).run(stop, cfg.get("duration"))
+        loop.run(stop, cfg.get("duration"))
     finally:
         server.close()
         bridge.shutdown()
     summary = server.metrics.summary() | {"seconds": round(time.monotonic() - started, 3)}
+    summary["plan_lead_ms"] = round(plan_lead * 1e3, 3)
+    if loop.phase_errors:
+        errors = np.abs(loop.phase_errors[len(loop.phase_errors) // 2 :]) * 1e3  # after locking
+        summary["phase_lock_error_ms_p50_p99"] = [round(float(np.percentile(errors, q)), 3) for q in (50, 99)]
     print(
         f"served {summary['ticks']} ticks in {summary['seconds']} s: {summary['commands_sent']} commands, "
         f"{summary['missed_ticks']} missed ticks, states {summary['states']}"
