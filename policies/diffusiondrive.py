@@ -23,6 +23,11 @@ variant "anchored" (DiffusionDrive, METHODS.md):
 - Loss: 10 x sigmoid focal loss on the confidences (positive = the anchor nearest the expert trajectory) +
   8 x L1 between the positive anchor's prediction and the expert trajectory, summed over the cascade layers.
 - ``plan`` returns the trajectory of the most confident anchor; ``plan_details`` all of them.
+- Optional score head (``score_head_hidden`` > 0; not in the paper — the scorer distillation of Hydra-MDP):
+  an MLP on each anchor query's final features that predicts the sub-scores (NC, DAC, EP, TTC, C) its
+  trajectory will get, combined into a predicted PDM score. It is
+  fitted after BC (``fit_score_head``) on the policy's own proposals scored by the simulator on training
+  scenes, and then replaces the focal-loss confidence when choosing the trajectory.
 
 variant "vanilla": DDPM-trained epsilon prediction of one trajectory from pure noise (in the per-pose
 normalised trajectory space), 8 pose tokens attending to the same scene tokens and reading the raster at their
@@ -81,6 +86,7 @@ class DiffusionDriveConfig(DictConfig):
     focal_gamma: float = 2.0
     cls_weight: float = 10.0
     reg_weight: float = 8.0
+    score_head_hidden: int = 0  # > 0: an MLP predicting each proposal's PDM score chooses the trajectory
     seed: int = 0  # inference noise seed (plans are deterministic per batch)
 
     def __post_init__(self) -> None:
@@ -233,7 +239,8 @@ class CascadeDecoder(nn.Module):
     def forward(
         self, y_t: torch.Tensor, t: torch.Tensor, ctx: dict, space: tuple, encoder: SceneEncoder
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """y_t (B, K, 8, 3) noisy anchor-relative trajectories -> per layer (y0 (B, K, 8, 3), logits (B, K)).
+        """y_t (B, K, 8, 3) noisy anchor-relative trajectories -> per layer (y0 (B, K, 8, 3), logits (B, K),
+        query features (B, K, d)).
         space = (base (K, 8, 3): the anchors and ratio (8, 3): offset_scale, both in the policy's normalised
         units, scale (8, 3): those units in metres / radians); each layer embeds the trajectory it refines
         (base + y * ratio) and the scene sampled at its points. Layer 1 predicts y0, later layers refine it."""
@@ -250,8 +257,32 @@ class CascadeDecoder(nn.Module):
             q = block(q, ctx)
             delta = self.reg[i](q).view(b, k, POSES, 3)
             y = delta if i == 0 else y + delta
-            outs.append((y, self.cls[i](q).squeeze(-1)))
+            outs.append((y, self.cls[i](q).squeeze(-1), q))
         return outs
+
+
+SCORE_TERMS = ("nc", "dac", "ep", "ttc", "c")  # the PDM score's sub-scores the score head predicts
+
+
+class ScoreHead(nn.Module):
+    """Each anchor query's final features (B, K, d) and its trajectory (B, K, 8, 3) in normalised units ->
+    logits (B, K, 5) of the sub-scores SCORE_TERMS its trajectory is predicted to get (each in [0, 1])."""
+
+    def __init__(self, d: int, hidden: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.LayerNorm(d + POSES * 3), nn.Linear(d + POSES * 3, hidden), nn.GELU(),
+            nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, len(SCORE_TERMS)),
+        )  # fmt: skip
+
+    def forward(self, q: torch.Tensor, traj: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([q, traj.flatten(2)], -1))
+
+    @staticmethod
+    def pdm_score(logits: torch.Tensor) -> torch.Tensor:
+        """(…, 5) sub-score logits -> (…) predicted PDMS = NC · DAC · (5 EP + 5 TTC + 2 C) / 12."""
+        nc, dac, ep, ttc, c = logits.sigmoid().unbind(-1)
+        return nc * dac * (5 * ep + 5 * ttc + 2 * c) / 12
 
 
 class PoseDecoder(nn.Module):
@@ -286,14 +317,14 @@ class _SceneDenoiser:
     tokens are bound at construction. Keeps the last confidence logits (anchored) for ``plan``."""
 
     def __init__(self, policy: DiffusionDrivePolicy, ctx: dict[str, torch.Tensor]):
-        self.policy, self.ctx, self.last_logits = policy, ctx, None
+        self.policy, self.ctx, self.last_logits, self.last_features = policy, ctx, None, None
 
     def predict(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, kind) -> torch.Tensor:
         p = self.policy
         if p.config.variant == "anchored":
             b = x_t.shape[0]
-            x0, logits = p.decoder(x_t.view(b, -1, POSES, 3), t, self.ctx, p.anchor_space(), p.encoder)[-1]
-            self.last_logits = logits
+            x0, logits, q = p.decoder(x_t.view(b, -1, POSES, 3), t, self.ctx, p.anchor_space(), p.encoder)[-1]
+            self.last_logits, self.last_features = logits, q
             out, native = x0.reshape(x_t.shape), "sample"
         else:
             out, native = p.decoder(x_t, t, self.ctx, p.traj_scale.scale, p.encoder), "epsilon"
@@ -311,6 +342,9 @@ class DiffusionDrivePolicy(nn.Module):
         self.config = c = config or DiffusionDriveConfig()
         self.encoder = SceneEncoder(c)
         self.decoder = CascadeDecoder(c) if c.variant == "anchored" else PoseDecoder(c)
+        if c.score_head_hidden and c.variant != "anchored":
+            raise ValueError(f"score_head_hidden={c.score_head_hidden}: the score head needs variant='anchored'")
+        self.score_head = ScoreHead(c.d_model, c.score_head_hidden) if c.score_head_hidden else None
         self.traj_scale = TrajectoryScale(POSES)
         self.register_buffer("anchors", torch.zeros(c.num_anchors, POSES, 3))  # metres / radians
         self.register_buffer("offset_scale", torch.ones(POSES, 3))  # anchor-relative units (metres / radians)
@@ -369,7 +403,7 @@ class DiffusionDrivePolicy(nn.Module):
         target = nn.functional.one_hot(pos, k).float()
         loss = torch.zeros((), device=dev)
         rows = torch.arange(b, device=dev)
-        for y, logits in self.decoder(y_t, t, ctx, self.anchor_space(), self.encoder):
+        for y, logits, _ in self.decoder(y_t, t, ctx, self.anchor_space(), self.encoder):
             reg = (y[rows, pos] - y0).abs().mean()
             loss = loss + c.cls_weight * focal_loss(logits, target, c.focal_alpha, c.focal_gamma) + c.reg_weight * reg
         return loss
@@ -378,7 +412,9 @@ class DiffusionDrivePolicy(nn.Module):
     @torch.no_grad()
     def plan_details(self, obs_batch: dict[str, Any], generator: torch.Generator | None = None) -> dict[str, Any]:
         """All candidate trajectories (B, K, 8, 3) in metres, their confidences (B, K) (anchored; K = 1 and
-        confidence 1 for vanilla), the chosen index (B,) and the anchors (K, 8, 3)."""
+        confidence 1 for vanilla), the chosen index (B,), the anchors (K, 8, 3) and (anchored) the final query
+        features (B, K, d) with the trajectories in normalised units (B, K, 8, 3) that the score head reads.
+        With a score head the confidence is its predicted PDM score."""
         c = self.config
         dev = self.device
         ctx = self.encoder(obs_batch, dev)
@@ -392,20 +428,71 @@ class DiffusionDrivePolicy(nn.Module):
             x_init = self.sampler.add_noise(torch.zeros_like(noise), noise, c.trunc_start_level)  # noised anchors
             y = self.sampler.sample(den, x_init, ctx["global"], steps, gen)
             trajs = self.anchors + y.view(b, k, POSES, 3) * self.offset_scale
-            conf = den.last_logits.sigmoid()
+            features, traj_units = den.last_features, self.traj_scale.normalize(trajs)
+            if self.score_head is None:
+                conf = den.last_logits.sigmoid()
+            else:
+                conf = self.score_head.pdm_score(self.score_head(features, traj_units))
         else:
             noise = torch.randn((b, POSES, 3), generator=gen).to(dev)
             x = self.sampler.sample(den, noise, ctx["global"], steps, gen)
             trajs = self.traj_scale.unnormalize(x)[:, None]
             conf = torch.ones(b, 1, device=dev)
         best = conf.argmax(1)
-        return {
+        out = {
             "trajectories": trajs.cpu().numpy(),
             "confidence": conf.cpu().numpy(),
             "best": best.cpu().numpy(),
             "anchors": self.anchors.cpu().numpy(),
             "denoiser_calls": len(steps),
         }
+        if c.variant == "anchored":
+            out["features"], out["trajectories_normalized"] = features.cpu().numpy(), traj_units.cpu().numpy()
+        return out
+
+    def fit_score_head(
+        self,
+        features: np.ndarray,
+        trajectories: np.ndarray,
+        scores: np.ndarray,
+        epochs: int = 30,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        seed: int = 0,
+    ) -> list[float]:
+        """Fit the score head on proposals the policy made: features (N, K, d), trajectories (N, K, 8, 3) in
+        normalised units (both from ``plan_details``) and the sub-scores (N, K, 5) in [0, 1] (SCORE_TERMS order)
+        the simulator gave them — binary cross-entropy with the sub-scores as soft targets. Only the head
+        trains; returns the mean loss per epoch."""
+        if self.score_head is None:
+            raise ValueError("fit_score_head: the policy has no score head; expected config.score_head_hidden > 0")
+        f, tr, sc = (torch.as_tensor(np.asarray(a), dtype=torch.float32) for a in (features, trajectories, scores))
+        n_k = sc.shape[:2]
+        if sc.ndim != 3 or sc.shape[-1] != len(SCORE_TERMS) or f.shape[:2] != n_k or tr.shape[:2] != n_k:
+            raise ValueError(
+                f"fit_score_head: features {tuple(f.shape)}, trajectories {tuple(tr.shape)}, scores {tuple(sc.shape)}:"
+                f" expected (N, K, d), (N, K, 8, 3), (N, K, {len(SCORE_TERMS)})"
+            )
+        if not torch.all((sc >= 0) & (sc <= 1)):
+            raise ValueError(f"fit_score_head: scores must be sub-scores {SCORE_TERMS} in [0, 1]")
+        gen = torch.Generator().manual_seed(seed)
+        opt = torch.optim.AdamW(self.score_head.parameters(), lr=lr, weight_decay=1e-4)
+        dev = self.device
+        losses = []
+        self.score_head.train()
+        for _ in range(epochs):
+            order, total = torch.randperm(len(sc), generator=gen), 0.0
+            for lo in range(0, len(sc), batch_size):
+                i = order[lo : lo + batch_size]
+                logits = self.score_head(f[i].to(dev), tr[i].to(dev))
+                loss = nn.functional.binary_cross_entropy_with_logits(logits, sc[i].to(dev))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.detach().item() * len(i)
+            losses.append(total / len(sc))
+        self.score_head.eval()
+        return losses
 
     def plan(self, obs_batch: dict[str, Any]) -> np.ndarray:
         """(B, 8, 3): the most confident anchor's trajectory (anchored) or the sampled one (vanilla)."""

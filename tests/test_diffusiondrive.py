@@ -110,6 +110,7 @@ def test_vanilla_policy_takes_twenty_steps(monkeypatch):
 
 def test_anchored_training_fits_demonstrations():
     data = _data(n=12)
+    torch.manual_seed(0)  # the initial weights, independent of the tests that ran before
     policy = DiffusionDrivePolicy(DiffusionDriveConfig(**SMALL))
     policy.set_normalization(data)
     gen = torch.Generator().manual_seed(0)
@@ -160,3 +161,31 @@ def test_trajectory_points_read_the_raster_where_they_are():
         out = policy.encoder.sample_points(policy.encoder(data, torch.device("cpu")), xy)[0, 0]
     assert out[0, 2] == pytest.approx(1.0) and out[1, 2] == 0.0  # the vehicle channel, at and away from it
     assert out[:2, -1].tolist() == [1.0, 1.0] and out[2, -1] == 0.0  # 40 m ahead is outside the raster
+
+
+def test_score_head_learns_proposal_scores_and_then_chooses_the_trajectory(tmp_path):
+    """The score head (scorer distillation) is fitted on the policy's own proposals and their PDM scores; once
+    fitted it, not the focal-loss confidence, picks the trajectory, and it travels with the checkpoint."""
+    data = _data()
+    torch.manual_seed(0)
+    policy = DiffusionDrivePolicy(DiffusionDriveConfig(score_head_hidden=32, **SMALL)).eval()
+    policy.set_normalization(data)
+    d = policy.plan_details(data)
+    assert d["features"].shape == (16, 4, 32) and d["trajectories_normalized"].shape == (16, 4, 8, 3)
+    scores = np.ones((16, 4, 5))
+    scores[:, :, 0] = 0.0  # every proposal collides ...
+    scores[:, 2, 0] = 1.0  # ... except anchor 2's, in every scene
+    losses = policy.fit_score_head(d["features"], d["trajectories_normalized"], scores, epochs=60, batch_size=8)
+    assert losses[-1] < losses[0]
+    d2 = policy.plan_details(data)
+    assert np.all(d2["best"] == 2) and np.allclose(d2["trajectories"], d["trajectories"], atol=1e-6)
+    plan = policy.plan(data)
+    policy.save_pretrained(tmp_path)
+    again = load_policy(tmp_path)
+    assert again.score_head is not None and np.allclose(again.plan(data), plan, atol=1e-6)
+    with pytest.raises(ValueError, match="scores must be sub-scores"):
+        policy.fit_score_head(d["features"], d["trajectories_normalized"], scores * 2)
+    with pytest.raises(ValueError, match="no score head"):
+        DiffusionDrivePolicy(DiffusionDriveConfig(**SMALL)).fit_score_head(d["features"], d["trajectories"], scores)
+    with pytest.raises(ValueError, match="expected"):
+        policy.fit_score_head(d["features"], d["trajectories_normalized"], scores[..., 0])

@@ -1,0 +1,165 @@
+"""DiffusionDrive with a distilled score head: which of its 20 proposals to drive.
+
+DiffusionDrive's focal-loss confidence learns which anchor is nearest the expert; it does not know which
+proposal the simulator would score well, and on this test split the best of the 20 proposals scores ~95 PDMS
+while the most confident one scores ~65. Here the trained policy's proposals on the training scenes are
+simulated and scored (privileged: the training scenes' logged futures — what a scorer-distillation planner such
+as Hydra-MDP learns from), a small MLP on each proposal's final query features learns to predict its PDM score,
+and that prediction picks the trajectory at test time (no simulator at test time). Only the head trains.
+
+1. proposals + features of the BC policy on the first --train-scenes train scenes (cached in an npz)
+2. each proposal simulated and scored: the sub-scores NC, DAC, EP, TTC, C (EP normalised by PDM-Closed's plan)
+3. the head (predicting the five sub-scores, combined by the PDMS formula) fitted on 90 % of the scenes; on the
+   other 10 %: PDMS of the focal choice, the head's choice, the oracle
+4. both policies evaluated on the first --scenes test scenes (open loop, EC from the previous frame) in this run;
+   the rows go to bench/results/driving.json as diffusiondrive (refreshed) and diffusiondrive_score_head
+
+  OMP_NUM_THREADS=1 python bench/driving_score_head.py --policy runs/driving/checkpoints_long/diffusiondrive \\
+      --train-scenes 7200 --scenes 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from diffpilot.atomic import atomic_path, atomic_write_json
+from diffpilot.envs.driving import evaluate_open_loop, observe_batch
+from diffpilot.policies.diffusiondrive import SCORE_TERMS, DiffusionDriveConfig, DiffusionDrivePolicy
+from diffpilot.policies.registry import load_policy
+from diffpilot.sim.evaluate import score_scene_proposals
+from diffpilot.sim.planners import PDMClosedPlanner
+from diffpilot.sim.scenarios import make_scene, split_seeds
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def with_score_head(base: DiffusionDrivePolicy, hidden: int) -> DiffusionDrivePolicy:
+    """A copy of `base` (same weights) with a fresh score head of `hidden` units."""
+    config = DiffusionDriveConfig.from_dict({**base.config.to_dict(), "score_head_hidden": hidden})
+    policy = DiffusionDrivePolicy(config)
+    missing, unexpected = policy.load_state_dict(base.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("score_head.") for k in missing):
+        raise RuntimeError(f"weights do not fit: missing {missing}, unexpected {unexpected}")
+    return policy.eval()
+
+
+def proposals_and_scores(policy: DiffusionDrivePolicy, seeds: list[int], batch: int = 64) -> dict[str, np.ndarray]:
+    """For each training scene (by seed): the policy's K proposals with their features and focal confidence, and
+    each proposal's sub-scores (N, K, 5) and PDMS (N, K) — EP normalised by privileged PDM-Closed's plan."""
+    parts: dict[str, list] = {"features": [], "trajectories_normalized": [], "trajectories": [], "confidence": []}
+    subs, pdms = [], []
+    reference = PDMClosedPlanner()
+    for lo in tqdm(range(0, len(seeds), batch), desc="proposals + scores", unit="batch"):
+        scenes = [make_scene(s) for s in seeds[lo : lo + batch]]
+        d = policy.plan_details(observe_batch(scenes))
+        for key in parts:
+            parts[key].append(d[key])
+        for scene, trajs in zip(scenes, d["trajectories"]):
+            s = score_scene_proposals(scene, trajs, reference.plan(scene))
+            subs.append(np.stack([getattr(s, t) for t in SCORE_TERMS], -1))
+            pdms.append(s.pdms)
+    out = {k: np.concatenate(v) for k, v in parts.items()}
+    out["subscores"], out["pdms"], out["seed"] = np.stack(subs), np.stack(pdms), np.asarray(seeds)
+    return out
+
+
+def cached_proposals(policy: DiffusionDrivePolicy, seeds: list[int], cache: Path) -> dict[str, np.ndarray]:
+    """proposals_and_scores, kept in an npz beside the policy (scoring is the slow part: ~8 scenes/s)."""
+    if cache.is_file():
+        with np.load(cache) as z:
+            data = {k: z[k] for k in z.files}
+        if len(data["seed"]) >= len(seeds) and np.array_equal(data["seed"][: len(seeds)], seeds):
+            return {k: v[: len(seeds)] for k, v in data.items()}
+    data = proposals_and_scores(policy, seeds)
+    with atomic_path(cache) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **data)
+    return data
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--policy", default="runs/driving/checkpoints_long/diffusiondrive")
+    ap.add_argument("--train-scenes", type=int, default=7200, help="first N scenes of the train split")
+    ap.add_argument("--scenes", type=int, default=500, help="first N scenes of the test split")
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--val-frac", type=float, default=0.1)
+    ap.add_argument("--output", default=None, help="where the policy with its head is saved (default: beside --policy)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    t_start = time.perf_counter()
+
+    base = load_policy(args.policy).eval()
+    if not isinstance(base, DiffusionDrivePolicy) or base.config.variant != "anchored":
+        raise SystemExit(f"--policy {args.policy}: expected an anchored DiffusionDrive checkpoint")
+    seeds = list(split_seeds("train", args.train_scenes))
+    props = cached_proposals(base, seeds, Path(args.policy).parent / f"score_head_proposals_{args.train_scenes}.npz")
+
+    n = len(props["pdms"])
+    order = np.random.default_rng(0).permutation(n)
+    val, train = order[: int(args.val_frac * n)], order[int(args.val_frac * n) :]
+    policy = with_score_head(base, args.hidden)
+    losses = policy.fit_score_head(
+        props["features"][train], props["trajectories_normalized"][train], props["subscores"][train], epochs=args.epochs
+    )
+    with torch.no_grad():
+        logits = policy.score_head(
+            torch.as_tensor(props["features"][val]), torch.as_tensor(props["trajectories_normalized"][val])
+        )
+        head = policy.score_head.pdm_score(logits).numpy()
+    rows = np.arange(len(val))
+    pv = props["pdms"][val]
+    validation = {
+        "scenes": len(val),
+        "pdms_focal_choice": 100 * float(pv[rows, props["confidence"][val].argmax(1)].mean()),
+        "pdms_head_choice": 100 * float(pv[rows, head.argmax(1)].mean()),
+        "pdms_oracle_choice": 100 * float(pv.max(1).mean()),
+        "pdms_mean_proposal": 100 * float(pv.mean()),
+    }
+    print("validation (train-split scenes held out from the head):", json.dumps(validation), flush=True)
+    out_dir = Path(args.output or Path(args.policy).with_name(Path(args.policy).name + "_score_head"))
+    policy.save_pretrained(out_dir)
+
+    scenes = [make_scene(s) for s in split_seeds("test", args.scenes)]
+    reference = PDMClosedPlanner()
+    refs = [reference.plan(s) for s in tqdm(scenes, desc="PDM-Closed reference", unit="scene")]
+    path = RESULTS / "driving.json"
+    report = json.loads(path.read_text())
+    for name, pol in (("diffusiondrive", base), ("diffusiondrive_score_head", policy)):
+        res = evaluate_open_loop(pol, scenes, batch_size=64, reference_plans=refs, two_frame=True)
+        row = res.table()
+        row["batch_latency_ms"] = row.pop("latency_ms")
+        old = report["planners"].get(name, {})
+        row["latency_ms"] = old.get("latency_ms") if name == "diffusiondrive" else None
+        row["denoiser_calls"] = len(pol.timesteps())
+        report["planners"][name] = row
+        print(name, {k: round(v, 3) for k, v in row.items() if isinstance(v, float)}, flush=True)
+    pdm = report["planners"].get("pdm_closed", {}).get("pdms")
+    report["score_head"] = {
+        "policy": args.policy,
+        "saved_to": str(out_dir),
+        "train_scenes": len(train),
+        "proposals_scored": int(props["pdms"].size),
+        "hidden": args.hidden,
+        "epochs": args.epochs,
+        "loss_first_last": [losses[0], losses[-1]],
+        "validation": validation,
+        "test_pdms_over_pdm_closed": report["planners"]["diffusiondrive_score_head"]["pdms"] / pdm if pdm else None,
+        "seconds": round(time.perf_counter() - t_start, 1),
+        "command": "OMP_NUM_THREADS=1 python bench/driving_score_head.py "
+        + f"--policy {args.policy} --train-scenes {args.train_scenes} --scenes {args.scenes} --hidden {args.hidden} "
+        + f"--epochs {args.epochs}",
+    }
+    atomic_write_json(path, report)
+    print(json.dumps(report["score_head"], indent=2))
+
+
+if __name__ == "__main__":
+    main()
