@@ -8,7 +8,7 @@ DEMO_EPISODES ?= 100
 DEMO_EVAL     ?= 50
 DEMO_ARGS     ?=
 
-.PHONY: help venv demo demo-full test test-all lint bench bench-inference compat clean ros-deps
+.PHONY: help venv demo demo-full test test-all lint bench bench-inference compat clean ros-deps gl-deps
 
 help:
 	@echo "make demo       quick PushT demo: demos, train, evaluate, video (minutes on 2 CPU cores)"
@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps robomimic==0.3.0
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -51,8 +52,18 @@ ros-deps:
 	fi
 	@command -v rosmaster >/dev/null || { echo "ros-deps: rosmaster not on PATH after install" >&2; exit 1; }
 
+# Headless OpenGL for robosuite/MuJoCo camera rendering (MUJOCO_GL=egl; Mesa renders in software without a GPU).
+GL_DEBS := libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri
+gl-deps:
+	@if [ "$$(dpkg-query -W -f='$${Status}\n' $(GL_DEBS) 2>/dev/null | grep -c "install ok installed")" -ne 4 ]; then \
+		echo "installing headless OpenGL packages: $(GL_DEBS)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(GL_DEBS) \
+		|| { echo "gl-deps: apt-get failed; robosuite camera rendering needs $(GL_DEBS)" >&2; exit 1; }; \
+	fi
+
 # pytest exits 5 when it collects nothing: that must fail, never pass.
-test: $(STAMP) ros-deps
+test: $(STAMP) ros-deps gl-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc

@@ -132,7 +132,8 @@ def _run_batch(policy: Policy, envs: gym.vector.SyncVectorEnv, seeds: list[int],
         obs, _, terminated, truncated, info = envs.step(action)
         live = ~done
         steps[live] += 1
-        max_cov[live] = np.maximum(max_cov[live], np.asarray(info["coverage"])[live])
+        if "coverage" in info:  # PushT's goal coverage; tasks without one (robomimic) report success only
+            max_cov[live] = np.maximum(max_cov[live], np.asarray(info["coverage"])[live])
         success[live] |= np.asarray(info["is_success"])[live]
         finished = live & (terminated | truncated)
         for i in np.flatnonzero(finished[:n_record]):

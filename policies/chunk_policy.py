@@ -20,10 +20,15 @@ class ChunkPolicy(nn.Module):
         # How select_action plans a chunk from an observation window; None: a full `predict_chunk`.
         self.chunk_planner = None
 
+    @property
+    def observation_keys(self) -> list[str]:
+        """The observation entries a control step keeps a history of (subclasses may add e.g. a task index)."""
+        return list(self.config.input_features)
+
     def _feature(self, obs: dict[str, Any], key: str) -> torch.Tensor:
         """obs[key] as a tensor, or a KeyError naming the missing feature and the expected ones."""
         if key not in obs:
-            raise KeyError(f"observation is missing feature {key!r}; expected keys {list(self.config.input_features)}")
+            raise KeyError(f"observation is missing feature {key!r}; expected keys {self.observation_keys}")
         value = obs[key]
         return value if torch.is_tensor(value) else torch.as_tensor(np.asarray(value))
 
@@ -74,7 +79,7 @@ class ChunkPolicy(nn.Module):
         re-plans a chunk whenever the n_action_steps queue is empty.
         """
         n = self.config.n_obs_steps
-        for key in self.config.input_features:
+        for key in self.observation_keys:
             value = self._feature(obs, key)
             history = self._obs_history.setdefault(key, deque(maxlen=n))
             if not history:

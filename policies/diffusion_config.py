@@ -53,7 +53,7 @@ class DiffusionPolicyConfig:
     # DDIM step spacing: "leading" [90, 80, …, 0] or "trailing" [99, 88, …, 0] (starts at the noisiest level).
     timestep_spacing: Literal["leading", "trailing"] = "leading"
     # Denoiser network.
-    network: Literal["unet", "transformer"] = "unet"
+    network: Literal["unet", "transformer", "mode"] = "unet"
     down_dims: tuple[int, ...] = (256, 512, 1024)
     kernel_size: int = 5
     n_groups: int = 8
@@ -61,6 +61,22 @@ class DiffusionPolicyConfig:
     d_model: int = 256
     n_layers: int = 4
     n_heads: int = 4
+    # MoDE (network="mode", policies/nets/mode.py): experts per block, experts per step, expert width
+    # (0: 8/3·d_model), routing on the token as well as the noise level, load-balancing loss weight, and
+    # expert caching at inference (precomputed routes + fused experts for the sampler's step list).
+    mode_experts: int = 4
+    mode_top_k: int = 2
+    mode_expert_hidden: int = 0
+    mode_token_routing: bool = False
+    mode_balance_weight: float = 0.01
+    mode_expert_cache: bool = True
+    # Task conditioning (policies/text_encoder.py): "none", "id" (learned task embedding), "text" (frozen
+    # all-MiniLM-L6-v2 embedding of the instruction) or "id+text"; the task index is observation[task_key]
+    # and task_instructions[i] is task i's instruction.
+    task_conditioning: Literal["none", "id", "text", "id+text"] = "none"
+    task_key: str = "task_index"
+    task_instructions: list[str] = field(default_factory=list)
+    task_embed_dim: int = 64
     # Vision.
     crop_shape: tuple[int, int] | None = (84, 84)
     image_feature_dim: int = 64
@@ -76,6 +92,7 @@ class DiffusionPolicyConfig:
         self.down_dims = tuple(self.down_dims)
         self.crop_shape = tuple(self.crop_shape) if self.crop_shape else None
         self.normalization = dict(self.normalization)
+        self.task_instructions = [str(s) for s in self.task_instructions]
         if not self.input_features:
             raise ValueError("input_features is empty: a policy needs at least one observation feature")
         if self.n_action_steps > self.horizon - self.n_obs_steps + 1:
@@ -106,6 +123,7 @@ class DiffusionPolicyConfig:
                 f"horizon={self.horizon}: the UNet with down_dims={list(self.down_dims)} needs a multiple of "
                 f"{2 ** (len(self.down_dims) - 1)}"
             )
+        self._check_mode_and_task()
         samplers = {"diffusion": ("ddpm", "ddim", "heun"), "flow": ("flow_euler", "flow_midpoint", "flow_heun")}
         if self.objective not in samplers:
             raise ValueError(f"objective={self.objective!r}: expected 'diffusion' or 'flow'")
@@ -116,6 +134,34 @@ class DiffusionPolicyConfig:
                 f"sampler={self.sampler!r} does not fit objective={self.objective!r}; "
                 f"expected one of {samplers[self.objective]}"
             )
+
+    def _check_mode_and_task(self) -> None:
+        networks = ("unet", "transformer", "mode")
+        if self.network not in networks:
+            raise ValueError(f"network={self.network!r}: expected one of {networks}")
+        if self.network == "mode":
+            if self.mode_experts < 1 or not 1 <= self.mode_top_k <= self.mode_experts:
+                raise ValueError(
+                    f"mode_top_k={self.mode_top_k}, mode_experts={self.mode_experts}: expected 1 ≤ top_k ≤ experts"
+                )
+            if self.mode_balance_weight < 0:
+                raise ValueError(f"mode_balance_weight={self.mode_balance_weight}: expected ≥ 0")
+            if self.mode_expert_cache and self.mode_token_routing:
+                raise ValueError(
+                    "mode_expert_cache=true with mode_token_routing=true: token-dependent routes cannot be cached; "
+                    "expected mode_expert_cache=false"
+                )
+        conditionings = ("none", "id", "text", "id+text")
+        if self.task_conditioning not in conditionings:
+            raise ValueError(f"task_conditioning={self.task_conditioning!r}: expected one of {conditionings}")
+        if self.task_conditioning != "none":
+            if not self.task_instructions:
+                raise ValueError(
+                    f"task_conditioning={self.task_conditioning!r} with task_instructions=[]: expected one "
+                    "instruction per task (it also fixes the number of tasks)"
+                )
+            if self.task_key in self.input_features:
+                raise ValueError(f"task_key={self.task_key!r} is also an input feature; expected a separate key")
 
     @property
     def image_keys(self) -> list[str]:

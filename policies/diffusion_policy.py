@@ -18,11 +18,14 @@ from .checkpoint import load_pretrained_module, save_pretrained_module
 from .chunk_policy import ChunkPolicy
 from .denoiser import NetDenoiser
 from .diffusion_config import DiffusionPolicyConfig
+from .mode_cache import refresh_expert_cache
 from .nets import ConditionalUnet1D, ObservationEncoder, TransformerDenoiserNet
+from .nets.mode import MoDEDenoiserNet
 from .normalize import Normalizer
 from .samplers import DiffusionSchedule, FlowSchedule
 from .samplers.factory import make_sampler
 from .samplers.parameterization import training_target
+from .text_encoder import TaskConditioner
 
 
 def build_sampler(config: DiffusionPolicyConfig, schedule):
@@ -51,6 +54,12 @@ class DiffusionPolicy(ChunkPolicy):
             config.image_feature_dim,
         )
         cond_dim = self.obs_encoder.output_dim
+        self.task_conditioner = None
+        if config.task_conditioning != "none":
+            self.task_conditioner = TaskConditioner(
+                config.task_conditioning, config.task_instructions, config.task_embed_dim
+            )
+            cond_dim += self.task_conditioner.out_dim
         if config.network == "unet":
             self.net = ConditionalUnet1D(
                 config.action_dim,
@@ -60,19 +69,29 @@ class DiffusionPolicy(ChunkPolicy):
                 config.n_groups,
                 config.time_embed_dim,
             )
-        elif config.network == "transformer":
-            self.net = TransformerDenoiserNet(
-                config.action_dim, cond_dim, config.horizon, config.d_model, config.n_layers, config.n_heads
-            )
+        elif config.network in ("transformer", "mode"):
+            shape = (config.action_dim, cond_dim, config.horizon, config.d_model, config.n_layers, config.n_heads)
+            if config.network == "transformer":
+                self.net = TransformerDenoiserNet(*shape)
+            else:
+                experts = (config.mode_experts, config.mode_top_k, config.mode_expert_hidden, config.mode_token_routing)
+                self.net = MoDEDenoiserNet(*shape, *experts)
         else:
-            raise ValueError(f"network={config.network!r}: expected 'unet' or 'transformer'")
+            raise ValueError(f"network={config.network!r}: expected 'unet', 'transformer' or 'mode'")
         if config.objective == "diffusion":
             self.schedule = DiffusionSchedule(config.num_train_steps, config.beta_schedule)
         else:
             self.schedule = FlowSchedule(train_time_sampling=config.flow_time_sampling)
         self.denoiser = NetDenoiser(self.net, self.schedule, config.prediction_type)
         self.sampler = build_sampler(config, self.schedule)
+        refresh_expert_cache(self)
         self.reset()
+
+    @property
+    def observation_keys(self) -> list[str]:
+        """Input features, plus the task index when the policy is task-conditioned."""
+        keys = list(self.config.input_features)
+        return [*keys, self.config.task_key] if self.task_conditioner is not None else keys
 
     # ----------------------------------------------------------------- observations
     def _prepare_obs(self, obs: dict[str, Any], window: bool) -> dict[str, torch.Tensor]:
@@ -100,12 +119,17 @@ class DiffusionPolicy(ChunkPolicy):
         n = next(iter(obs.values())).shape[1]
         if n != self.config.n_obs_steps:
             raise ValueError(f"observation window has {n} steps; expected n_obs_steps={self.config.n_obs_steps}")
-        return self.obs_encoder(obs)
+        cond = self.obs_encoder(obs)
+        if self.task_conditioner is not None:
+            task = self._feature(obs_window, self.config.task_key).to(cond.device)
+            cond = torch.cat([cond, self.task_conditioner(task)], dim=-1)
+        return cond
 
     # ----------------------------------------------------------------- training
     def compute_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> torch.Tensor:
-        """Denoising loss on a batch of windows: obs (B, n_obs, …), action (B, horizon, A)."""
-        cond = self.encode({k: batch[k] for k in self.config.input_features})
+        """Denoising loss on a batch of windows: obs (B, n_obs, …), action (B, horizon, A); with MoDE plus
+        mode_balance_weight × the experts' load-balancing loss."""
+        cond = self.encode({k: batch[k] for k in self.observation_keys})
         action = torch.as_tensor(batch[self.config.action_key]).float().to(cond.device)
         x0 = self.normalizer.normalize(self.config.action_key, action)
         eps = torch.randn(x0.shape, generator=generator, device=generator.device if generator else "cpu").to(x0.device)
@@ -113,7 +137,10 @@ class DiffusionPolicy(ChunkPolicy):
         alpha, sigma = self.schedule.alpha_sigma(t)
         x_t = alpha[:, None, None] * x0 + sigma[:, None, None] * eps
         pred = self.denoiser.raw(x_t, t, cond)
-        return nn.functional.mse_loss(pred, training_target(self.config.prediction_type, x0, eps))
+        loss = nn.functional.mse_loss(pred, training_target(self.config.prediction_type, x0, eps))
+        if isinstance(self.net, MoDEDenoiserNet):
+            loss = loss + self.config.mode_balance_weight * self.net.balance_loss
+        return loss
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """The training loss (forward is what DistributedDataParallel wraps)."""
@@ -135,6 +162,7 @@ class DiffusionPolicy(ChunkPolicy):
         cfg.timestep_spacing = spacing or cfg.timestep_spacing
         cfg.__post_init__()
         self.sampler = build_sampler(cfg, self.schedule)
+        refresh_expert_cache(self)
 
     # ----------------------------------------------------------------- checkpoints
     def load_stats(self, stats: dict[str, dict[str, np.ndarray]]) -> None:

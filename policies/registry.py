@@ -10,8 +10,11 @@ from .compose import ComposedPolicy
 from .diffusion_policy import DiffusionPolicy
 from .diffusiondrive import DiffusionDrivePolicy
 from .ego_mlp import EgoMLPPolicy
+from .wamdiff import WAMDiffPolicy
 
-POLICY_TYPES = {cls.type_name: cls for cls in (DiffusionPolicy, ComposedPolicy, EgoMLPPolicy, DiffusionDrivePolicy)}
+POLICY_TYPES = {
+    cls.type_name: cls for cls in (DiffusionPolicy, ComposedPolicy, EgoMLPPolicy, DiffusionDrivePolicy, WAMDiffPolicy)
+}
 
 
 def load_policy(directory: str | Path, map_location: str = "cpu"):

@@ -14,15 +14,26 @@ class ConfigError(ValueError):
     """A config value that cannot work, named with the value and what was expected."""
 
 
+ROBOMIMIC_ENVS = ("lift", "can", "square")
+
+
 def env_factory(env: str, obs_mode: str, max_episode_steps: int | None = None) -> Callable[[], gym.Env]:
+    if env in ROBOMIMIC_ENVS:
+        from diffpilot.envs.robomimic import make_robomimic_env
+
+        return functools.partial(make_robomimic_env, env, obs_mode, max_episode_steps)
     if env != "pusht":
-        raise ConfigError(f"env={env!r}: expected 'pusht' (other environments arrive with their issues)")
+        raise ConfigError(f"env={env!r}: expected 'pusht' or one of {ROBOMIMIC_ENVS} (others arrive with their issues)")
     from diffpilot.envs.pusht import MAX_EPISODE_STEPS, make_pusht_env
 
     return functools.partial(make_pusht_env, obs_mode, max_episode_steps or MAX_EPISODE_STEPS)
 
 
 def expert_factory(env: str) -> Callable[[int], Any]:
+    if env in ROBOMIMIC_ENVS:
+        from diffpilot.envs.experts.robomimic import expert_for
+
+        return functools.partial(expert_for, env)
     if env != "pusht":
         raise ConfigError(f"env={env!r}: no scripted expert; expected 'pusht'")
     from diffpilot.envs.experts.pusht import ExpertPushT

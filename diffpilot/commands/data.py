@@ -98,9 +98,17 @@ def make_demonstrations(
 
 @hydra.main(config_path="pkg://diffpilot.configs", config_name="data", version_base="1.3")
 def app(cfg: DictConfig) -> None:
-    result = make_demonstrations(
-        cfg.env, cfg.obs_mode, cfg.episodes, cfg.seed, cfg.output, cfg.max_attempts, cfg.overwrite
-    )
+    fmt = cfg.get("format", "lerobot_v3")
+    if fmt == "robomimic_hdf5":
+        from .data_robomimic import make_robomimic_demonstrations
+
+        make = make_robomimic_demonstrations
+    elif fmt == "lerobot_v3":
+        make = make_demonstrations
+    else:
+        raise ConfigError(f"format={fmt!r}: expected 'lerobot_v3' or 'robomimic_hdf5'")
+    limits = {"max_attempts": cfg.max_attempts, "overwrite": cfg.overwrite}
+    result = make(cfg.env, cfg.obs_mode, cfg.episodes, cfg.seed, cfg.output, **limits)
     print(
         f"wrote {result['episodes']} demonstrations ({result['frames']} frames) to {result['output']}; "
         f"expert success {result['expert_success_rate']:.1%} over {result['attempts']} attempts "

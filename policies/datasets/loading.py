@@ -8,10 +8,11 @@ import numpy as np
 
 from .episodes import DatasetFormatError, EpisodeData
 from .lerobot_v3 import LeRobotV3Dataset
+from .robomimic_hdf5 import read_robomimic_hdf5
 from .stats import compute_stats
 from .zarr_replay import read_zarr_replay
 
-FORMATS = ("lerobot_v3", "zarr")
+FORMATS = ("lerobot_v3", "zarr", "robomimic_hdf5")
 
 
 def load_episodes(root: str | Path, fmt: str, keys: list[str]) -> tuple[EpisodeData, dict[str, dict[str, np.ndarray]]]:
@@ -35,6 +36,9 @@ def load_episodes(root: str | Path, fmt: str, keys: list[str]) -> tuple[EpisodeD
         if missing:
             raise DatasetFormatError(f"{root}: no feature(s) {missing}; the zarr map gives {sorted(data.arrays)}")
         data.arrays = {k: data.arrays[k] for k in keys}
+        stats = compute_stats(data.arrays, data.episode_ranges)
+    elif fmt == "robomimic_hdf5":
+        data = read_robomimic_hdf5(root, keys)
         stats = compute_stats(data.arrays, data.episode_ranges)
     else:
         raise ValueError(f"dataset.format={fmt!r}: expected one of {FORMATS}")

@@ -1,0 +1,130 @@
+"""DSRL benchmark: the frozen weak BC policy (the peer) and the same policy improved by DSRL-SAC, DSRL-NA
+and DPPO at one env-step budget, all evaluated here, in this run, on the same unseen seeds; ratios are
+against the base policy. Writes bench/results/dsrl.json and a learning-curve PNG from the runs' logs.
+
+  python bench/dsrl.py --base runs/dsrl/base_policy --sac runs/dsrl/dsrl_sac --na runs/dsrl/dsrl_na \\
+      --dppo runs/dsrl/dppo --episodes 100 [--na-offline runs/dsrl/dsrl_na_offline] [--modes]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from diffpilot.atomic import atomic_path, atomic_write_json
+from diffpilot.envs.pusht import make_pusht_env
+from diffpilot.policies.registry import load_policy
+from diffpilot.rl.dsrl import load_steered_policy
+from diffpilot.rl.runs import evaluate_policy
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def run_result(run_dir: Path) -> dict:
+    path = run_dir / "result.json"
+    if not path.is_file():
+        raise SystemExit(f"{path} does not exist: train first with `diffpilot rl … output_dir={run_dir}`")
+    return json.loads(path.read_text())
+
+
+def measure(name: str, policy, args) -> dict:
+    torch.manual_seed(args.seed)  # the DSRL actors sample their noise: make the evaluation repeatable
+    start = time.perf_counter()
+    summary = evaluate_policy(policy, lambda: make_pusht_env("state"), args.episodes, args.seed, args.n_envs)
+    print(
+        f"{name:>9}: success {summary['success_rate']:.3f} "
+        f"(95 % CI {summary['success_ci95'][0]:.3f}–{summary['success_ci95'][1]:.3f}), "
+        f"coverage {summary['mean_max_coverage']:.3f}, {time.perf_counter() - start:.0f} s"
+    )
+    return summary
+
+
+def plot(curves: dict[str, list[dict]], base: float, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    labels = {"dppo": "dppo (training chain, σ = 0.1 per step)", "dsrl_na_offline": "dsrl_na + demonstrations"}
+    for name, history in curves.items():
+        history = [p for p in history if p["episodes"] >= 20]  # the first points average a handful of episodes
+        ax.plot([p["env_steps"] for p in history], [p["recent_success"] for p in history], label=labels.get(name, name))
+    ax.axhline(base, color="gray", linestyle="--", label="base policy (evaluation)")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("success, last 50 training episodes")
+    ax.set_ylim(0, 1)
+    ax.set_title("PushT (state): RL on a frozen weak diffusion policy")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    with atomic_path(out, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", type=Path, default=Path("runs/dsrl/base_policy"))
+    parser.add_argument("--sac", type=Path, default=Path("runs/dsrl/dsrl_sac"))
+    parser.add_argument("--na", type=Path, default=Path("runs/dsrl/dsrl_na"))
+    parser.add_argument("--dppo", type=Path, default=Path("runs/dsrl/dppo"))
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=100_000)
+    parser.add_argument("--n-envs", type=int, default=10)
+    parser.add_argument("--na-offline", type=Path, help="optional: a DSRL-NA run that also learned from demonstrations")
+    parser.add_argument("--modes", action="store_true", help="also evaluate the DSRL actors' deterministic mode")
+    parser.add_argument("--out", type=Path, default=RESULTS / "dsrl.json")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    runs = {"dsrl_sac": run_result(args.sac), "dsrl_na": run_result(args.na), "dppo": run_result(args.dppo)}
+    if args.na_offline is not None:
+        runs["dsrl_na_offline"] = run_result(args.na_offline)
+    base_policy = load_policy(args.base)
+    steps = json.loads((args.base / "config.json").read_text())["config"]["num_inference_steps"]
+    base_policy.set_sampler("ddim", steps)
+    evals = {"base": measure("base", base_policy, args)}
+    for name in [n for n in runs if n.startswith("dsrl")]:
+        evals[name] = measure(name, load_steered_policy(runs[name]["checkpoint"], load_policy(args.base)), args)
+        if args.modes:  # the actor's mode m·tanh(μ(s)) instead of sampled noise
+            steered = load_steered_policy(runs[name]["checkpoint"], load_policy(args.base), deterministic=True)
+            evals[f"{name}_mode"] = measure(f"{name} (mode)", steered, args)
+    evals["dppo"] = measure("dppo", load_policy(runs["dppo"]["finetuned_policy"]), args)
+
+    base = evals["base"]["success_rate"]
+    env_steps = {name: r["counters"]["env_steps"] for name, r in runs.items()}
+    for name in runs:
+        gain = evals[name]["success_rate"] - base
+        ratio = evals[name]["success_rate"] / base if base else float("inf")
+        print(
+            f"{name:>16}: {gain * 100:+.1f} points over the base policy, ratio {ratio:.2f}, {env_steps[name]} env steps"
+        )
+    result = {
+        "task": "pusht_state",
+        "env_steps": max(env_steps.values()),
+        "base_success": base,
+        "dsrl_sac": evals["dsrl_sac"]["success_rate"],
+        "dsrl_na": evals["dsrl_na"]["success_rate"],
+        "dppo": evals["dppo"]["success_rate"],
+        **({"dsrl_na_offline": evals["dsrl_na_offline"]["success_rate"]} if "dsrl_na_offline" in runs else {}),
+        "details": {
+            "episodes": args.episodes,
+            "eval_seeds": [args.seed, args.seed + args.episodes - 1],
+            "base_policy": str(args.base),
+            "sampler": f"DDIM-{steps} (eta 0)",
+            "env_steps_per_method": env_steps,
+            "evaluations": evals,
+            "runs": {name: {k: v for k, v in r.items() if k != "history"} for name, r in runs.items()},
+        },
+    }
+    atomic_write_json(args.out, result)
+    plot({name: r["history"] for name, r in runs.items()}, base, args.out.with_suffix(".png"))
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""MoDE vs a dense transformer diffusion policy at equal total parameters, on a multi-task PushT suite.
+
+The suite (envs/pusht_tasks.py): gym-pusht's PushT with three goal poses for the T, one per task, that the
+observation does not show; each task has an instruction. Demonstrations come from the scripted expert (which
+reads the goal from the simulator), written as one LeRobot v3 dataset with the instructions as its tasks. Both
+policies see the state observation plus the task (learned id embedding + all-MiniLM-L6-v2 embedding of the
+instruction), train with the same recipe and number of steps, and are evaluated on every task on unseen seeds.
+
+Measured in the same run: total / active parameters, FLOPs per chunk, per-chunk latency at batch 1 on one thread
+(MoDE with and without expert caching, dense), success with a 95 % Wilson interval. Writes bench/results/mode.json.
+
+  python bench/mode.py                                   # demos + train both + evaluate + latency (≈ 1 h on CPU)
+  python bench/mode.py --stages latency,eval             # reuse runs/mode/{dense,mode} checkpoints
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import platform
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from diffpilot.commands.data import feature_specs
+from diffpilot.envs.evaluate import evaluate, wilson_interval
+from diffpilot.envs.experts.pusht import ExpertPushT
+from diffpilot.envs.experts.record import RecordedEpisode, record_episode
+from diffpilot.envs.pusht_tasks import PUSHT_TASKS, TASK_KEY, make_multitask_pusht_env
+from diffpilot.policies.checkpoint import atomic_write_json
+from diffpilot.policies.datasets.lerobot_v3 import LeRobotV3Writer
+from diffpilot.policies.datasets.loading import feature_shape, load_episodes
+from diffpilot.policies.datasets.windowed import WindowedDataset
+from diffpilot.policies.diffusion_config import DiffusionPolicyConfig, InputFeature
+from diffpilot.policies.diffusion_policy import DiffusionPolicy
+from diffpilot.policies.mode_stats import count_policy, dummy_window
+from diffpilot.policies.nets.mode import MoDEDenoiserNet
+from diffpilot.policies.train import TrainConfig, Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+OBS_KEYS = ["observation.state", "observation.environment_state"]
+SUITE = "multi-task PushT (gym-pusht, 3 goal poses with instructions; envs/pusht_tasks.py)"
+
+
+# ------------------------------------------------------------------------------------------- demonstrations
+def _record(args: tuple[int, int]) -> RecordedEpisode:
+    task, seed = args
+    return record_episode(functools.partial(make_multitask_pusht_env, task), ExpertPushT, seed)
+
+
+def make_suite_dataset(root: Path, per_task: int, seed: int, workers: int) -> dict:
+    """`per_task` successful expert demonstrations of each task (tasks in index order, so the dataset's
+    task_index is the suite's) as one LeRobot v3 dataset whose task strings are the instructions."""
+    if (root / "meta" / "info.json").is_file():
+        return {"dataset": str(root), "reused": True}
+    writer, counts = None, []
+    with ProcessPoolExecutor(workers) as pool:
+        for task in range(len(PUSHT_TASKS)):
+            kept = attempts = 0
+            jobs = ((task, s) for s in range(seed, seed + per_task + per_task // 10 + 5))  # the expert rarely fails
+            for episode in pool.map(_record, jobs, chunksize=4):
+                attempts += 1
+                if not episode.success:
+                    continue
+                frames = {k: v for k, v in episode.frames.items() if k != TASK_KEY}  # the writer adds task_index
+                if writer is None:
+                    writer = LeRobotV3Writer(root, fps=10, features=feature_specs(frames), robot_type="pusht")
+                writer.add_episode(frames, task=PUSHT_TASKS[task].instruction)
+                kept += 1
+                if kept == per_task:
+                    break
+            if kept < per_task:
+                raise RuntimeError(f"task {task}: the expert succeeded in only {kept} of {attempts} attempts")
+            counts.append({"task": task, "demos": kept, "attempts": attempts})
+    writer.finalize()
+    return {"dataset": str(root), "per_task": counts}
+
+
+# ------------------------------------------------------------------------------------------- policies
+def policy_config(name: str, data) -> DiffusionPolicyConfig:
+    """configs/policy/<name>.yaml (composed by Hydra) with the suite's features and task conditioning."""
+    with initialize_config_module("diffpilot.configs", version_base="1.3"):
+        values = OmegaConf.to_container(compose("train", overrides=[f"policy={name}"]).policy, resolve=True)
+    features = {k: InputFeature("state", feature_shape(data.arrays[k])) for k in OBS_KEYS}
+    values.update(
+        input_features=features,
+        action_dim=data.arrays["action"].shape[-1],
+        task_conditioning="id+text",
+        task_instructions=[t.instruction for t in PUSHT_TASKS],
+    )
+    return DiffusionPolicyConfig.from_dict(values)
+
+
+def train_policy(name: str, data, stats, out: Path, train_cfg: TrainConfig) -> dict:
+    torch.manual_seed(train_cfg.seed)
+    policy = DiffusionPolicy(policy_config(name, data))
+    policy.load_stats({k: v for k, v in stats.items() if k in (*OBS_KEYS, "action")})
+    pc = policy.config
+    dataset = WindowedDataset(data, [*OBS_KEYS, TASK_KEY], "action", pc.n_obs_steps, pc.horizon, pc.n_action_steps)
+    trainer = Trainer(policy, dataset, train_cfg, out)
+    tic = time.perf_counter()
+    checkpoint = trainer.train()
+    ckpt = checkpoint / "pretrained_model"
+    shown = ckpt.relative_to(ROOT) if ckpt.is_relative_to(ROOT) else ckpt
+    return {"checkpoint": str(shown), "train_seconds": time.perf_counter() - tic}
+
+
+# ------------------------------------------------------------------------------------------- measurements
+def chunk_latency(policy: DiffusionPolicy, repeats: int) -> list[float]:
+    """Per-chunk wall time in ms of `predict_chunk` at batch 1 (encoder + all sampler steps)."""
+    window = dummy_window(policy)
+    window[TASK_KEY] = torch.ones_like(window.get(TASK_KEY, torch.zeros(1, 2, 1, dtype=torch.long)))
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        policy.predict_chunk(window, generator=gen)
+    times = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        policy.predict_chunk(window, generator=gen)
+        times.append((time.perf_counter() - tic) * 1e3)
+    return times
+
+
+def latencies(dense: DiffusionPolicy, mode: DiffusionPolicy, repeats: int, rounds: int) -> dict[str, dict]:
+    """p50 / p90 per-chunk ms of dense, MoDE cached and MoDE uncached, interleaved in `rounds` so that the shared
+    machine's load hits all three alike."""
+    samples: dict[str, list[float]] = {"dense": [], "mode_cached": [], "mode_uncached": []}
+    assert isinstance(mode.net, MoDEDenoiserNet)
+    for _ in range(rounds):
+        samples["dense"] += chunk_latency(dense, repeats)
+        samples["mode_cached"] += chunk_latency(mode, repeats)
+        with mode.net.cache_disabled():
+            samples["mode_uncached"] += chunk_latency(mode, repeats)
+    return {
+        k: {"p50_ms": statistics.median(v), "p90_ms": float(np.percentile(v, 90)), "n": len(v)}
+        for k, v in samples.items()
+    }
+
+
+def evaluate_suite(policy: DiffusionPolicy, episodes: int, seed: int, n_envs: int) -> dict:
+    """Every task on seeds seed … seed + episodes − 1; success pooled over tasks with a Wilson interval."""
+    per_task, wins, total, coverage = [], 0, 0, []
+    for task in range(len(PUSHT_TASKS)):
+        result = evaluate(policy, functools.partial(make_multitask_pusht_env, task), episodes, seed, n_envs)
+        s = result.summary()
+        per_task.append({"task": task, "instruction": PUSHT_TASKS[task].instruction, **s})
+        wins += sum(e.success for e in result.episodes)
+        total += len(result.episodes)
+        coverage += [e.max_coverage for e in result.episodes]
+    lo, hi = wilson_interval(wins, total)
+    half = 1.959964 * float(np.std(coverage, ddof=1)) / np.sqrt(len(coverage))  # normal approximation
+    return {
+        "success": wins / total,
+        "success_ci95": [lo, hi],
+        "episodes": total,
+        "mean_max_coverage": float(np.mean(coverage)),
+        "mean_max_coverage_ci95": [float(np.mean(coverage)) - half, float(np.mean(coverage)) + half],
+        "per_task": per_task,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stages", default="data,train,latency,eval")
+    parser.add_argument("--data", type=Path, default=ROOT / "data" / "pusht_multitask")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "mode")
+    parser.add_argument("--demos-per-task", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes per task")
+    parser.add_argument("--seed", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=RESULTS / "mode.json")
+    args = parser.parse_args()
+    stages = set(args.stages.split(","))
+    torch.set_num_threads(1)
+
+    report: dict = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    report.update(suite=SUITE, tasks=len(PUSHT_TASKS), instructions=[t.instruction for t in PUSHT_TASKS])
+    if "data" in stages:
+        report["data"] = make_suite_dataset(args.data, args.demos_per_task, 0, workers=2)
+        print(json.dumps(report["data"]))
+    data, stats = load_episodes(args.data, "lerobot_v3", [*OBS_KEYS, "action", TASK_KEY])
+    first = data.arrays[TASK_KEY].reshape(-1)[data.episode_ranges[:, 0]]
+    report["dataset"] = {
+        "root": str(args.data.relative_to(ROOT) if args.data.is_relative_to(ROOT) else args.data),
+        "episodes": data.num_episodes,
+        "frames": data.num_frames,
+        "episodes_per_task": np.bincount(first, minlength=len(PUSHT_TASKS)).tolist(),
+        "tasks": list(data.tasks),
+    }
+    names = {"dense": "mode_dense_small", "mode": "mode_small"}
+    train_cfg = TrainConfig(
+        steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=200, log_every=100, num_threads=1
+    )
+    if "train" in stages:
+        for key, name in names.items():
+            report.setdefault(key, {})["train"] = {
+                **train_policy(name, data, stats, args.runs / key, train_cfg),
+                "policy_config": name,
+                "steps": args.steps,
+                "batch_size": args.batch_size,
+                "lr": args.lr,
+            }
+            atomic_write_json(args.out, report)
+    policies = {
+        key: DiffusionPolicy.from_pretrained(args.runs / key / "checkpoints" / "last" / "pretrained_model")
+        for key in names
+    }
+    for key, policy in policies.items():
+        report.setdefault(key, {}).update(count_policy(policy).to_dict())
+    if "latency" in stages:
+        lat = latencies(policies["dense"], policies["mode"], args.repeats, args.rounds)
+        report["dense"]["p50_ms"] = lat["dense"]["p50_ms"]
+        report["mode"]["p50_ms_cached"] = lat["mode_cached"]["p50_ms"]
+        report["mode"]["p50_ms_uncached"] = lat["mode_uncached"]["p50_ms"]
+        report["latency"] = {**lat, "batch": 1, "threads": 1, "machine": platform.processor() or platform.machine()}
+        atomic_write_json(args.out, report)
+    if "eval" in stages:
+        for key, policy in policies.items():
+            report[key]["eval"] = evaluate_suite(policy, args.episodes, args.seed, n_envs=10)
+            report[key]["success"] = report[key]["eval"]["success"]
+            atomic_write_json(args.out, report)
+    d, m = report["dense"], report["mode"]
+    report["ratios"] = {
+        "active_params_fewer_than_dense": 1 - m["active_params"] / d["active_params"],
+        "total_params_mode_over_dense": m["total_params"] / d["total_params"],
+        "flops_per_chunk_mode_over_dense": m["flops_per_chunk"] / d["flops_per_chunk"],
+    }
+    if "p50_ms_cached" in m:
+        report["ratios"].update(
+            cached_speedup_over_uncached=m["p50_ms_uncached"] / m["p50_ms_cached"],
+            cached_speedup_over_dense=d["p50_ms"] / m["p50_ms_cached"],
+        )
+    atomic_write_json(args.out, report)
+    print(json.dumps({k: report[k] for k in ("ratios",)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

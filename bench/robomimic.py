@@ -1,0 +1,162 @@
+"""Robomimic benchmark with the robomimic / Diffusion Policy protocol: every saved checkpoint of a training run
+is rolled out 50 times on each of 3 evaluation seed blocks; success is reported as the max and the mean over
+checkpoints, beside the peer measured in the same run on the same seeds: the scripted expert that made the
+demonstrations. Merges its task into bench/results/robomimic.json.
+
+  python bench/robomimic.py --task lift --run runs/robomimic/lift_state_cpu --last 2
+  python bench/robomimic.py --task square --expert-only      # a task without a trained policy: the expert alone
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+import torch
+
+from diffpilot.commands.common import env_factory
+from diffpilot.commands.evaluate import load_policy
+from diffpilot.envs.evaluate import evaluate, wilson_interval
+from diffpilot.envs.experts.robomimic import expert_for
+from diffpilot.envs.robomimic import TASKS, make_robomimic_env
+from diffpilot.policies.checkpoint import atomic_write_json
+
+RESULTS = Path(__file__).parent / "results"
+SEED_BLOCK = 1000  # evaluation seed block k starts at seed + k * SEED_BLOCK
+
+
+def measure_expert(task: str, obs_mode: str, seeds: list[int]) -> dict:
+    """The scripted expert on the evaluation seeds: success and episode length."""
+    env = make_robomimic_env(task, obs_mode)
+    wins, steps, start = 0, 0, time.perf_counter()
+    for seed in seeds:
+        env.reset(seed=seed)
+        expert = expert_for(task, seed)
+        expert.reset(env.unwrapped.sim)
+        while True:
+            _, _, terminated, truncated, info = env.step(expert.act())
+            steps += 1
+            if terminated or truncated:
+                wins += bool(info["is_success"])
+                break
+    env.close()
+    lo, hi = wilson_interval(wins, len(seeds))
+    return {
+        "episodes": len(seeds),
+        "success_rate": wins / len(seeds),
+        "success_ci95": [lo, hi],
+        "mean_steps": steps / len(seeds),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def evaluate_checkpoint(path: Path, task: dict, episodes: int, seeds: list[int], n_envs: int) -> dict:
+    """One checkpoint on each seed block: per-block success and the pooled success with its 95 % interval."""
+    policy = load_policy(path, device="cpu")
+    make_env = env_factory(task["env"], task["obs_mode"], task.get("max_episode_steps"))
+    blocks = []
+    for seed in seeds:
+        result = evaluate(policy, make_env, episodes, seed, n_envs, progress=False)
+        blocks.append(result.summary())
+        rate, seconds = result.success_rate, result.seconds
+        print(f"  {path.parent.name} seed {seed}: success {rate:.3f} in {seconds:.0f} s", flush=True)
+    wins = sum(round(b["success_rate"] * b["episodes"]) for b in blocks)
+    total = sum(b["episodes"] for b in blocks)
+    return {
+        "success_rate": wins / total,
+        "success_ci95": list(wilson_interval(wins, total)),
+        "per_seed": [b["success_rate"] for b in blocks],
+        "mean_steps": float(np.mean([b["mean_steps"] for b in blocks])),
+    }
+
+
+def merge_report(out: Path, task: str, entry: dict) -> None:
+    """Put `entry` under tasks/<task> of the JSON report, keeping the other tasks' results."""
+    report = json.loads(out.read_text()) if out.exists() else {"tasks": {}}
+    report["tasks"][task] = entry
+    report["env"] = {"python": platform.python_version(), "torch": torch.__version__, "threads": 1}
+    atomic_write_json(out, report)
+
+
+def report_expert(args: argparse.Namespace, episode_seeds: list[int]) -> None:
+    """A task without a trained policy yet: its scripted expert on the evaluation seeds."""
+    env = args.task.removesuffix("_image")
+    if env not in TASKS:
+        raise SystemExit(f"--task {args.task}: expected one of {sorted(TASKS)}")
+    expert = measure_expert(env, "state", episode_seeds)
+    entry = {"obs": "state", "expert_success": expert["success_rate"], "expert": expert, "policy": None}
+    merge_report(args.out, args.task, entry)
+    rate, n = expert["success_rate"], expert["episodes"]
+    print(f"{args.task}: expert success {rate:.3f} over {n} episodes; wrote {args.out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", required=True, help="a configs/task name: lift, can, square, lift_image")
+    parser.add_argument("--run", type=Path, help="a training run with checkpoints/step_*/")
+    parser.add_argument("--expert-only", action="store_true", help="measure only the scripted expert (no run)")
+    parser.add_argument("--episodes", type=int, default=50, help="rollouts per seed block")
+    parser.add_argument("--seeds", type=int, default=3, help="evaluation seed blocks")
+    parser.add_argument("--seed", type=int, default=100_000)
+    parser.add_argument("--n-envs", type=int, default=10)
+    parser.add_argument("--last", type=int, default=0, help="evaluate only the newest N checkpoints (0: all)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "robomimic.json")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    from omegaconf import OmegaConf
+
+    seeds = [args.seed + k * SEED_BLOCK for k in range(args.seeds)]
+    episode_seeds = [s + i for s in seeds for i in range(args.episodes)]
+    if args.expert_only:
+        report_expert(args, episode_seeds)
+        return
+    if args.run is None:
+        raise SystemExit("--run is required unless --expert-only")
+    cfg = OmegaConf.load(args.run / ".hydra" / "config.yaml")
+    task = OmegaConf.to_container(cfg.task, resolve=True)
+    if task["env"] not in TASKS:
+        raise SystemExit(f"--task {args.task}: the run's task env={task['env']!r} is not a robomimic task")
+    checkpoints = sorted((args.run / "checkpoints").glob("step_*"))[-args.last if args.last else 0 :]
+    if not checkpoints:
+        raise SystemExit(f"--run {args.run}: no checkpoints/step_*/ directories")
+    per_ckpt = {}
+    for ckpt in checkpoints:
+        per_ckpt[ckpt.name] = evaluate_checkpoint(ckpt / "pretrained_model", task, args.episodes, seeds, args.n_envs)
+    rates = [c["success_rate"] for c in per_ckpt.values()]
+    expert = measure_expert(task["env"], task["obs_mode"], episode_seeds)
+    result_file = args.run / "train_result.json"
+    train = json.loads(result_file.read_text()) if result_file.exists() else {}
+    entry = {
+        "obs": task["obs_mode"],
+        "success_max": max(rates),
+        "success_mean": float(np.mean(rates)),
+        "expert_success": expert["success_rate"],
+        "success_max_over_expert": max(rates) / max(expert["success_rate"], 1e-9),
+        "protocol": f"{args.episodes} rollouts x {args.seeds} seed blocks per checkpoint, max/mean over checkpoints",
+        "horizon": task["max_episode_steps"],
+        "checkpoints": per_ckpt,
+        "expert": expert,
+        "run": str(args.run),
+        "train_steps": train.get("train_steps"),
+        "parameters": train.get("parameters"),
+        "train_config": OmegaConf.to_container(cfg.train, resolve=True),
+        "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
+    }
+    merge_report(args.out, args.task, entry)
+    print(
+        f"{args.task} ({task['obs_mode']}): success max {entry['success_max']:.3f}, mean {entry['success_mean']:.3f} "
+        f"over {len(rates)} checkpoints; expert {expert['success_rate']:.3f} on the same seeds "
+        f"(policy/expert {entry['success_max_over_expert']:.2f}); wrote {args.out}"
+    )
+
+
+if __name__ == "__main__":
+    main()

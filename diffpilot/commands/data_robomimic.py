@@ -1,0 +1,91 @@
+"""`diffpilot data env=lift format=robomimic_hdf5`: scripted-expert demonstrations of a robomimic task written
+in robomimic's hdf5 layout (successful episodes only), recorded in parallel worker processes."""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from diffpilot.envs.experts.robomimic_record import RecordedDemo, record_robomimic_demo
+from diffpilot.envs.robomimic import TASKS, robosuite_kwargs
+from diffpilot.policies.datasets.robomimic_hdf5 import EnvArgs, RobomimicDemo, write_robomimic_hdf5
+
+from .common import ConfigError
+
+# `diffpilot data`'s obs_mode names → the robomimic env's (all / pixels record the cameras too).
+OBS_MODES = {"state": "state", "image": "image", "pixels": "image", "all": "image"}
+CAMERAS = ("agentview", "robot0_eye_in_hand")
+
+
+def _record(args: tuple[str, str, int]) -> RecordedDemo:
+    return record_robomimic_demo(*args)
+
+
+def env_args_for(task: str, obs_mode: str) -> EnvArgs:
+    """robomimic's env metadata of a task (what `EnvUtils.create_env_from_metadata` rebuilds the env from)."""
+    import robosuite
+
+    kwargs = robosuite_kwargs(obs_mode, CAMERAS)
+    return EnvArgs(TASKS[task].env_name, env_kwargs=kwargs, env_version=robosuite.__version__)
+
+
+def make_robomimic_demonstrations(
+    task: str,
+    obs_mode: str,
+    episodes: int,
+    seed: int,
+    output: str | Path,
+    *,
+    max_attempts: int | None = None,
+    overwrite: bool = False,
+    workers: int | None = None,
+) -> dict:
+    """Record `episodes` successful demos (seeds seed, seed+1, …) into the hdf5 file `output`."""
+    output = Path(output)
+    if task not in TASKS:
+        raise ConfigError(f"env={task!r}: expected a robomimic task, one of {sorted(TASKS)}")
+    if obs_mode not in OBS_MODES:
+        raise ConfigError(f"obs_mode={obs_mode!r}: expected one of {sorted(OBS_MODES)}")
+    if output.suffix not in (".hdf5", ".h5"):
+        raise ConfigError(f"output={str(output)!r}: expected an .hdf5 file path for format=robomimic_hdf5")
+    if output.exists() and not overwrite:
+        raise ConfigError(f"output={str(output)!r} exists; pass overwrite=true to replace it")
+    if episodes < 1:
+        raise ConfigError(f"episodes={episodes}: expected ≥ 1")
+    mode = OBS_MODES[obs_mode]
+    max_attempts = max_attempts or 2 * episodes
+    workers = workers or min(os.cpu_count() or 1, 8)
+    kept: list[RecordedDemo] = []
+    attempts = 0
+    start = time.perf_counter()
+    bar = tqdm(total=episodes, desc=f"demos ({task})", unit="ep")
+    with ProcessPoolExecutor(workers) as pool:
+        jobs = ((task, mode, s) for s in range(seed, seed + max_attempts))
+        for demo in pool.map(_record, jobs, chunksize=1):
+            attempts += 1
+            if demo.success:
+                kept.append(demo)
+                bar.update(1)
+            bar.set_postfix(success=f"{len(kept) / attempts:.2f}")
+            if len(kept) >= episodes:
+                break
+        pool.shutdown(cancel_futures=True)
+    bar.close()
+    if not kept:
+        raise RuntimeError(f"the {task} expert succeeded in none of {attempts} attempts; nothing written")
+    demos = [
+        RobomimicDemo(d.actions, d.rewards, d.dones, d.states, d.obs, d.next_obs) for d in kept
+    ]
+    write_robomimic_hdf5(output, demos, env_args_for(task, mode), seed=seed)
+    return {
+        "episodes": len(kept),
+        "attempts": attempts,
+        "expert_success_rate": len(kept) / attempts,
+        "frames": int(sum(d.length for d in kept)),
+        "seconds": time.perf_counter() - start,
+        "output": str(output),
+    }

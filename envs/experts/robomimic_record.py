@@ -1,0 +1,67 @@
+"""Record one scripted-expert episode of a robomimic task with everything robomimic's hdf5 layout stores:
+observations before and after each action, actions, rewards, done flags and the flattened MuJoCo states."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from diffpilot.envs.experts.robomimic import expert_for
+from diffpilot.envs.robomimic import make_robomimic_env
+
+_ENVS: dict[tuple, object] = {}
+
+
+@dataclass
+class RecordedDemo:
+    """Arrays of length T: obs / next_obs key → (T, …), actions (T, 7), rewards (T,), dones (T,), states (T, S)."""
+
+    seed: int
+    success: bool
+    obs: dict[str, np.ndarray]
+    next_obs: dict[str, np.ndarray]
+    actions: np.ndarray
+    rewards: np.ndarray
+    dones: np.ndarray
+    states: np.ndarray
+
+    @property
+    def length(self) -> int:
+        return len(self.actions)
+
+
+def record_robomimic_demo(task: str, obs_mode: str, seed: int, max_episode_steps: int | None = None) -> RecordedDemo:
+    """Run the task's scripted expert on `seed` until success or the horizon (the state is taken before each step)."""
+    key = (task, obs_mode, max_episode_steps)
+    if key not in _ENVS:  # one env per process and setting: a reset with a seed fixes the whole episode
+        _ENVS[key] = make_robomimic_env(task, obs_mode, max_episode_steps)
+    env = _ENVS[key]
+    obs, _ = env.reset(seed=seed)
+    expert = expert_for(env.unwrapped.task, seed)
+    expert.reset(env.unwrapped.sim)
+    obs_list, next_list, actions, rewards, dones, states = [], [], [], [], [], []
+    success = False
+    while True:
+        states.append(env.unwrapped.get_state())
+        action = expert.act()
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        obs_list.append(obs)
+        next_list.append(next_obs)
+        actions.append(action)
+        rewards.append(reward)
+        success = bool(info["is_success"])
+        dones.append(int(success))  # robomimic's dones: 1 where the task is solved
+        obs = next_obs
+        if terminated or truncated:
+            break
+    return RecordedDemo(
+        seed=seed,
+        success=success,
+        obs={k: np.stack([o[k] for o in obs_list]) for k in obs_list[0]},
+        next_obs={k: np.stack([o[k] for o in next_list]) for k in next_list[0]},
+        actions=np.stack(actions).astype(np.float64),
+        rewards=np.asarray(rewards, dtype=np.float64),
+        dones=np.asarray(dones, dtype=np.int64),
+        states=np.stack(states),
+    )

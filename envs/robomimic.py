@@ -1,0 +1,234 @@
+"""Robomimic's manipulation tasks (Lift, PickPlaceCan, NutAssemblySquare) on real robosuite 1.4 / MuJoCo 3,
+as Gymnasium envs with robomimic's observation keys and settings.
+
+Observations (a dict, robomimic's names): `robot0_eef_pos` (3,), `robot0_eef_quat` (4,),
+`robot0_gripper_qpos` (2,), `object` (D,) — the task's object state (Lift 10, Can 14, Square 14) — and, in
+image mode, `<camera>_image` (84, 84, 3) uint8, upright (robomimic flips robosuite's OpenGL frames too).
+Actions: (7,) in [-1, 1], the OSC_POSE controller's delta position, delta axis-angle and gripper command,
+at 20 Hz. An episode terminates on the task's success (robomimic's rollouts stop there) and is truncated
+at robomimic's horizon (400 steps for these three tasks) by the TimeLimit wrapper.
+
+State mode builds no renderer at all (~150 steps/s); image mode renders only the cameras asked for
+(robosuite's offscreen renderer, `MUJOCO_GL=egl`). `render()` draws a frame for videos with a MuJoCo
+renderer created on first use, so state envs pay nothing unless a video is asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Literal
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+ObsMode = Literal["state", "image"]
+OBS_MODES = ("state", "image")
+STATE_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "object")
+# Every camera of the robosuite 1.4 table/bins arenas with a Panda (what `camera_names` may pick).
+SCENE_CAMERAS = ("frontview", "birdview", "agentview", "sideview", "robot0_robotview", "robot0_eye_in_hand")
+CONTROL_FREQ = 20
+IMAGE_SIZE = 84
+BOUND = 10.0  # metres: positions, relative positions and quaternions of the tabletop scenes stay well inside
+
+
+@dataclass(frozen=True)
+class RobomimicTask:
+    """One robomimic task: the robosuite env name, robomimic's rollout horizon and the object-state size."""
+
+    env_name: str
+    horizon: int
+    object_dim: int
+
+
+# Horizons: robomimic's evaluation rollouts for the proficient-human (ph) datasets (Mandlekar et al. 2021).
+TASKS: dict[str, RobomimicTask] = {
+    "lift": RobomimicTask("Lift", 400, 10),
+    "can": RobomimicTask("PickPlaceCan", 400, 14),
+    "square": RobomimicTask("NutAssemblySquare", 400, 14),
+}
+ENV_NAMES = {t.env_name: name for name, t in TASKS.items()}
+
+
+def resolve_task(task: str) -> str:
+    """Our short name for `task`, given either the short name (lift) or robosuite's (Lift)."""
+    if task in TASKS:
+        return task
+    if task in ENV_NAMES:
+        return ENV_NAMES[task]
+    raise ValueError(f"task={task!r}: expected one of {sorted(TASKS)} or robosuite's {sorted(ENV_NAMES)}")
+
+
+def controller_config() -> dict[str, Any]:
+    """robosuite's default OSC_POSE controller (delta pose, what every robomimic dataset was recorded with)."""
+    from robosuite.controllers import load_controller_config
+
+    return load_controller_config(default_controller="OSC_POSE")
+
+
+def robosuite_kwargs(obs_mode: ObsMode, cameras: tuple[str, ...], image_size: int = IMAGE_SIZE) -> dict[str, Any]:
+    """robosuite.make keyword arguments, robomimic's `env_kwargs` for these tasks (JSON-serialisable)."""
+    image = obs_mode == "image"
+    return {
+        "robots": ["Panda"],
+        "controller_configs": controller_config(),
+        "has_renderer": False,
+        "has_offscreen_renderer": image,
+        "use_camera_obs": image,
+        "use_object_obs": True,
+        "camera_names": list(cameras) if image else ["agentview"],
+        "camera_heights": image_size,
+        "camera_widths": image_size,
+        "camera_depths": False,
+        "reward_shaping": False,
+        "control_freq": CONTROL_FREQ,
+        "ignore_done": True,
+    }
+
+
+def check_cameras(cameras: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    cameras = tuple(cameras)
+    if not cameras:
+        raise ValueError("cameras=[]: image mode needs at least one camera, e.g. ['agentview']")
+    unknown = [c for c in cameras if c not in SCENE_CAMERAS]
+    if unknown:
+        raise ValueError(f"cameras={list(cameras)}: {unknown} not in the scene; expected some of {list(SCENE_CAMERAS)}")
+    return cameras
+
+
+class RobomimicEnv(gym.Env):
+    """A robomimic task as a Gymnasium env (see the module docstring for spaces)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": CONTROL_FREQ}
+
+    def __init__(
+        self,
+        task: str = "lift",
+        obs_mode: ObsMode = "state",
+        cameras: tuple[str, ...] | list[str] = ("agentview", "robot0_eye_in_hand"),
+        image_size: int = IMAGE_SIZE,
+        render_size: int = 256,
+        render_camera: str = "agentview",
+    ):
+        import robosuite
+
+        if obs_mode not in OBS_MODES:
+            raise ValueError(f"obs_mode={obs_mode!r}: expected one of {OBS_MODES}")
+        self.task = resolve_task(task)
+        self.spec_task = TASKS[self.task]
+        self.obs_mode = obs_mode
+        self.cameras = check_cameras(cameras) if obs_mode == "image" else ()
+        self.render_camera = check_cameras([render_camera])[0]
+        self.render_size = int(render_size)
+        self.render_mode = "rgb_array"
+        self.env_kwargs = robosuite_kwargs(obs_mode, self.cameras or ("agentview",), image_size)
+        # hard_reset=False: resets keep the compiled model (robomimic's files do not store this key).
+        self._env = robosuite.make(self.spec_task.env_name, hard_reset=False, **self.env_kwargs)
+        features: dict[str, spaces.Space] = {
+            "robot0_eef_pos": spaces.Box(-BOUND, BOUND, (3,), np.float32),
+            "robot0_eef_quat": spaces.Box(-1.0, 1.0, (4,), np.float32),
+            "robot0_gripper_qpos": spaces.Box(-BOUND, BOUND, (2,), np.float32),
+            "object": spaces.Box(-BOUND, BOUND, (self.spec_task.object_dim,), np.float32),
+        }
+        for cam in self.cameras:
+            features[f"{cam}_image"] = spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
+        self.observation_space = spaces.Dict(features)
+        low, high = self._env.action_spec
+        self.action_space = spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
+        self._renderer = None
+
+    @property
+    def sim(self) -> Any:
+        """The robosuite env (privileged object poses for scripted experts, `sim` for states)."""
+        return self._env
+
+    def get_state(self) -> np.ndarray:
+        """The flattened MuJoCo state (time, qpos, qvel) that robomimic stores under `states`."""
+        return np.asarray(self._env.sim.get_state().flatten(), dtype=np.float64)
+
+    def is_success(self) -> bool:
+        return bool(self._env._check_success())
+
+    def _observe(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        obs = {key: np.asarray(raw[key], dtype=np.float32) for key in STATE_KEYS if key != "object"}
+        obs["object"] = np.asarray(raw["object-state"], dtype=np.float32)
+        for cam in self.cameras:
+            obs[f"{cam}_image"] = np.ascontiguousarray(raw[f"{cam}_image"][::-1])  # OpenGL rows are bottom-up
+        return obs
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        # robosuite draws object placements and joint noise from numpy's global RNG: seed it from this
+        # env's generator for the reset only, then give the caller's global state back.
+        saved = np.random.get_state()
+        np.random.seed(int(self.np_random.integers(2**31)))
+        try:
+            raw = self._env.reset()
+        finally:
+            np.random.set_state(saved)
+        for robot in self._env.robots:  # a soft reset keeps the gripper's command ramp: start it from open
+            robot.gripper.current_action = np.zeros_like(robot.gripper.current_action)
+        return self._observe(raw), {"is_success": False}
+
+    def step(self, action):
+        action = np.asarray(action, dtype=np.float64).reshape(-1)
+        if action.shape != self.action_space.shape or not np.isfinite(action).all():
+            raise ValueError(f"action {action.tolist()}: expected {self.action_space.shape[0]} finite numbers")
+        raw, reward, _, _ = self._env.step(np.clip(action, self.action_space.low, self.action_space.high))
+        success = self.is_success()
+        return self._observe(raw), float(reward), success, False, {"is_success": success}
+
+    def render(self) -> np.ndarray:
+        """An upright (render_size, render_size, 3) uint8 frame from `render_camera`."""
+        import mujoco
+
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self._env.sim.model._model, self.render_size, self.render_size)
+        self._renderer.update_scene(self._env.sim.data._data, camera=self.render_camera)
+        return self._renderer.render().copy()
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        self._env.close()
+
+
+def make_robomimic_env(
+    task: str = "lift", obs_mode: ObsMode = "state", max_episode_steps: int | None = None, **kwargs
+) -> gym.Env:
+    """A robomimic task with its rollout horizon (or `max_episode_steps`) as the time limit."""
+    env = RobomimicEnv(task, obs_mode, **kwargs)
+    return gym.wrappers.TimeLimit(env, max_episode_steps=max_episode_steps or env.spec_task.horizon)
+
+
+def make_env_from_args(env_args: dict[str, Any], obs_mode: ObsMode = "state", **kwargs) -> gym.Env:
+    """Our env for a robomimic file's `env_args` (env_name must be one of the tasks here)."""
+    name = env_args.get("env_name")
+    if name not in ENV_NAMES:
+        raise ValueError(f"env_args env_name={name!r}: unknown robomimic task; expected one of {sorted(ENV_NAMES)}")
+    return make_robomimic_env(ENV_NAMES[name], obs_mode, **kwargs)
+
+
+def enable_robomimic_env_utils() -> None:
+    """Let robomimic 0.3.0's EnvUtils build robosuite 1.4 envs.
+
+    Its `envs/env_robosuite.py` imports `mujoco_py` (the pre-2.0 bindings, not installable with MuJoCo 3)
+    only to name the exception a simulation raises when it goes unstable. robosuite 1.4 runs on the
+    official `mujoco` bindings, whose exception is `mujoco.FatalError`: register a `mujoco_py` module that
+    names exactly that, unless a real mujoco_py is importable.
+    """
+    import importlib.util
+    import sys
+    import types
+
+    if "mujoco_py" in sys.modules or importlib.util.find_spec("mujoco_py") is not None:
+        return
+    import mujoco
+
+    module = types.ModuleType("mujoco_py")
+    module.builder = types.SimpleNamespace(MujocoException=mujoco.FatalError)
+    sys.modules["mujoco_py"] = module

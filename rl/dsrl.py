@@ -1,0 +1,295 @@
+"""DSRL: steer a frozen diffusion policy by learning, with SAC, which initial noise w to give its
+deterministic sampler (Wagenmaker et al. 2025, "Steering Your Diffusion Policy with Latent Space RL").
+
+Two variants (`algo.variant`):
+- `sac`: SAC directly in the latent MDP; the critic Q^W(s, w) learns from (s, w, r, s') transitions.
+- `na` (noise aliasing): an action-space critic Q^A(s, a) learns by TD on the *executed* actions, and is
+  distilled into the latent critic Q^W(s, w) ≈ Q^A(s, π(s, w)); the actor maximises Q^W. Many noises that
+  map to the same action share one value, and any (s, a, r, s') data — e.g. offline demonstrations — can
+  train Q^A.
+
+The base policy is never handed to an optimiser (its parameters get requires_grad=False).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from .chunk_env import ChunkVecEnv
+from .latent_env import FrozenChunkSampler, LatentNoiseVecEnv, LatentSteering
+from .replay import ReplayBuffer
+from .runs import ChunkRLConfig, ChunkRLTrainer, check_fields, run_algorithm
+from .sac import SquashedGaussianActor, TwinQ, actor_loss, alpha_loss, polyak, td_loss
+
+VARIANTS = ("sac", "na")
+
+
+@dataclass
+class DSRLConfig(ChunkRLConfig):
+    """Settings of configs/algo/dsrl_{sac,na}.yaml (see there for what each means)."""
+
+    variant: str = "sac"
+    noise_scale: float = 1.5
+    buffer_size: int = 100_000
+    batch_size: int = 256
+    hidden: list[int] = field(default_factory=lambda: [256, 256])
+    layer_norm: bool = True
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    utd: float = 1.0
+    actor_every: int = 2
+    learning_starts: int = 1000
+    init_alpha: float = 0.01
+    target_entropy_per_dim: float = 0.8
+    distill_batch: int = 64
+    distill_steps: int = 5
+    offline_data: str | None = None
+    offline_format: str = "lerobot_v3"
+    log_every: int = 2000
+    eval_deterministic: bool = False
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"algo.variant={self.variant!r}: expected one of {VARIANTS}")
+        super().__post_init__()
+        check_fields(
+            self,
+            positive=("buffer_size", "batch_size", "actor_every"),
+            non_negative=("utd", "learning_starts", "distill_steps"),
+        )
+        if self.offline_data and self.variant != "na":
+            raise ValueError(
+                f"algo.offline_data={self.offline_data!r} with algo.variant={self.variant!r}: only 'na' can learn "
+                "from demonstrations (SAC's latent critic needs each transition's noise)"
+            )
+        if not 0 < self.gamma <= 1 or not 0 < self.tau <= 1:
+            raise ValueError(f"algo.gamma={self.gamma}, algo.tau={self.tau}: expected both in (0, 1]")
+
+
+class Temperature(torch.nn.Module):
+    """SAC's entropy temperature α = exp(log_alpha), a module so it checkpoints like the networks."""
+
+    def __init__(self, init_alpha: float):
+        super().__init__()
+        self.log_alpha = torch.nn.Parameter(torch.tensor(math.log(init_alpha)))
+
+    def forward(self) -> torch.Tensor:
+        return self.log_alpha.exp()
+
+
+class DSRL(ChunkRLTrainer):
+    """Trainer: `train()` until cfg.env_steps, checkpointing; `resume(dir)` continues exactly."""
+
+    def __init__(self, policy, make_env, cfg: DSRLConfig, output_dir: str | Path):
+        self.cfg = cfg
+        self.output_dir = Path(output_dir)
+        self.sampler = FrozenChunkSampler(policy, cfg.num_inference_steps)
+        pcfg = policy.config
+        vec = ChunkVecEnv(make_env, cfg.n_envs, pcfg.n_obs_steps, pcfg.n_action_steps, cfg.train_seed, cfg.vector)
+        self.env = LatentNoiseVecEnv(vec, self.sampler)
+        self.vec = vec
+        self.algo_name = f"dsrl_{cfg.variant}"
+        obs_dim, noise_dim = self.env.obs_dim, self.sampler.noise_dim
+        exec_dim = pcfg.n_action_steps * pcfg.action_dim
+        self.actor = SquashedGaussianActor(obs_dim, noise_dim, cfg.hidden, cfg.noise_scale, cfg.layer_norm)
+        self.critic = TwinQ(obs_dim, noise_dim, cfg.hidden, cfg.layer_norm)  # Q^W
+        self.temperature = Temperature(cfg.init_alpha)
+        self.modules: dict[str, torch.nn.Module] = {
+            "actor": self.actor,
+            "critic": self.critic,
+            "temperature": self.temperature,
+        }
+        self.optimizers = {
+            "actor": torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr),
+            "critic": torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr),
+            "temperature": torch.optim.Adam(self.temperature.parameters(), lr=cfg.alpha_lr),
+        }
+        if cfg.variant == "sac":
+            self.critic_target = copy.deepcopy(self.critic)
+            self.modules["critic_target"] = self.critic_target
+        else:
+            self.action_critic = TwinQ(obs_dim, exec_dim, cfg.hidden, cfg.layer_norm)  # Q^A
+            self.action_critic_target = copy.deepcopy(self.action_critic)
+            self.modules.update(action_critic=self.action_critic, action_critic_target=self.action_critic_target)
+            self.optimizers["action_critic"] = torch.optim.Adam(self.action_critic.parameters(), lr=cfg.critic_lr)
+        self.target_entropy = cfg.target_entropy_per_dim * noise_dim
+        self.replay = ReplayBuffer(
+            cfg.buffer_size,
+            {"obs": obs_dim, "noise": noise_dim, "action": exec_dim, "reward": 1, "next_obs": obs_dim, "done": 1},
+        )
+        if cfg.offline_data:  # demonstrations train Q^A from the start (their rows carry no noise)
+            from .offline import demo_transitions
+
+            self.replay.add(**demo_transitions(cfg.offline_data, cfg.offline_format, policy))
+        self._init_log(transitions=0, updates=0)
+        self.update_credit = 0.0
+        self.losses: dict[str, float] = {}
+
+    # ----------------------------------------------------------------- acting
+    def act(self, cond: torch.Tensor) -> torch.Tensor:
+        """Noise for each env (N, D): the base distribution N(0, I) (clipped to ±m) before learning starts."""
+        if self.counters["transitions"] < self.cfg.learning_starts:
+            bound = self.cfg.noise_scale * (1 - 1e-3)
+            return torch.randn(cond.shape[0], self.sampler.noise_dim).clamp(-bound, bound)
+        with torch.no_grad():
+            return self.actor(cond)[0]
+
+    # ----------------------------------------------------------------- learning
+    def update(self) -> None:
+        cfg = self.cfg
+        b = self.replay.sample(cfg.batch_size)
+        reward, done = b["reward"].squeeze(-1), b["done"].squeeze(-1)
+        alpha = self.temperature().detach()
+        if cfg.variant == "sac":
+            with torch.no_grad():
+                next_w, next_logp = self.actor(b["next_obs"])
+                next_q = self.critic_target.min(b["next_obs"], next_w) - alpha * next_logp
+                target = reward + cfg.gamma * (1 - done) * next_q
+            self._step("critic", td_loss(self.critic, b["obs"], b["noise"], target))
+        else:
+            self._update_noise_aliasing(b, reward, done)
+        if self.counters["updates"] % cfg.actor_every == 0:
+            w, logp = self.actor(b["obs"])
+            self._step("actor", actor_loss(self.critic, b["obs"], w, logp, alpha))
+            self._step("temperature", alpha_loss(self.temperature.log_alpha, logp, self.target_entropy))
+        target_net, online = (
+            (self.critic_target, self.critic)
+            if cfg.variant == "sac"
+            else (self.action_critic_target, self.action_critic)
+        )
+        polyak(target_net, online, cfg.tau)
+        self.counters["updates"] += 1
+
+    def _update_noise_aliasing(self, b: dict[str, torch.Tensor], reward: torch.Tensor, done: torch.Tensor) -> None:
+        """Q^A by TD on executed actions (next action = base policy steered by the actor), then distil
+        Q^W(s, w) ← min Q^A(s, π(s, w)) on noises from the actor and from N(0, I)."""
+        cfg = self.cfg
+        with torch.no_grad():
+            next_w = self.actor(b["next_obs"])[0]
+            next_a = self._policy_action(b["next_obs"], next_w)
+            target = reward + cfg.gamma * (1 - done) * self.action_critic_target.min(b["next_obs"], next_a)
+        self._step("action_critic", td_loss(self.action_critic, b["obs"], b["action"], target))
+        # one batch of noises per update (the sampler call is the expensive part), several gradient steps on it
+        n = min(cfg.distill_batch, cfg.batch_size)
+        obs, half = b["obs"][:n], n // 2
+        bound = cfg.noise_scale * (1 - 1e-3)
+        with torch.no_grad():
+            w = torch.cat(
+                [self.actor(obs[:half])[0], torch.randn(n - half, self.sampler.noise_dim).clamp(-bound, bound)]
+            )
+            q_target = self.action_critic.min(obs, self._policy_action(obs, w))
+        for _ in range(cfg.distill_steps):
+            self._step("critic", td_loss(self.critic, obs, w, q_target))
+
+    def _policy_action(self, cond: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """The frozen policy's executed actions (B, n_action_steps·A) for conditions and noises."""
+        return self.sampler.executed(self.sampler.chunk(cond, noise)).flatten(1)
+
+    def _step(self, name: str, loss: torch.Tensor) -> None:
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        self.losses[name] = float(loss.detach())
+
+    # ----------------------------------------------------------------- loop
+    def start_training(self) -> None:
+        if self.env.cond is None:
+            self.env.reset()
+        self._next_log = (self.counters["env_steps"] // self.cfg.log_every + 1) * self.cfg.log_every
+
+    def iteration(self, writer, seconds: float) -> dict[str, Any] | None:
+        """One vector step of collection, then `utd × n_envs` updates once learning has started."""
+        cfg = self.cfg
+        self._collect()
+        if self.counters["transitions"] >= cfg.learning_starts:
+            self.update_credit += cfg.utd * cfg.n_envs
+            while self.update_credit >= 1:
+                self.update()
+                self.update_credit -= 1
+        if self.counters["env_steps"] < self._next_log:
+            return None
+        self._next_log += cfg.log_every
+        self._log(writer, seconds)
+        return {"success": f"{self.history[-1]['recent_success']:.2f}", "upd": self.counters["updates"]}
+
+    def _collect(self) -> None:
+        cond = self.env.cond
+        noise = self.act(cond)
+        _, final_cond, executed, step = self.env.step(noise)
+        self.replay.add(
+            obs=cond,
+            noise=noise,
+            action=executed,
+            reward=step.reward,
+            next_obs=final_cond,
+            done=step.terminated.astype(np.float32),
+        )
+        self.counters["transitions"] += self.cfg.n_envs
+        self.record_episodes(step)
+
+    def _log(self, writer, seconds: float) -> None:
+        c = self.counters
+        point = self.curve_point(updates=c["updates"], alpha=float(self.temperature().detach()))
+        for name, value in {**point, **{f"loss_{k}": v for k, v in self.losses.items()}}.items():
+            writer.add_scalar(f"train/{name}", value, c["env_steps"])
+        writer.add_scalar("train/env_steps_per_s", c["env_steps"] / max(seconds, 1e-9), c["env_steps"])
+
+    # ----------------------------------------------------------------- checkpoints and results
+    def extra_state(self) -> dict[str, Any]:
+        return {"update_credit": self.update_credit}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.update_credit = float(state["update_credit"])
+
+    def resume(self, directory: str | Path) -> None:
+        self.env.cond = self.sampler.encode(super().resume(directory))
+
+    def result_extra(self, checkpoint: Path) -> dict[str, Any]:
+        return {}
+
+    def eval_policy(self):
+        return self.steered_policy(self.cfg.eval_deterministic)
+
+    def steered_policy(self, deterministic: bool = False):
+        """The base policy with the actor choosing every chunk's noise: sampled from π(w|s) (DSRL's
+        default evaluation) or, when `deterministic`, its mode m·tanh(μ(s))."""
+        policy = self.sampler.policy
+        actor = self.actor.mode if deterministic else (lambda cond: self.actor(cond)[0])
+        policy.chunk_planner = LatentSteering(self.sampler, actor)
+        return policy
+
+
+def load_steered_policy(checkpoint: str | Path, policy, deterministic: bool | None = None):
+    """`policy` (the frozen base, loaded by the caller) steered by the actor saved in a DSRL checkpoint;
+    the sampler's step count and the evaluation mode follow the checkpoint's config."""
+    from diffpilot.policies.checkpoint import load_tensors, read_json
+
+    checkpoint = Path(checkpoint)
+    cfg = DSRLConfig(**read_json(checkpoint / "state.json", "DSRL checkpoint")["config"])
+    policy.set_sampler("ddim", cfg.num_inference_steps)
+    sampler = FrozenChunkSampler(policy, cfg.num_inference_steps)
+    actor = SquashedGaussianActor(
+        policy.obs_encoder.output_dim, sampler.noise_dim, cfg.hidden, cfg.noise_scale, cfg.layer_norm
+    )
+    tensors = load_tensors(checkpoint / "modules.safetensors", "DSRL checkpoint")
+    actor.load_state_dict({k.removeprefix("actor."): v for k, v in tensors.items() if k.startswith("actor.")})
+    deterministic = cfg.eval_deterministic if deterministic is None else deterministic
+    policy.chunk_planner = LatentSteering(sampler, actor.mode if deterministic else (lambda c: actor(c)[0]))
+    return policy
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """`diffpilot rl algo=dsrl_sac|dsrl_na`: train, evaluate the steered policy, write result.json."""
+    return run_algorithm(cfg, DSRLConfig, DSRL)
