@@ -4,8 +4,10 @@ DiffusionDrive's focal-loss confidence learns which anchor is nearest the expert
 proposal the simulator would score well, and on this test split the best of the 20 proposals scores ~95 PDMS
 while the most confident one scores ~65. Here the trained policy's proposals on the training scenes are
 simulated and scored (privileged: the training scenes' logged futures — what a scorer-distillation planner such
-as Hydra-MDP learns from), a small MLP on each proposal's final query features learns to predict its PDM score,
-and that prediction picks the trajectory at test time (no simulator at test time). Only the head trains.
+as Hydra-MDP learns from), a small MLP on each proposal's final query features, its trajectory and simple geometry
+from the agent input (clearance to the agents' constant-velocity forecast, drivable and red-light raster under each
+pose) learns to predict its sub-scores, and the PDM score they make picks the trajectory at test time (no
+simulator at test time). Only the head trains.
 
 1. proposals + features of the BC policy on the first --train-scenes train scenes (cached in an npz)
 2. each proposal simulated and scored: the sub-scores NC, DAC, EP, TTC, C (EP normalised by PDM-Closed's plan)
@@ -15,13 +17,14 @@ and that prediction picks the trajectory at test time (no simulator at test time
    the rows go to bench/results/driving.json as diffusiondrive (refreshed) and diffusiondrive_score_head
 
   OMP_NUM_THREADS=1 python bench/driving_score_head.py --policy runs/driving/checkpoints_long/diffusiondrive \\
-      --train-scenes 7200 --scenes 500
+      --train-scenes 7200 --scenes 500 --hidden 512 --epochs 100
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -31,13 +34,19 @@ from tqdm import tqdm
 
 from diffpilot.atomic import atomic_path, atomic_write_json
 from diffpilot.envs.driving import evaluate_open_loop, observe_batch
-from diffpilot.policies.diffusiondrive import SCORE_TERMS, DiffusionDriveConfig, DiffusionDrivePolicy
+from diffpilot.policies.diffusiondrive import (
+    SCORE_TERMS,
+    DiffusionDriveConfig,
+    DiffusionDrivePolicy,
+    proposal_geometry,
+)
 from diffpilot.policies.registry import load_policy
 from diffpilot.sim.evaluate import score_scene_proposals
 from diffpilot.sim.planners import PDMClosedPlanner
 from diffpilot.sim.scenarios import make_scene, split_seeds
 
 RESULTS = Path(__file__).resolve().parent / "results"
+HEAD_INPUTS = ("features", "trajectories_normalized", "geometry")  # what the score head reads per proposal
 
 
 def with_score_head(base: DiffusionDrivePolicy, hidden: int) -> DiffusionDrivePolicy:
@@ -53,7 +62,8 @@ def with_score_head(base: DiffusionDrivePolicy, hidden: int) -> DiffusionDrivePo
 def proposals_and_scores(policy: DiffusionDrivePolicy, seeds: list[int], batch: int = 64) -> dict[str, np.ndarray]:
     """For each training scene (by seed): the policy's K proposals with their features and focal confidence, and
     each proposal's sub-scores (N, K, 5) and PDMS (N, K) — EP normalised by privileged PDM-Closed's plan."""
-    parts: dict[str, list] = {"features": [], "trajectories_normalized": [], "trajectories": [], "confidence": []}
+    keys = ("features", "trajectories_normalized", "geometry", "trajectories", "confidence")
+    parts: dict[str, list] = {k: [] for k in keys}
     subs, pdms = [], []
     reference = PDMClosedPlanner()
     for lo in tqdm(range(0, len(seeds), batch), desc="proposals + scores", unit="batch"):
@@ -70,17 +80,60 @@ def proposals_and_scores(policy: DiffusionDrivePolicy, seeds: list[int], batch: 
     return out
 
 
+def add_geometry(policy: DiffusionDrivePolicy, data: dict[str, np.ndarray], batch: int = 64) -> None:
+    """The proposals' geometry features, for a cache written before the score head read them."""
+    parts = []
+    for lo in tqdm(range(0, len(data["seed"]), batch), desc="geometry", unit="batch"):
+        obs = observe_batch([make_scene(int(s)) for s in data["seed"][lo : lo + batch]])
+        trajs = torch.as_tensor(data["trajectories"][lo : lo + batch], dtype=torch.float32)
+        parts.append(proposal_geometry(obs, trajs, policy.config).numpy())
+    data["geometry"] = np.concatenate(parts)
+
+
 def cached_proposals(policy: DiffusionDrivePolicy, seeds: list[int], cache: Path) -> dict[str, np.ndarray]:
     """proposals_and_scores, kept in an npz beside the policy (scoring is the slow part: ~8 scenes/s)."""
+    data: dict[str, np.ndarray] = {}
     if cache.is_file():
         with np.load(cache) as z:
             data = {k: z[k] for k in z.files}
-        if len(data["seed"]) >= len(seeds) and np.array_equal(data["seed"][: len(seeds)], seeds):
-            return {k: v[: len(seeds)] for k, v in data.items()}
-    data = proposals_and_scores(policy, seeds)
+        n = min(len(data["seed"]), len(seeds))
+        if not np.array_equal(data["seed"][:n], seeds[:n]):
+            data = {}  # another seed list: start over
+        elif "geometry" not in data:
+            add_geometry(policy, data)
+    done = len(data.get("seed", ()))
+    if done < len(seeds):  # score only the scenes the cache lacks
+        more = proposals_and_scores(policy, seeds[done:])
+        data = {k: np.concatenate([data[k], v]) for k, v in more.items()} if data else more
     with atomic_path(cache) as tmp, open(tmp, "wb") as f:
         np.savez(f, **data)
-    return data
+    return {k: v[: len(seeds)] for k, v in data.items()}
+
+
+def time_planners(args) -> None:
+    """Batch-1 planning latency of the base policy, the one with the score head and the vanilla baseline,
+    interleaved (median of 3 passes over --latency-scenes test scenes), into driving.json."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from driving_policies import latency_b1
+
+    head_dir = args.output or Path(args.policy).with_name(Path(args.policy).name + "_score_head")
+    dirs = {"diffusiondrive": args.policy, "diffusiondrive_score_head": head_dir, "vanilla_diffusion": args.vanilla}
+    policies = {name: load_policy(d).eval() for name, d in dirs.items()}
+    obs = observe_batch([make_scene(s) for s in split_seeds("test", args.latency_scenes)])
+    samples: dict[str, list[float]] = {n: [] for n in policies}
+    for _ in range(3):
+        for name, pol in policies.items():
+            samples[name].append(latency_b1(pol, obs, args.latency_scenes))
+    path = RESULTS / "driving.json"
+    report = json.loads(path.read_text())
+    for name, vals in samples.items():
+        report["planners"][name]["latency_ms"] = float(np.median(vals))
+    p = report["planners"]
+    report["score_head"]["latency_ratio_vanilla_over_score_head_b1"] = (
+        p["vanilla_diffusion"]["latency_ms"] / p["diffusiondrive_score_head"]["latency_ms"]
+    )
+    atomic_write_json(path, report)
+    print({n: round(float(np.median(v)), 2) for n, v in samples.items()})
 
 
 def main() -> None:
@@ -88,31 +141,37 @@ def main() -> None:
     ap.add_argument("--policy", default="runs/driving/checkpoints_long/diffusiondrive")
     ap.add_argument("--train-scenes", type=int, default=7200, help="first N scenes of the train split")
     ap.add_argument("--scenes", type=int, default=500, help="first N scenes of the test split")
-    ap.add_argument("--hidden", type=int, default=128)
-    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--hidden", type=int, default=512)
+    ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--val-frac", type=float, default=0.1)
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--output", default=None, help="where the policy with its head is saved (default: beside --policy)")
+    ap.add_argument("--latency-only", action="store_true", help="re-time the saved planners at batch 1 and stop")
+    ap.add_argument("--latency-scenes", type=int, default=50)
+    ap.add_argument("--vanilla", default="runs/driving/checkpoints/vanilla_diffusion")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.latency_only:
+        time_planners(args)
+        return
     t_start = time.perf_counter()
 
     base = load_policy(args.policy).eval()
     if not isinstance(base, DiffusionDrivePolicy) or base.config.variant != "anchored":
         raise SystemExit(f"--policy {args.policy}: expected an anchored DiffusionDrive checkpoint")
     seeds = list(split_seeds("train", args.train_scenes))
-    props = cached_proposals(base, seeds, Path(args.policy).parent / f"score_head_proposals_{args.train_scenes}.npz")
+    props = cached_proposals(base, seeds, Path(args.policy).parent / "score_head_proposals.npz")
 
     n = len(props["pdms"])
     order = np.random.default_rng(0).permutation(n)
     val, train = order[: int(args.val_frac * n)], order[int(args.val_frac * n) :]
+    torch.manual_seed(args.seed)  # the head's initial weights (fit_score_head seeds its own batch order)
     policy = with_score_head(base, args.hidden)
     losses = policy.fit_score_head(
-        props["features"][train], props["trajectories_normalized"][train], props["subscores"][train], epochs=args.epochs
+        *(props[k][train] for k in HEAD_INPUTS), props["subscores"][train], epochs=args.epochs
     )
     with torch.no_grad():
-        logits = policy.score_head(
-            torch.as_tensor(props["features"][val]), torch.as_tensor(props["trajectories_normalized"][val])
-        )
+        logits = policy.score_head(*(torch.as_tensor(props[k][val]) for k in HEAD_INPUTS))
         head = policy.score_head.pdm_score(logits).numpy()
     rows = np.arange(len(val))
     pv = props["pdms"][val]
@@ -155,7 +214,7 @@ def main() -> None:
         "seconds": round(time.perf_counter() - t_start, 1),
         "command": "OMP_NUM_THREADS=1 python bench/driving_score_head.py "
         + f"--policy {args.policy} --train-scenes {args.train_scenes} --scenes {args.scenes} --hidden {args.hidden} "
-        + f"--epochs {args.epochs}",
+        + f"--epochs {args.epochs} --seed {args.seed}",
     }
     atomic_write_json(path, report)
     print(json.dumps(report["score_head"], indent=2))

@@ -183,12 +183,7 @@ class SceneEncoder(nn.Module):
         """Spatial cross-attention's sampling step (DiffusionDrive samples BEV features at each trajectory's
         points): the raw raster and the stride-4 feature map, bilinearly at points xy (B, M, P, 2) metres in
         the ego frame, plus a flag for points inside the raster -> (B, M, P, SAMPLE_FEATURES)."""
-        c = self.c
-        extent = c.bev_size * c.bev_resolution
-        gy = (xy[..., 0] + c.bev_behind) / extent * 2.0 - 1.0  # raster rows run along x
-        gx = (xy[..., 1] + 0.5 * extent) / extent * 2.0 - 1.0  # columns along y
-        grid = torch.stack([gx, gy], -1)
-        inside = ((gx.abs() <= 1.0) & (gy.abs() <= 1.0)).float()[..., None]
+        grid, inside = raster_grid(self.c, xy)
         outs = [
             nn.functional.grid_sample(m, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
             for m in (ctx["raster"], ctx["fmap"])  # same normalised grid on both resolutions
@@ -262,21 +257,56 @@ class CascadeDecoder(nn.Module):
 
 
 SCORE_TERMS = ("nc", "dac", "ep", "ttc", "c")  # the PDM score's sub-scores the score head predicts
+GEOMETRY_FEATURES = 3 * POSES  # per pose: clearance to the agents' constant-velocity forecast, drivable, red light
+# The ego box (a Chrysler Pacifica, as the simulator's): rear axle -> centre, and the radius of its bounding circle.
+EGO_AXLE_TO_CENTER, EGO_RADIUS = 1.461, 0.5 * float(np.hypot(5.176, 2.297))
+
+
+def proposal_geometry(obs: dict[str, Any], trajectories: torch.Tensor, c: DiffusionDriveConfig) -> torch.Tensor:
+    """What the score head reads besides the queries, from the agent input alone (no simulator): for each
+    proposal (B, K, 8, 3) in metres, per pose the clearance (m, bounding circles) to every agent moved at its
+    current velocity, and the drivable-area and red-light-region raster values under the pose -> (B, K, 24)."""
+    dev = trajectories.device
+    agents = as_tensor(obs, "agents", (c.max_agents, c.agent_features), dev)
+    mask = as_tensor(obs, "agents_mask", (c.max_agents,), dev) > 0.5
+    tau = torch.arange(1, POSES + 1, device=dev, dtype=torch.float32) * 0.5
+    future = agents[:, :, None, :2] + agents[:, :, None, 4:6] * tau[None, None, :, None]  # (B, A, 8, 2)
+    radius = 0.5 * torch.hypot(agents[..., 6], agents[..., 7])  # (B, A)
+    h = trajectories[..., 2]
+    centre = trajectories[..., :2] + EGO_AXLE_TO_CENTER * torch.stack([h.cos(), h.sin()], -1)  # (B, K, 8, 2)
+    gap = (centre[:, :, None] - future[:, None]).norm(dim=-1) - radius[:, None, :, None] - EGO_RADIUS
+    gap = gap.masked_fill(~mask[:, None, :, None], 50.0).amin(2).clamp(-5.0, 20.0) / 10.0  # (B, K, 8)
+    bev = as_tensor(obs, "bev", (c.bev_channels, c.bev_size, c.bev_size), dev) / 255.0
+    grid, _ = raster_grid(c, trajectories[..., :2])
+    under = nn.functional.grid_sample(bev[:, [0, 5]], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return torch.cat([gap, under[:, 0], under[:, 1]], -1)
+
+
+def raster_grid(c: DiffusionDriveConfig, xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Points xy (B, M, P, 2) in metres (ego frame) -> grid_sample's normalised grid (B, M, P, 2) on the BEV
+    raster and a flag (B, M, P, 1) for points inside it."""
+    extent = c.bev_size * c.bev_resolution
+    gy = (xy[..., 0] + c.bev_behind) / extent * 2.0 - 1.0  # raster rows run along x
+    gx = (xy[..., 1] + 0.5 * extent) / extent * 2.0 - 1.0  # columns along y
+    inside = ((gx.abs() <= 1.0) & (gy.abs() <= 1.0)).float()[..., None]
+    return torch.stack([gx, gy], -1), inside
 
 
 class ScoreHead(nn.Module):
-    """Each anchor query's final features (B, K, d) and its trajectory (B, K, 8, 3) in normalised units ->
-    logits (B, K, 5) of the sub-scores SCORE_TERMS its trajectory is predicted to get (each in [0, 1])."""
+    """Each anchor query's final features (B, K, d), its trajectory (B, K, 8, 3) in normalised units and its
+    geometry (B, K, 24: ``proposal_geometry``) -> logits (B, K, 5) of the sub-scores SCORE_TERMS its trajectory
+    is predicted to get (each in [0, 1])."""
 
     def __init__(self, d: int, hidden: int):
         super().__init__()
+        width = d + POSES * 3 + GEOMETRY_FEATURES
         self.net = nn.Sequential(
-            nn.LayerNorm(d + POSES * 3), nn.Linear(d + POSES * 3, hidden), nn.GELU(),
+            nn.LayerNorm(width), nn.Linear(width, hidden), nn.GELU(),
             nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, len(SCORE_TERMS)),
         )  # fmt: skip
 
-    def forward(self, q: torch.Tensor, traj: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([q, traj.flatten(2)], -1))
+    def forward(self, q: torch.Tensor, traj: torch.Tensor, geometry: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([q, traj.flatten(2), geometry], -1))
 
     @staticmethod
     def pdm_score(logits: torch.Tensor) -> torch.Tensor:
@@ -409,11 +439,14 @@ class DiffusionDrivePolicy(nn.Module):
         return loss
 
     # ----------------------------------------------------------------- inference
-    @torch.no_grad()
-    def plan_details(self, obs_batch: dict[str, Any], generator: torch.Generator | None = None) -> dict[str, Any]:
+    @torch.inference_mode()
+    def plan_details(
+        self, obs_batch: dict[str, Any], generator: torch.Generator | None = None, extras: bool = True
+    ) -> dict[str, Any]:
         """All candidate trajectories (B, K, 8, 3) in metres, their confidences (B, K) (anchored; K = 1 and
         confidence 1 for vanilla), the chosen index (B,), the anchors (K, 8, 3) and (anchored) the final query
-        features (B, K, d) with the trajectories in normalised units (B, K, 8, 3) that the score head reads.
+        features (B, K, d), the trajectories in normalised units (B, K, 8, 3) and their geometry (B, K, 24) that
+        the score head reads (unless `extras` is False).
         With a score head the confidence is its predicted PDM score."""
         c = self.config
         dev = self.device
@@ -429,10 +462,11 @@ class DiffusionDrivePolicy(nn.Module):
             y = self.sampler.sample(den, x_init, ctx["global"], steps, gen)
             trajs = self.anchors + y.view(b, k, POSES, 3) * self.offset_scale
             features, traj_units = den.last_features, self.traj_scale.normalize(trajs)
+            geometry = proposal_geometry(obs_batch, trajs, c) if extras or self.score_head is not None else None
             if self.score_head is None:
                 conf = den.last_logits.sigmoid()
             else:
-                conf = self.score_head.pdm_score(self.score_head(features, traj_units))
+                conf = self.score_head.pdm_score(self.score_head(features, traj_units, geometry))
         else:
             noise = torch.randn((b, POSES, 3), generator=gen).to(dev)
             x = self.sampler.sample(den, noise, ctx["global"], steps, gen)
@@ -446,14 +480,16 @@ class DiffusionDrivePolicy(nn.Module):
             "anchors": self.anchors.cpu().numpy(),
             "denoiser_calls": len(steps),
         }
-        if c.variant == "anchored":
+        if c.variant == "anchored" and extras:
             out["features"], out["trajectories_normalized"] = features.cpu().numpy(), traj_units.cpu().numpy()
+            out["geometry"] = geometry.cpu().numpy()
         return out
 
     def fit_score_head(
         self,
         features: np.ndarray,
         trajectories: np.ndarray,
+        geometry: np.ndarray,
         scores: np.ndarray,
         epochs: int = 30,
         batch_size: int = 256,
@@ -461,17 +497,20 @@ class DiffusionDrivePolicy(nn.Module):
         seed: int = 0,
     ) -> list[float]:
         """Fit the score head on proposals the policy made: features (N, K, d), trajectories (N, K, 8, 3) in
-        normalised units (both from ``plan_details``) and the sub-scores (N, K, 5) in [0, 1] (SCORE_TERMS order)
+        normalised units, geometry (N, K, 24) (all from ``plan_details``) and the sub-scores (N, K, 5) in [0, 1]
+        (SCORE_TERMS order)
         the simulator gave them — binary cross-entropy with the sub-scores as soft targets. Only the head
         trains; returns the mean loss per epoch."""
         if self.score_head is None:
             raise ValueError("fit_score_head: the policy has no score head; expected config.score_head_hidden > 0")
-        f, tr, sc = (torch.as_tensor(np.asarray(a), dtype=torch.float32) for a in (features, trajectories, scores))
+        arrays = (features, trajectories, geometry, scores)
+        f, tr, g, sc = (torch.as_tensor(np.asarray(a), dtype=torch.float32) for a in arrays)
         n_k = sc.shape[:2]
-        if sc.ndim != 3 or sc.shape[-1] != len(SCORE_TERMS) or f.shape[:2] != n_k or tr.shape[:2] != n_k:
+        if sc.ndim != 3 or sc.shape[-1] != len(SCORE_TERMS) or any(a.shape[:2] != n_k for a in (f, tr, g)):
             raise ValueError(
-                f"fit_score_head: features {tuple(f.shape)}, trajectories {tuple(tr.shape)}, scores {tuple(sc.shape)}:"
-                f" expected (N, K, d), (N, K, 8, 3), (N, K, {len(SCORE_TERMS)})"
+                f"fit_score_head: features {tuple(f.shape)}, trajectories {tuple(tr.shape)}, geometry "
+                f"{tuple(g.shape)}, scores {tuple(sc.shape)}: expected (N, K, d), (N, K, 8, 3), "
+                f"(N, K, {GEOMETRY_FEATURES}), (N, K, {len(SCORE_TERMS)})"
             )
         if not torch.all((sc >= 0) & (sc <= 1)):
             raise ValueError(f"fit_score_head: scores must be sub-scores {SCORE_TERMS} in [0, 1]")
@@ -484,7 +523,7 @@ class DiffusionDrivePolicy(nn.Module):
             order, total = torch.randperm(len(sc), generator=gen), 0.0
             for lo in range(0, len(sc), batch_size):
                 i = order[lo : lo + batch_size]
-                logits = self.score_head(f[i].to(dev), tr[i].to(dev))
+                logits = self.score_head(f[i].to(dev), tr[i].to(dev), g[i].to(dev))
                 loss = nn.functional.binary_cross_entropy_with_logits(logits, sc[i].to(dev))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -496,7 +535,7 @@ class DiffusionDrivePolicy(nn.Module):
 
     def plan(self, obs_batch: dict[str, Any]) -> np.ndarray:
         """(B, 8, 3): the most confident anchor's trajectory (anchored) or the sampled one (vanilla)."""
-        d = self.plan_details(obs_batch)
+        d = self.plan_details(obs_batch, extras=False)
         return d["trajectories"][np.arange(len(d["best"])), d["best"]]
 
     # ----------------------------------------------------------------- checkpoints

@@ -135,9 +135,12 @@ def main(argv: list[str] | None = None) -> int:
             if state["target"] is not None:  # a first-order servo toward the commanded position
                 state["pos"] += 0.5 * (state["target"] - state["pos"])
             for topic, (kind, pub) in pubs.items():
-                if now_mono < due[topic]:
+                if now_mono + 0.5 / base_hz < due[topic]:  # due within half a loop step: publish now
                     continue
-                due[topic] = now_mono + 1.0 / rates[topic]
+                # the next one is due a period after this one was due (not after now), so loop jitter never
+                # stretches the rate; after a pause the schedule restarts from now
+                period = 1.0 / rates[topic]
+                due[topic] = max(due[topic], now_mono - period) + period
                 if topic in stopped:
                     continue
                 bad = malformed.get(topic, 0) > 0

@@ -7,10 +7,13 @@ import pytest
 import torch
 
 from diffpilot.policies.diffusiondrive import (
+    EGO_AXLE_TO_CENTER,
+    EGO_RADIUS,
     DiffusionDriveConfig,
     DiffusionDrivePolicy,
     focal_loss,
     kmeans_anchors,
+    proposal_geometry,
 )
 from diffpilot.policies.ego_mlp import EgoMLPPolicy, fit
 from diffpilot.policies.registry import load_policy
@@ -175,7 +178,8 @@ def test_score_head_learns_proposal_scores_and_then_chooses_the_trajectory(tmp_p
     scores = np.ones((16, 4, 5))
     scores[:, :, 0] = 0.0  # every proposal collides ...
     scores[:, 2, 0] = 1.0  # ... except anchor 2's, in every scene
-    losses = policy.fit_score_head(d["features"], d["trajectories_normalized"], scores, epochs=60, batch_size=8)
+    args = (d["features"], d["trajectories_normalized"], d["geometry"])
+    losses = policy.fit_score_head(*args, scores, epochs=60, batch_size=8)
     assert losses[-1] < losses[0]
     d2 = policy.plan_details(data)
     assert np.all(d2["best"] == 2) and np.allclose(d2["trajectories"], d["trajectories"], atol=1e-6)
@@ -184,8 +188,30 @@ def test_score_head_learns_proposal_scores_and_then_chooses_the_trajectory(tmp_p
     again = load_policy(tmp_path)
     assert again.score_head is not None and np.allclose(again.plan(data), plan, atol=1e-6)
     with pytest.raises(ValueError, match="scores must be sub-scores"):
-        policy.fit_score_head(d["features"], d["trajectories_normalized"], scores * 2)
+        policy.fit_score_head(*args, scores * 2)
     with pytest.raises(ValueError, match="no score head"):
-        DiffusionDrivePolicy(DiffusionDriveConfig(**SMALL)).fit_score_head(d["features"], d["trajectories"], scores)
+        DiffusionDrivePolicy(DiffusionDriveConfig(**SMALL)).fit_score_head(*args, scores)
     with pytest.raises(ValueError, match="expected"):
-        policy.fit_score_head(d["features"], d["trajectories_normalized"], scores[..., 0])
+        policy.fit_score_head(*args, scores[..., 0])
+
+
+def test_proposal_geometry_clearance_and_raster_under_the_poses():
+    """Clearance uses the agents' constant-velocity forecast and bounding circles; the drivable and red-light
+    raster values are read under each pose."""
+    cfg = DiffusionDriveConfig(**SMALL)  # 16 px at 0.75 m behind 12 m: x in [-12, 0], y in [-6, 6]
+    obs = {
+        "agents": np.zeros((1, 4, 12), np.float32),
+        "agents_mask": np.array([[1, 0, 0, 0]], np.int8),
+        "bev": np.zeros((1, 6, 16, 16), np.uint8),
+    }
+    obs["agents"][0, 0, :8] = [-20.0, 3.0, 1, 0, 2.0, 0.0, 4.0, 3.0]  # 20 m behind, 3 m left, 2 m/s forward
+    obs["bev"][0, 0] = 255  # drivable everywhere
+    traj = torch.zeros(1, 1, 8, 3)
+    traj[0, 0, :, 0] = -torch.arange(1, 9) * 1.0  # reversing at 2 m/s: poses at -1 .. -8 m
+    g = proposal_geometry(obs, traj, cfg)[0, 0]
+    tau = np.arange(1, 9) * 0.5
+    centre_x = -np.arange(1, 9) + EGO_AXLE_TO_CENTER
+    agent_x = -20.0 + 2.0 * tau
+    expected = np.hypot(centre_x - agent_x, 3.0) - 2.5 - EGO_RADIUS
+    assert np.allclose(g[:8].numpy(), np.clip(expected, -5, 20) / 10, atol=1e-5)
+    assert torch.all(g[8:16] > 0.99) and torch.all(g[16:] == 0)  # on drivable area, no red-light region
