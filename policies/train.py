@@ -143,7 +143,7 @@ class Trainer:
         if self.rank == 0:
             self.inference_policy.save_pretrained(ckpt / "pretrained_model")
             atomic_save_tensors(state_dir / "model.safetensors", self.policy.state_dict())
-            tensors, meta = _flatten_optimizer(self.optimizer)
+            tensors, meta = flatten_optimizer(self.optimizer)
             atomic_save_tensors(state_dir / "optimizer.safetensors", tensors)
             atomic_write_json(
                 state_dir / "state.json",
@@ -191,7 +191,7 @@ class Trainer:
         if self.ema is not None:
             ema_state = load_tensors(ckpt / "pretrained_model" / "model.safetensors", "training checkpoint")
             self.ema.model.load_state_dict(ema_state)
-        _restore_optimizer(
+        restore_optimizer(
             self.optimizer, load_tensors(state_dir / "optimizer.safetensors", "optimizer"), state["optimizer"]
         )
         rng = load_tensors(state_dir / f"rng_rank{self.rank}.safetensors", "training checkpoint")
@@ -264,7 +264,7 @@ def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Optimizer state as flat tensors (for safetensors) and JSON-able metadata (no pickle)."""
     sd = opt.state_dict()
     tensors, scalars = {}, {}
@@ -278,7 +278,8 @@ def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tens
     return tensors, {"param_groups": groups, "scalars": scalars}
 
 
-def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+def restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Load what `flatten_optimizer` wrote back into `opt` (BC training and the RL trainers resume with it)."""
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         pid, name = key.split(".", 1)

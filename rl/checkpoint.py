@@ -24,7 +24,7 @@ from torch import nn
 
 from diffpilot.atomic import atomic_path, atomic_write_json
 from diffpilot.policies.checkpoint import CheckpointError, atomic_save_tensors, load_tensors, read_json
-from diffpilot.policies.train import _flatten_optimizer, _restore_optimizer
+from diffpilot.policies.train import flatten_optimizer, restore_optimizer
 
 STATE_FILE = "state.json"
 
@@ -44,7 +44,7 @@ def save_rl_checkpoint(
     atomic_save_tensors(directory / "modules.safetensors", tensors)
     optim_meta = {}
     for name, opt in optimizers.items():
-        flat, meta = _flatten_optimizer(opt)
+        flat, meta = flatten_optimizer(opt)
         atomic_save_tensors(directory / f"optim_{name}.safetensors", flat)
         optim_meta[name] = meta
     if replay is not None:
@@ -77,7 +77,7 @@ def load_rl_checkpoint(
         if name not in state.get("optimizers", {}):
             raise CheckpointError(f"RL checkpoint {directory}: no state for optimizer {name!r}")
         flat = load_tensors(directory / f"optim_{name}.safetensors", "RL checkpoint")
-        _restore_optimizer(opt, flat, state["optimizers"][name])
+        restore_optimizer(opt, flat, state["optimizers"][name])
     if replay is not None:
         replay.load(directory / "replay.safetensors")
     env_path = directory / "env_state.safetensors"

@@ -37,7 +37,7 @@ from diffpilot.envs.driving import ObservationConfig, observe
 from diffpilot.policies import trajectory_tokens as tt
 from diffpilot.policies.checkpoint import atomic_save_tensors, load_tensors, read_json
 from diffpilot.policies.registry import load_policy
-from diffpilot.policies.train import _flatten_optimizer, _restore_optimizer
+from diffpilot.policies.train import flatten_optimizer, restore_optimizer
 from diffpilot.sim.planners import PDMClosedPlanner, simulate_in_scene
 from diffpilot.sim.scenarios import make_scene, split_seeds
 from diffpilot.sim.scoring import ScoringContext, masked_progress, score_states
@@ -206,7 +206,7 @@ class GroupPolicyTrainer:
     # ------------------------------------------------------------------- state (exact resume)
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
-        tensors, meta = _flatten_optimizer(self.opt)
+        tensors, meta = flatten_optimizer(self.opt)
         atomic_save_tensors(directory / "optimizer.safetensors", tensors)
         atomic_save_tensors(
             directory / "rng.safetensors",
@@ -224,7 +224,7 @@ class GroupPolicyTrainer:
         state = read_json(directory / "state.json", "RL checkpoint")
         weights = load_tensors(directory / "policy" / "model.safetensors", "RL checkpoint")
         self.policy.load_state_dict(weights)
-        _restore_optimizer(
+        restore_optimizer(
             self.opt, load_tensors(directory / "optimizer.safetensors", "RL checkpoint"), state["optimizer"]
         )
         rng = load_tensors(directory / "rng.safetensors", "RL checkpoint")
