@@ -17,29 +17,24 @@ simulator at test time). Only the head trains.
    the rows go to bench/results/driving.json as diffusiondrive (refreshed) and diffusiondrive_score_head
 
   OMP_NUM_THREADS=1 python bench/driving_score_head.py --policy runs/driving/checkpoints_long/diffusiondrive \\
-      --train-scenes 7200 --scenes 500 --hidden 512 --epochs 100
+      --train-scenes 14400 --scenes 500 --hidden 512 --epochs 100 --seed 0
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from driving_policies import latency_b1  # bench/ (this script's folder) is on sys.path
 from tqdm import tqdm
 
 from diffpilot.atomic import atomic_path, atomic_write_json
 from diffpilot.envs.driving import evaluate_open_loop, observe_batch
-from diffpilot.policies.diffusiondrive import (
-    SCORE_TERMS,
-    DiffusionDriveConfig,
-    DiffusionDrivePolicy,
-    proposal_geometry,
-)
+from diffpilot.policies.diffusiondrive import SCORE_TERMS, DiffusionDriveConfig, DiffusionDrivePolicy
 from diffpilot.policies.registry import load_policy
 from diffpilot.sim.evaluate import score_scene_proposals
 from diffpilot.sim.planners import PDMClosedPlanner
@@ -47,6 +42,11 @@ from diffpilot.sim.scenarios import make_scene, split_seeds
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HEAD_INPUTS = ("features", "trajectories_normalized", "geometry")  # what the score head reads per proposal
+
+
+def score_head_dir(args) -> Path:
+    """Where the policy with its head is saved: --output, or beside --policy with a _score_head suffix."""
+    return Path(args.output or Path(args.policy).with_name(Path(args.policy).name + "_score_head"))
 
 
 def with_score_head(base: DiffusionDrivePolicy, hidden: int) -> DiffusionDrivePolicy:
@@ -80,16 +80,6 @@ def proposals_and_scores(policy: DiffusionDrivePolicy, seeds: list[int], batch: 
     return out
 
 
-def add_geometry(policy: DiffusionDrivePolicy, data: dict[str, np.ndarray], batch: int = 64) -> None:
-    """The proposals' geometry features, for a cache written before the score head read them."""
-    parts = []
-    for lo in tqdm(range(0, len(data["seed"]), batch), desc="geometry", unit="batch"):
-        obs = observe_batch([make_scene(int(s)) for s in data["seed"][lo : lo + batch]])
-        trajs = torch.as_tensor(data["trajectories"][lo : lo + batch], dtype=torch.float32)
-        parts.append(proposal_geometry(obs, trajs, policy.config).numpy())
-    data["geometry"] = np.concatenate(parts)
-
-
 def cached_proposals(policy: DiffusionDrivePolicy, seeds: list[int], cache: Path) -> dict[str, np.ndarray]:
     """proposals_and_scores, kept in an npz beside the policy (scoring is the slow part: ~8 scenes/s)."""
     data: dict[str, np.ndarray] = {}
@@ -97,10 +87,8 @@ def cached_proposals(policy: DiffusionDrivePolicy, seeds: list[int], cache: Path
         with np.load(cache) as z:
             data = {k: z[k] for k in z.files}
         n = min(len(data["seed"]), len(seeds))
-        if not np.array_equal(data["seed"][:n], seeds[:n]):
-            data = {}  # another seed list: start over
-        elif "geometry" not in data:
-            add_geometry(policy, data)
+        if not np.array_equal(data["seed"][:n], seeds[:n]) or "geometry" not in data:
+            data = {}  # another seed list, or written before the head read geometry: start over
     done = len(data.get("seed", ()))
     if done < len(seeds):  # score only the scenes the cache lacks
         more = proposals_and_scores(policy, seeds[done:])
@@ -113,11 +101,11 @@ def cached_proposals(policy: DiffusionDrivePolicy, seeds: list[int], cache: Path
 def time_planners(args) -> None:
     """Batch-1 planning latency of the base policy, the one with the score head and the vanilla baseline,
     interleaved (median of 3 passes over --latency-scenes test scenes), into driving.json."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from driving_policies import latency_b1
-
-    head_dir = args.output or Path(args.policy).with_name(Path(args.policy).name + "_score_head")
-    dirs = {"diffusiondrive": args.policy, "diffusiondrive_score_head": head_dir, "vanilla_diffusion": args.vanilla}
+    dirs = {
+        "diffusiondrive": args.policy,
+        "diffusiondrive_score_head": score_head_dir(args),
+        "vanilla_diffusion": args.vanilla,
+    }
     policies = {name: load_policy(d).eval() for name, d in dirs.items()}
     obs = observe_batch([make_scene(s) for s in split_seeds("test", args.latency_scenes)])
     samples: dict[str, list[float]] = {n: [] for n in policies}
@@ -139,7 +127,7 @@ def time_planners(args) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--policy", default="runs/driving/checkpoints_long/diffusiondrive")
-    ap.add_argument("--train-scenes", type=int, default=7200, help="first N scenes of the train split")
+    ap.add_argument("--train-scenes", type=int, default=14400, help="first N scenes of the train split")
     ap.add_argument("--scenes", type=int, default=500, help="first N scenes of the test split")
     ap.add_argument("--hidden", type=int, default=512)
     ap.add_argument("--epochs", type=int, default=100)
@@ -183,7 +171,7 @@ def main() -> None:
         "pdms_mean_proposal": 100 * float(pv.mean()),
     }
     print("validation (train-split scenes held out from the head):", json.dumps(validation), flush=True)
-    out_dir = Path(args.output or Path(args.policy).with_name(Path(args.policy).name + "_score_head"))
+    out_dir = score_head_dir(args)
     policy.save_pretrained(out_dir)
 
     scenes = [make_scene(s) for s in split_seeds("test", args.scenes)]

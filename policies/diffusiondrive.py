@@ -24,10 +24,10 @@ variant "anchored" (DiffusionDrive, METHODS.md):
   8 x L1 between the positive anchor's prediction and the expert trajectory, summed over the cascade layers.
 - ``plan`` returns the trajectory of the most confident anchor; ``plan_details`` all of them.
 - Optional score head (``score_head_hidden`` > 0; not in the paper — the scorer distillation of Hydra-MDP):
-  an MLP on each anchor query's final features that predicts the sub-scores (NC, DAC, EP, TTC, C) its
-  trajectory will get, combined into a predicted PDM score. It is
-  fitted after BC (``fit_score_head``) on the policy's own proposals scored by the simulator on training
-  scenes, and then replaces the focal-loss confidence when choosing the trajectory.
+  an MLP on each anchor query's final features, its trajectory and simple geometry from the agent input
+  (``proposal_geometry``) that predicts the sub-scores (NC, DAC, EP, TTC, C) its trajectory will get, combined
+  into a predicted PDM score. It is fitted after BC (``fit_score_head``) on the policy's own proposals scored
+  by the simulator on training scenes, and then replaces the focal-loss confidence when choosing the trajectory.
 
 variant "vanilla": DDPM-trained epsilon prediction of one trajectory from pure noise (in the per-pose
 normalised trajectory space), 8 pose tokens attending to the same scene tokens and reading the raster at their

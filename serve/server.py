@@ -177,7 +177,7 @@ class PolicyServer:
         with self._lock:
             if not self._healthy or self._fault_reason(now) is not None:
                 return False
-            if tick < self._next_plan_tick or self.inference.busy or not self._history:
+            if tick < self._next_plan_tick or self.inference.busy:  # healthy: the history is full
                 return False
             values, newest = self.cache.snapshot()
             history = [*list(self._history)[1:], values]
