@@ -170,14 +170,17 @@ class SceneEncoder(nn.Module):
         ego = as_tensor(obs, "ego_status", (c.ego_dim,), device) / self.ego_scale
         hist = as_tensor(obs, "history", (c.history_frames, 3), device) / torch.tensor([20.0, 5.0, 1.0], device=device)
         route = as_tensor(obs, "route", (c.route_points, 2), device) / 50.0
-        agents = as_tensor(obs, "agents", (c.max_agents, c.agent_features), device) / self.agent_scale
+        agents = as_tensor(obs, "agents", (c.max_agents, c.agent_features), device)
         mask = as_tensor(obs, "agents_mask", (c.max_agents,), device) > 0.5
         e = self.ego(torch.cat([ego, hist.flatten(1)], -1)) + self.type_emb[0]
         r = self.route(route.flatten(1)) + self.type_emb[1]
-        a = self.agent(agents) + self.type_emb[2]
+        a = self.agent(agents / self.agent_scale) + self.type_emb[2]
         objects = torch.cat([e[:, None], r[:, None], a], 1)
         pad = torch.cat([torch.zeros_like(mask[:, :2]), ~mask], 1)  # True = ignore
-        return {"bev": feat, "objects": objects, "pad": pad, "global": e + r, "raster": bev, "fmap": f16}
+        return {
+            "bev": feat, "objects": objects, "pad": pad, "global": e + r, "raster": bev, "fmap": f16,
+            "agents": agents, "agents_valid": mask,  # as observed (metres, m/s), for the score head's geometry
+        }  # fmt: skip
 
     def sample_points(self, ctx: dict[str, torch.Tensor], xy: torch.Tensor) -> torch.Tensor:
         """Spatial cross-attention's sampling step (DiffusionDrive samples BEV features at each trajectory's
@@ -232,64 +235,79 @@ class CascadeDecoder(nn.Module):
         self.cls = nn.ModuleList([nn.Linear(d, 1) for _ in range(c.decoder_layers)])
 
     def forward(
-        self, y_t: torch.Tensor, t: torch.Tensor, ctx: dict, space: tuple, encoder: SceneEncoder
-    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        self, y_t: torch.Tensor, t: torch.Tensor, ctx: dict, space: tuple, encoder: SceneEncoder, all_layers=True
+    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """y_t (B, K, 8, 3) noisy anchor-relative trajectories -> per layer (y0 (B, K, 8, 3), logits (B, K),
-        query features (B, K, d)).
+        query features (B, K, d)); with all_layers=False only the last layer's (what sampling reads: the
+        earlier layers' confidences are training targets only, so they are not computed).
         space = (base (K, 8, 3): the anchors and ratio (8, 3): offset_scale, both in the policy's normalised
         units, scale (8, 3): those units in metres / radians); each layer embeds the trajectory it refines
         (base + y * ratio) and the scene sampled at its points. Layer 1 predicts y0, later layers refine it."""
         b, k = y_t.shape[:2]
         base, ratio, scale = space
-        temb = self.time(timestep_embedding(t, self.d))[:, None]
+        cond = (self.time(timestep_embedding(t, self.d)) + ctx["global"])[:, None]  # (B, 1, d)
         y, q, outs = y_t, None, []
+        last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
             traj = base + y * ratio
             at_points = encoder.sample_points(ctx, (traj * scale)[..., :2])  # (B, K, 8, F)
-            e = self.embed[i](traj.flatten(2)) + self.spatial[i](at_points.flatten(2))
-            e = e + temb + ctx["global"][:, None]
+            e = self.embed[i](traj.flatten(2)) + self.spatial[i](at_points.flatten(2)) + cond
             q = e if q is None else q + e
             q = block(q, ctx)
             delta = self.reg[i](q).view(b, k, POSES, 3)
             y = delta if i == 0 else y + delta
-            outs.append((y, self.cls[i](q).squeeze(-1), q))
+            if all_layers or i == last:
+                outs.append((y, self.cls[i](q).squeeze(-1), q))
         return outs
 
 
 SCORE_TERMS = ("nc", "dac", "ep", "ttc", "c")  # the PDM score's sub-scores the score head predicts
 GEOMETRY_FEATURES = 3 * POSES  # per pose: clearance to the agents' constant-velocity forecast, drivable, red light
 # The ego box (a Chrysler Pacifica, as the simulator's): rear axle -> centre, and the radius of its bounding circle.
+HORIZON_TIMES = 0.5 * torch.arange(1, POSES + 1, dtype=torch.float32)  # (8,) seconds of the trajectory's poses
 EGO_AXLE_TO_CENTER, EGO_RADIUS = 1.461, 0.5 * float(np.hypot(5.176, 2.297))
 
 
-def proposal_geometry(obs: dict[str, Any], trajectories: torch.Tensor, c: DiffusionDriveConfig) -> torch.Tensor:
+def proposal_geometry(
+    obs: dict[str, Any], trajectories: torch.Tensor, c: DiffusionDriveConfig, ctx: dict | None = None
+) -> torch.Tensor:
     """What the score head reads besides the queries, from the agent input alone (no simulator): for each
     proposal (B, K, 8, 3) in metres, per pose the clearance (m, bounding circles) to every agent moved at its
-    current velocity, and the drivable-area and red-light-region raster values under the pose -> (B, K, 24)."""
+    current velocity, and the drivable-area and red-light-region raster values under the pose -> (B, K, 24).
+    `ctx`: the SceneEncoder's output for `obs`, whose tensors are reused instead of converting `obs` again."""
     dev = trajectories.device
-    agents = as_tensor(obs, "agents", (c.max_agents, c.agent_features), dev)
-    mask = as_tensor(obs, "agents_mask", (c.max_agents,), dev) > 0.5
-    tau = torch.arange(1, POSES + 1, device=dev, dtype=torch.float32) * 0.5
-    future = agents[:, :, None, :2] + agents[:, :, None, 4:6] * tau[None, None, :, None]  # (B, A, 8, 2)
-    radius = 0.5 * torch.hypot(agents[..., 6], agents[..., 7])  # (B, A)
+    if ctx is None:
+        agents = as_tensor(obs, "agents", (c.max_agents, c.agent_features), dev)
+        mask = as_tensor(obs, "agents_mask", (c.max_agents,), dev) > 0.5
+        raster = as_tensor(obs, "bev", (c.bev_channels, c.bev_size, c.bev_size), dev) / 255.0
+    else:
+        agents, mask, raster = ctx["agents"], ctx["agents_valid"], ctx["raster"]
+    tau = HORIZON_TIMES.to(dev)[:, None]  # (8, 1) seconds
+    future = agents[:, :, None, :2] + agents[:, :, None, 4:6] * tau  # (B, A, 8, 2)
+    radius = 0.5 * torch.hypot(agents[..., 6], agents[..., 7]) + EGO_RADIUS  # (B, A)
     h = trajectories[..., 2]
     centre = trajectories[..., :2] + EGO_AXLE_TO_CENTER * torch.stack([h.cos(), h.sin()], -1)  # (B, K, 8, 2)
-    gap = (centre[:, :, None] - future[:, None]).norm(dim=-1) - radius[:, None, :, None] - EGO_RADIUS
-    gap = gap.masked_fill(~mask[:, None, :, None], 50.0).amin(2).clamp(-5.0, 20.0) / 10.0  # (B, K, 8)
-    bev = as_tensor(obs, "bev", (c.bev_channels, c.bev_size, c.bev_size), dev) / 255.0
-    grid, _ = raster_grid(c, trajectories[..., :2])
-    under = nn.functional.grid_sample(bev[:, [0, 5]], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    dist = (centre[:, :, None] - future[:, None]).square().sum(-1).sqrt()  # (B, K, A, 8)
+    gap = dist - torch.where(mask, radius, -1e4)[:, None, :, None]
+    gap = gap.amin(2).clamp(-5.0, 20.0) / 10.0  # (B, K, 8); absent agents sit 10 km away, past the clamp
+    grid = raster_grid_only(c, trajectories[..., :2])
+    under = nn.functional.grid_sample(raster[:, [0, 5]], grid, padding_mode="zeros", align_corners=False)  # bilinear
     return torch.cat([gap, under[:, 0], under[:, 1]], -1)
 
 
 def raster_grid(c: DiffusionDriveConfig, xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Points xy (B, M, P, 2) in metres (ego frame) -> grid_sample's normalised grid (B, M, P, 2) on the BEV
     raster and a flag (B, M, P, 1) for points inside it."""
+    grid = raster_grid_only(c, xy)
+    return grid, (grid.abs() <= 1.0).all(-1, keepdim=True).float()
+
+
+def raster_grid_only(c: DiffusionDriveConfig, xy: torch.Tensor) -> torch.Tensor:
+    """``raster_grid`` without the inside flag: (x, y) metres -> (column, row) in grid_sample's [-1, 1]."""
     extent = c.bev_size * c.bev_resolution
-    gy = (xy[..., 0] + c.bev_behind) / extent * 2.0 - 1.0  # raster rows run along x
-    gx = (xy[..., 1] + 0.5 * extent) / extent * 2.0 - 1.0  # columns along y
-    inside = ((gx.abs() <= 1.0) & (gy.abs() <= 1.0)).float()[..., None]
-    return torch.stack([gx, gy], -1), inside
+    # raster rows run along x (from bev_behind metres behind the ego), columns along y (centred on the ego)
+    offset = xy.new_tensor([0.5 * extent, c.bev_behind])
+    return (xy.flip(-1) + offset) * (2.0 / extent) - 1.0
 
 
 class ScoreHead(nn.Module):
@@ -311,8 +329,8 @@ class ScoreHead(nn.Module):
     @staticmethod
     def pdm_score(logits: torch.Tensor) -> torch.Tensor:
         """(…, 5) sub-score logits -> (…) predicted PDMS = NC · DAC · (5 EP + 5 TTC + 2 C) / 12."""
-        nc, dac, ep, ttc, c = logits.sigmoid().unbind(-1)
-        return nc * dac * (5 * ep + 5 * ttc + 2 * c) / 12
+        s = logits.sigmoid()
+        return s[..., 0] * s[..., 1] * (s[..., 2:] @ s.new_tensor([5.0, 5.0, 2.0]) / 12)  # NC · DAC · (EP, TTC, C)
 
 
 class PoseDecoder(nn.Module):
@@ -348,20 +366,23 @@ class _SceneDenoiser:
 
     def __init__(self, policy: DiffusionDrivePolicy, ctx: dict[str, torch.Tensor]):
         self.policy, self.ctx, self.last_logits, self.last_features = policy, ctx, None, None
+        self.anchored = policy.config.variant == "anchored"
+        self.native_kind = "sample" if self.anchored else "epsilon"  # what the decoder outputs
+        self.space = policy.anchor_space() if self.anchored else policy.traj_scale.scale  # fixed for the scene
 
     def predict(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, kind) -> torch.Tensor:
         p = self.policy
-        if p.config.variant == "anchored":
+        if self.anchored:
             b = x_t.shape[0]
-            x0, logits, q = p.decoder(x_t.view(b, -1, POSES, 3), t, self.ctx, p.anchor_space(), p.encoder)[-1]
+            x0, logits, q = p.decoder(x_t.view(b, -1, POSES, 3), t, self.ctx, self.space, p.encoder, False)[0]
             self.last_logits, self.last_features = logits, q
-            out, native = x0.reshape(x_t.shape), "sample"
+            out = x0.reshape(x_t.shape)
         else:
-            out, native = p.decoder(x_t, t, self.ctx, p.traj_scale.scale, p.encoder), "epsilon"
-        if kind == native:
+            out = p.decoder(x_t, t, self.ctx, self.space, p.encoder)
+        if kind == self.native_kind:
             return out
         alpha, sigma = p.schedule.alpha_sigma(t.to(x_t.device))
-        return convert_prediction(out, native, kind, x_t, alpha, sigma)
+        return convert_prediction(out, self.native_kind, kind, x_t, alpha, sigma)
 
 
 class DiffusionDrivePolicy(nn.Module):
@@ -458,11 +479,13 @@ class DiffusionDrivePolicy(nn.Module):
         if c.variant == "anchored":
             k = len(self.anchors)
             noise = torch.randn((b, k * POSES, 3), generator=gen).to(dev)
-            x_init = self.sampler.add_noise(torch.zeros_like(noise), noise, c.trunc_start_level)  # noised anchors
-            y = self.sampler.sample(den, x_init, ctx["global"], steps, gen)
+            sigma = float(1.0 - self.schedule.alphas_cumprod[c.trunc_start_level]) ** 0.5
+            y = self.sampler.sample(den, sigma * noise, ctx["global"], steps, gen)  # from the noised anchors (y = 0)
             trajs = self.anchors + y.view(b, k, POSES, 3) * self.offset_scale
-            features, traj_units = den.last_features, self.traj_scale.normalize(trajs)
-            geometry = proposal_geometry(obs_batch, trajs, c) if extras or self.score_head is not None else None
+            features = den.last_features
+            head_inputs = extras or self.score_head is not None
+            traj_units = self.traj_scale.normalize(trajs) if head_inputs else None
+            geometry = proposal_geometry(obs_batch, trajs, c, ctx) if head_inputs else None
             if self.score_head is None:
                 conf = den.last_logits.sigmoid()
             else:

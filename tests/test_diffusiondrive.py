@@ -215,3 +215,9 @@ def test_proposal_geometry_clearance_and_raster_under_the_poses():
     expected = np.hypot(centre_x - agent_x, 3.0) - 2.5 - EGO_RADIUS
     assert np.allclose(g[:8].numpy(), np.clip(expected, -5, 20) / 10, atol=1e-5)
     assert torch.all(g[8:16] > 0.99) and torch.all(g[16:] == 0)  # on drivable area, no red-light region
+    ctx = {  # what SceneEncoder passes on: the same inputs as tensors
+        "agents": torch.as_tensor(obs["agents"]),
+        "agents_valid": torch.as_tensor(obs["agents_mask"]) > 0.5,
+        "raster": torch.as_tensor(obs["bev"]).float() / 255.0,
+    }
+    assert torch.equal(proposal_geometry(obs, traj, cfg, ctx)[0, 0], g)

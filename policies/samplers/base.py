@@ -14,7 +14,8 @@ PredictionKind = Literal["epsilon", "sample", "velocity"]
 @runtime_checkable
 class Denoiser(Protocol):
     """Anything that predicts, at noise level `t` (shape (B,)), the clean sample / noise / velocity of
-    `x_t` (B, T, A) given a condition; `kind` picks which of the three it returns."""
+    `x_t` (B, T, A) given a condition; `kind` picks which of the three it returns. A denoiser may also
+    have a `native_kind` attribute (the kind its network outputs), which samplers ask for to skip a conversion."""
 
     def predict(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, kind: PredictionKind) -> torch.Tensor: ...
 

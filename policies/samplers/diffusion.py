@@ -74,8 +74,12 @@ class DDIMSampler:
             prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
             ab, ab_prev = ab_table[level], (ab_table[prev] if prev >= 0 else 1.0)
             t = torch.full((batch,), level, dtype=torch.long, device=x.device)
-            eps = denoiser.predict(x, t, cond, "epsilon")
-            x0 = (x - (1.0 - ab) ** 0.5 * eps) / ab**0.5
+            if getattr(denoiser, "native_kind", "epsilon") == "sample":  # skip a round trip through epsilon
+                x0 = denoiser.predict(x, t, cond, "sample")
+                eps = (x - ab**0.5 * x0) / (1.0 - ab) ** 0.5
+            else:
+                eps = denoiser.predict(x, t, cond, "epsilon")
+                x0 = (x - (1.0 - ab) ** 0.5 * eps) / ab**0.5
             if self.clip_sample is not None:
                 x0 = x0.clamp(-self.clip_sample, self.clip_sample)
                 eps = (x - ab**0.5 * x0) / (1.0 - ab) ** 0.5
