@@ -7,6 +7,10 @@ import json
 
 import h5py
 import pytest
+from omegaconf import OmegaConf
+
+from diffpilot.commands.common import ConfigError
+from diffpilot.commands.data import DataRequest, resolve_request
 
 from .test_cli import diffpilot
 
@@ -16,7 +20,7 @@ TINY = ["policy.down_dims=[16,32]", "policy.time_embed_dim=16", "policy.n_groups
 @pytest.mark.slow  # ~100 s of subprocess start-ups; test_robomimic_hdf5 covers data → train → rollouts in-process
 def test_lift_data_train_eval(tmp_path):
     data = tmp_path / "lift.hdf5"
-    proc = diffpilot("data", "env=lift", "obs_mode=state", "format=robomimic_hdf5", "episodes=2", f"output={data}")
+    proc = diffpilot("data", "task=lift", "expert=scripted", "n=2", f"output={data}")  # the issue's spelling
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "wrote 2 demonstrations" in proc.stdout and "expert success" in proc.stdout
     with h5py.File(data, "r") as f:
@@ -43,3 +47,34 @@ def test_lift_data_train_eval(tmp_path):
 
     proc = diffpilot("data", "env=lift", "format=robomimic_hdf5", f"output={tmp_path / 'lift.zarr'}")
     assert proc.returncode != 0 and "expected an .hdf5 file path" in proc.stderr
+
+
+def _request(**overrides) -> DataRequest:
+    base = OmegaConf.load("configs/data.yaml")
+    base.pop("defaults"), base.pop("hydra")
+    return resolve_request(OmegaConf.merge(base, overrides))
+
+
+def test_data_request_aliases_and_per_env_defaults():
+    """`task=lift expert=scripted n=200` (robomimic's spelling) = `env=lift episodes=200`, written as robomimic
+    hdf5 from state where the Lift experiment config reads it; plain `diffpilot data` stays PushT / LeRobot v3."""
+    assert _request(task="lift", expert="scripted", n=200) == DataRequest(
+        "lift", "state", "robomimic_hdf5", 200, "data/robomimic/lift_state.hdf5"
+    )
+    assert _request() == DataRequest("pusht", "all", "lerobot_v3", 200, "data/pusht")
+    assert _request(env="can", obs_mode="image", output="x.hdf5").output == "x.hdf5"
+
+
+@pytest.mark.parametrize(
+    "overrides, named",
+    [
+        ({"task": "lift", "env": "can"}, "disagree"),
+        ({"task": "stack"}, "env='stack'"),
+        ({"task": "lift", "expert": "human"}, "expert='human'"),
+        ({"env": "pusht", "format": "robomimic_hdf5"}, "format=robomimic_hdf5"),
+        ({"env": "lift", "format": "zarr"}, "format='zarr'"),
+    ],
+)
+def test_data_request_errors_name_the_field(overrides, named):
+    with pytest.raises(ConfigError, match=named):
+        _request(**overrides)

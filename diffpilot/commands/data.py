@@ -7,6 +7,7 @@ import os
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
@@ -96,19 +97,53 @@ def make_demonstrations(
     }
 
 
+@dataclass(frozen=True)
+class DataRequest:
+    """What `diffpilot data` records, after aliases (task → env, n → episodes) and per-env defaults."""
+
+    env: str
+    obs_mode: str
+    format: str
+    episodes: int
+    output: str
+
+
+def resolve_request(cfg: DictConfig) -> DataRequest:
+    """The config's aliases and defaults resolved, with one ConfigError per conflicting or unknown value."""
+    from diffpilot.envs.robomimic import TASKS as ROBOMIMIC_TASKS
+
+    env, task = cfg.get("env"), cfg.get("task")
+    if env is not None and task is not None and env != task:
+        raise ConfigError(f"task={task!r} and env={env!r} disagree: give one of them")
+    env = env or task or "pusht"
+    known = ["pusht", *sorted(ROBOMIMIC_TASKS)]
+    if env not in known:
+        raise ConfigError(f"env={env!r}: expected one of {known}")
+    if cfg.get("expert", "scripted") != "scripted":
+        raise ConfigError(f"expert={cfg.expert!r}: expected 'scripted' (the experts of envs/experts/)")
+    robomimic = env in ROBOMIMIC_TASKS
+    fmt = cfg.get("format") or ("robomimic_hdf5" if robomimic else "lerobot_v3")
+    if fmt not in ("lerobot_v3", "robomimic_hdf5"):
+        raise ConfigError(f"format={fmt!r}: expected 'lerobot_v3' or 'robomimic_hdf5'")
+    if fmt == "robomimic_hdf5" and not robomimic:
+        raise ConfigError(f"format=robomimic_hdf5 with env={env!r}: expected a robomimic task, one of {known[1:]}")
+    obs_mode = cfg.get("obs_mode") or ("state" if robomimic else "all")
+    episodes = cfg.get("n") if cfg.get("n") is not None else cfg.episodes
+    output = cfg.get("output") or (f"data/robomimic/{env}_{obs_mode}.hdf5" if robomimic else f"data/{env}")
+    return DataRequest(env, obs_mode, fmt, int(episodes), str(output))
+
+
 @hydra.main(config_path="pkg://diffpilot.configs", config_name="data", version_base="1.3")
 def app(cfg: DictConfig) -> None:
-    fmt = cfg.get("format", "lerobot_v3")
-    if fmt == "robomimic_hdf5":
+    req = resolve_request(cfg)
+    if req.format == "robomimic_hdf5":
         from .data_robomimic import make_robomimic_demonstrations
 
         make = make_robomimic_demonstrations
-    elif fmt == "lerobot_v3":
-        make = make_demonstrations
     else:
-        raise ConfigError(f"format={fmt!r}: expected 'lerobot_v3' or 'robomimic_hdf5'")
+        make = make_demonstrations
     limits = {"max_attempts": cfg.max_attempts, "overwrite": cfg.overwrite}
-    result = make(cfg.env, cfg.obs_mode, cfg.episodes, cfg.seed, cfg.output, **limits)
+    result = make(req.env, req.obs_mode, req.episodes, cfg.seed, req.output, **limits)
     print(
         f"wrote {result['episodes']} demonstrations ({result['frames']} frames) to {result['output']}; "
         f"expert success {result['expert_success_rate']:.1%} over {result['attempts']} attempts "
