@@ -27,7 +27,7 @@ class Policy(Protocol):
 class EpisodeRecord:
     seed: int
     success: bool
-    max_coverage: float
+    max_coverage: float | None  # PushT's goal coverage; None for tasks that report success only (robomimic)
     steps: int
 
 
@@ -42,7 +42,10 @@ class EvalResult:
         return float(np.mean([e.success for e in self.episodes])) if self.episodes else 0.0
 
     @property
-    def mean_max_coverage(self) -> float:
+    def mean_max_coverage(self) -> float | None:
+        """None when the task reports no coverage (robomimic: success only)."""
+        if any(e.max_coverage is None for e in self.episodes):
+            return None
         return float(np.mean([e.max_coverage for e in self.episodes])) if self.episodes else 0.0
 
     def summary(self) -> dict[str, Any]:
@@ -122,6 +125,7 @@ def _run_batch(policy: Policy, envs: gym.vector.SyncVectorEnv, seeds: list[int],
     done = np.arange(n) >= count
     success = np.zeros(n, dtype=bool)
     max_cov = np.zeros(n)
+    has_coverage = False
     steps = np.zeros(n, dtype=np.int64)
     frames: list[list[np.ndarray]] = [[] for _ in range(n)]
     while not done.all():
@@ -133,11 +137,13 @@ def _run_batch(policy: Policy, envs: gym.vector.SyncVectorEnv, seeds: list[int],
         live = ~done
         steps[live] += 1
         if "coverage" in info:  # PushT's goal coverage; tasks without one (robomimic) report success only
+            has_coverage = True
             max_cov[live] = np.maximum(max_cov[live], np.asarray(info["coverage"])[live])
         success[live] |= np.asarray(info["is_success"])[live]
         finished = live & (terminated | truncated)
         for i in np.flatnonzero(finished[:n_record]):
             frames[i].append(envs.envs[i].render())  # the terminal state, before the next step resets it
         done |= finished
-    records = [EpisodeRecord(s, bool(ok), float(c), int(k)) for s, ok, c, k in zip(seeds, success, max_cov, steps)]
+    cov = [float(c) if has_coverage else None for c in max_cov]
+    records = [EpisodeRecord(s, bool(ok), c, int(k)) for s, ok, c, k in zip(seeds, success, cov, steps)]
     return records, frames

@@ -107,7 +107,7 @@ class Trainer:
         dataset: WindowedDataset,
         cfg: TrainConfig,
         output_dir: str | Path,
-        eval_fn: Callable[[nn.Module, int], dict[str, float]] | None = None,
+        eval_fn: Callable[[nn.Module, int], dict[str, float | None]] | None = None,
     ):
         self.cfg, self.dataset, self.eval_fn = cfg, dataset, eval_fn
         self.output_dir = Path(output_dir)
@@ -248,7 +248,8 @@ class Trainer:
             if self.eval_fn is not None and cfg.eval_every and self.step % cfg.eval_every == 0 and self.rank == 0:
                 with torch.random.fork_rng():  # rollouts must not shift the training RNG (exact resume)
                     for name, value in self.eval_fn(self.inference_policy.eval(), self.step).items():
-                        writer.add_scalar(f"eval/{name}", value, self.step)
+                        if value is not None:  # e.g. coverage on tasks without one
+                            writer.add_scalar(f"eval/{name}", value, self.step)
                 self.policy.train()
         bar.close()
         final = self.save()

@@ -214,6 +214,7 @@ def test_trainer_trains_on_the_file_and_the_policy_drives_the_env(lift_file, tmp
     assert policy.config.action_dim == 7 and set(policy.config.input_features) == set(KEYS)
     outcome = evaluate(policy, env_factory("lift", "state", 6), n_episodes=2, n_envs=2, progress=False)
     assert [e.steps for e in outcome.episodes] == [6, 6] and outcome.summary()["success_ci95"][1] > 0
+    assert outcome.mean_max_coverage is None  # robomimic has success only, no PushT-style coverage
 
 
 def test_data_command_rejects_bad_settings_by_name(lift_file, tmp_path):

@@ -49,10 +49,12 @@ def set_threads(n: int) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
 
 
-def log_scalars(logdir: str | os.PathLike, values: dict[str, float], step: int, prefix: str = "eval") -> None:
+def log_scalars(logdir: str | os.PathLike, values: dict[str, float | None], step: int, prefix: str = "eval") -> None:
     """Append scalars (e.g. an evaluation summary) to the TensorBoard log in `logdir`."""
     from torch.utils.tensorboard import SummaryWriter
 
     with SummaryWriter(str(logdir)) as writer:
         for name, value in values.items():
+            if value is None:  # a measure the task does not have (e.g. coverage on robomimic)
+                continue
             writer.add_scalar(f"{prefix}/{name}", value, step)

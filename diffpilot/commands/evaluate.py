@@ -78,10 +78,12 @@ def run_evaluation(
     s = result.summary()
     lo, hi = s["success_ci95"]
     scalars = {"success_rate": s["success_rate"], "success_ci95_low": lo, "success_ci95_high": hi}
-    log_scalars(output_dir / "tensorboard", {**scalars, "mean_max_coverage": s["mean_max_coverage"]}, tb_step)
+    coverage = s["mean_max_coverage"]  # None for tasks without a coverage measure
+    log_scalars(output_dir / "tensorboard", {**scalars, "mean_max_coverage": coverage}, tb_step)
+    shown = "" if coverage is None else f"mean max coverage {coverage:.3f}; "
     print(
         f"success {s['success_rate']:.1%} (95% CI {lo:.1%}–{hi:.1%}) over {s['episodes']} episodes; "
-        f"mean max coverage {s['mean_max_coverage']:.3f}; results in {output_dir / 'eval_info.json'}"
+        f"{shown}results in {output_dir / 'eval_info.json'}"
     )
     return info
 
