@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -52,6 +53,8 @@ class Variant:
     sampler: str
     steps: int
     spacing: str = "leading"  # DDIM step spacing
+    eta: float = 0.0  # DDIM stochasticity (0: deterministic, 1: DDPM's posterior variance)
+    time_power: float = 1.0  # flow step times 1 − (1 − i/n)^p (1: uniform)
     rti: tuple[float, int, str] | None = None  # (start, num_steps, pad)
     backend: str = "eager"  # eager | compile | onnx
     shapes: tuple[str, ...] = ("state", "image")
@@ -63,15 +66,28 @@ def variants(rti_start: int, flow_rti_start: float, pad: str) -> list[Variant]:
         Variant("ddpm-100", "diffusion", "ddpm", 100),
         Variant("ddim-10", "diffusion", "ddim", 10),
         Variant("ddim-10 trailing", "diffusion", "ddim", 10, spacing="trailing"),
+        Variant("ddim-10 quadratic [90, 71, …, 1, 0]", "diffusion", "ddim", 10, spacing="quadratic"),
+        Variant("ddim-10 eta=0.5", "diffusion", "ddim", 10, eta=0.5),
         Variant("ddim-3", "diffusion", "ddim", 3),
         Variant("heun-3", "diffusion", "heun", 3),
         Variant("heun-5", "diffusion", "heun", 5),
         Variant(f"rti-3 (ddim from {rti_start})", "diffusion", "ddim", 10, rti=(rti_start, 3, pad)),
         Variant("flow-100", "flow", "flow_euler", 100),
         Variant("flow-10", "flow", "flow_euler", 10),
+        Variant("flow-10 time power 3", "flow", "flow_euler", 10, time_power=3.0),
+        Variant("flow-midpoint-5", "flow", "flow_midpoint", 5),
+        Variant("flow-heun-5", "flow", "flow_heun", 5),
         Variant("flow-3", "flow", "flow_euler", 3),
         Variant("flow-1", "flow", "flow_euler", 1),
         Variant(f"flow-rti-3 (from t={flow_rti_start})", "flow", "flow_euler", 10, rti=(flow_rti_start, 3, pad)),
+        Variant(
+            f"flow-rti-3 (from t={flow_rti_start}, time power 3)",
+            "flow",
+            "flow_euler",
+            10,
+            rti=(flow_rti_start, 3, pad),
+            time_power=3.0,
+        ),
         Variant("gpc ddim-10 (diffusion+flow)", "gpc", "ddim", 10, shapes=("state",)),
         Variant("ddim-10 torch.compile", "diffusion", "ddim", 10, backend="compile", shapes=("state",)),
         Variant("ddim-10 onnxruntime", "diffusion", "ddim", 10, backend="onnx", shapes=("state",)),
@@ -98,6 +114,7 @@ def configure(base: dict, v: Variant, n_action_steps: int | None = None) -> tupl
         policy = ComposedPolicy([base["diffusion"], base["flow"]], CompositionConfig([0.5, 0.5], v.sampler, v.steps))
     else:
         policy = base[v.model]
+        policy.config.eta, policy.config.flow_time_power = v.eta, v.time_power
         policy.set_sampler(v.sampler, v.steps, v.spacing)
     if n_action_steps:
         policy.config.n_action_steps = n_action_steps
@@ -264,7 +281,7 @@ def main() -> None:
     args = parser.parse_args()
 
     report = {
-        "command": " ".join(["python", "bench/inference.py", *sys.argv[1:]]),
+        "command": shlex.join(["python", "bench/inference.py", *sys.argv[1:]]),
         "machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__},
         "shapes": [],
     }
@@ -273,7 +290,12 @@ def main() -> None:
     ]
     for shape in args.shapes:
         if shape == "state" and args.diffusion:
-            base = {"diffusion": load_policy(args.diffusion), "flow": load_policy(args.flow)}
+            needed = {m for v in todo for m in (("diffusion", "flow") if v.model == "gpc" else (v.model,))}
+            paths = {"diffusion": args.diffusion, "flow": args.flow}
+            missing = sorted(m for m in needed if not paths[m])
+            if missing:
+                raise SystemExit(f"--{missing[0]} is required by the variants chosen (--only {args.only})")
+            base = {m: load_policy(paths[m]) for m in needed}
         else:
             base = {"diffusion": untrained(shape, "diffusion_unet_small"), "flow": untrained(shape, "flow_unet_small")}
         obs = observation(shape)

@@ -25,6 +25,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from .robosuite_base import RobosuiteTaskEnv, check_scene_cameras
+
 ObsMode = Literal["state", "image"]
 OBS_MODES = ("state", "image")
 STATE_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "object")
@@ -90,16 +92,10 @@ def robosuite_kwargs(obs_mode: ObsMode, cameras: tuple[str, ...], image_size: in
 
 
 def check_cameras(cameras: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    cameras = tuple(cameras)
-    if not cameras:
-        raise ValueError("cameras=[]: image mode needs at least one camera, e.g. ['agentview']")
-    unknown = [c for c in cameras if c not in SCENE_CAMERAS]
-    if unknown:
-        raise ValueError(f"cameras={list(cameras)}: {unknown} not in the scene; expected some of {list(SCENE_CAMERAS)}")
-    return cameras
+    return check_scene_cameras(cameras, SCENE_CAMERAS)
 
 
-class RobomimicEnv(gym.Env):
+class RobomimicEnv(RobosuiteTaskEnv):
     """A robomimic task as a Gymnasium env (see the module docstring for spaces)."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": CONTROL_FREQ}
@@ -169,32 +165,8 @@ class RobomimicEnv(gym.Env):
             raw = self._env.reset()
         finally:
             np.random.set_state(saved)
-        for robot in self._env.robots:  # a soft reset keeps the gripper's command ramp: start it from open
-            robot.gripper.current_action = np.zeros_like(robot.gripper.current_action)
+        self._open_gripper_ramp()
         return self._observe(raw), {"is_success": False}
-
-    def step(self, action):
-        action = np.asarray(action, dtype=np.float64).reshape(-1)
-        if action.shape != self.action_space.shape or not np.isfinite(action).all():
-            raise ValueError(f"action {action.tolist()}: expected {self.action_space.shape[0]} finite numbers")
-        raw, reward, _, _ = self._env.step(np.clip(action, self.action_space.low, self.action_space.high))
-        success = self.is_success()
-        return self._observe(raw), float(reward), success, False, {"is_success": success}
-
-    def render(self) -> np.ndarray:
-        """An upright (render_size, render_size, 3) uint8 frame from `render_camera`."""
-        import mujoco
-
-        if self._renderer is None:
-            self._renderer = mujoco.Renderer(self._env.sim.model._model, self.render_size, self.render_size)
-        self._renderer.update_scene(self._env.sim.data._data, camera=self.render_camera)
-        return self._renderer.render().copy()
-
-    def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
-        self._env.close()
 
 
 def make_robomimic_env(

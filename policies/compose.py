@@ -89,7 +89,7 @@ class CompositionConfig:
     num_inference_steps: int = 10
     eta: float = 0.0
     clip_sample: float | None = 1.0
-    timestep_spacing: str = "leading"  # DDIM driver: leading | trailing
+    timestep_spacing: str = "leading"  # DDIM driver: leading | trailing | quadratic
     parents: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:

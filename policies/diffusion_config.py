@@ -50,8 +50,12 @@ class DiffusionPolicyConfig:
     num_inference_steps: int = 100
     eta: float = 0.0
     clip_sample: float | None = 1.0
-    # DDIM step spacing: "leading" [90, 80, …, 0] or "trailing" [99, 88, …, 0] (starts at the noisiest level).
-    timestep_spacing: Literal["leading", "trailing"] = "leading"
+    # DDIM step spacing: "leading" [90, 80, …, 0], "trailing" [99, 88, …, 0] (starts at the noisiest level) or
+    # "quadratic" [90, 71, 54, 40, 28, 18, 10, 4, 1, 0] (short steps near clean data; `quadratic_levels`).
+    timestep_spacing: Literal["leading", "trailing", "quadratic"] = "leading"
+    # Flow samplers' step-start times t_i = 1 − (1 − i/n)^p: 1 is uniform, 2–3 shortens the steps near the
+    # data end (PushT flow Euler-10: 65.0 % uniform, 87.0 % at p = 3; BENCHMARKS.md "Fast inference").
+    flow_time_power: float = 1.0
     # Denoiser network.
     network: Literal["unet", "transformer", "mode"] = "unet"
     down_dims: tuple[int, ...] = (256, 512, 1024)
@@ -103,6 +107,8 @@ class DiffusionPolicyConfig:
         for name in ("n_obs_steps", "horizon", "n_action_steps", "action_dim", "num_inference_steps"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: expected an integer ≥ 1")
+        if not self.flow_time_power > 0:
+            raise ValueError(f"flow_time_power={self.flow_time_power}: expected > 0 (1 is uniform flow steps)")
         if self.eta < 0:
             raise ValueError(f"eta={self.eta}: expected ≥ 0 (0 is deterministic DDIM, 1 is DDPM-like)")
         kinds = ("epsilon", "sample", "velocity")
@@ -127,8 +133,10 @@ class DiffusionPolicyConfig:
         samplers = {"diffusion": ("ddpm", "ddim", "heun"), "flow": ("flow_euler", "flow_midpoint", "flow_heun")}
         if self.objective not in samplers:
             raise ValueError(f"objective={self.objective!r}: expected 'diffusion' or 'flow'")
-        if self.timestep_spacing not in ("leading", "trailing"):
-            raise ValueError(f"timestep_spacing={self.timestep_spacing!r}: expected 'leading' or 'trailing'")
+        if self.timestep_spacing not in ("leading", "trailing", "quadratic"):
+            raise ValueError(
+                f"timestep_spacing={self.timestep_spacing!r}: expected 'leading', 'trailing' or 'quadratic'"
+            )
         if self.sampler not in samplers[self.objective]:
             raise ValueError(
                 f"sampler={self.sampler!r} does not fit objective={self.objective!r}; "

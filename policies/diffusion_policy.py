@@ -31,7 +31,13 @@ from .text_encoder import TaskConditioner
 def build_sampler(config: DiffusionPolicyConfig, schedule):
     """The inference sampler named by `config.sampler` over the policy's schedule."""
     return make_sampler(
-        config.sampler, schedule, config.num_inference_steps, config.eta, config.clip_sample, config.timestep_spacing
+        config.sampler,
+        schedule,
+        config.num_inference_steps,
+        config.eta,
+        config.clip_sample,
+        config.timestep_spacing,
+        config.flow_time_power,
     )
 
 

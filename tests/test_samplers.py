@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from diffpilot.policies.diffusion_policy import build_sampler
 from diffpilot.policies.samplers import (
     DDIMSampler,
     DDPMSampler,
@@ -15,8 +16,11 @@ from diffpilot.policies.samplers import (
     HeunSampler,
     convert_prediction,
 )
+from diffpilot.policies.samplers.diffusion import quadratic_levels
 from diffpilot.policies.samplers.factory import make_sampler, network_evaluations
 from diffpilot.policies.samplers.parameterization import to_sample_and_noise
+
+from .conftest import tiny_config
 
 
 class PointDenoiser:
@@ -152,14 +156,15 @@ class GaussianDenoiser(PointDenoiser):
 
 
 @pytest.mark.parametrize("native", ["sample", "epsilon", "velocity"])
-def test_heun_lands_on_the_data_point_with_2n_minus_1_evaluations(target, native):
+def test_heun_lands_on_the_data_point_with_2n_minus_2_evaluations(target, native):
     schedule = DiffusionSchedule(100)
     den = PointDenoiser(schedule, target, native)
     sampler = HeunSampler(schedule, 4)
     levels = sampler.default_timesteps()
     assert levels[0] == 98 and levels[-1] == 0 and len(levels) == 4  # σ̃(98) ≈ 64 ≤ 80 < σ̃(99) ≈ 2029
     out = sampler.sample(den, torch.randn_like(target), None)
-    assert den.calls == 7 == network_evaluations(sampler, levels)
+    assert den.calls == 6 == network_evaluations(sampler, levels)  # no corrector into level 0
+    assert network_evaluations(sampler, [98, 60, 20]) == 5
     assert torch.allclose(out, target, atol=1e-4)
 
 
@@ -185,11 +190,50 @@ def test_flow_heun_beats_euler_on_gaussian_data():
     x_init = torch.randn(64, 16, 2)
     t0 = 0.2
     exact = den.exact(x_init, t0, 1 - t0)
-    heun, euler = FlowSampler(schedule, 3, "heun"), FlowSampler(schedule, 6, "euler")
-    assert network_evaluations(heun, heun.default_timesteps()) == 6
+    # 15 evaluations each; Heun's last step (ending at t = 1) is Euler, so it needs a few steps to show its order
+    heun, euler = FlowSampler(schedule, 8, "heun"), FlowSampler(schedule, 15, "euler")
+    assert network_evaluations(heun, heun.default_timesteps()) == 15
     err_heun = (heun.sample(den, x_init, None, heun.default_timesteps(start=t0)) - exact).abs().max()
     err_euler = (euler.sample(den, x_init, None, euler.default_timesteps(start=t0)) - exact).abs().max()
     assert err_heun < 0.5 * err_euler, (err_heun, err_euler)
+
+
+def test_flow_heun_lands_on_a_data_point_without_asking_the_field_at_t_1(target):
+    """Point data (a thin support, like expert chunks): the field at t = 1 is not the path's limit, so the
+    last step must be Euler; the exact denoiser is then never asked at t = 1 and lands on the point."""
+    schedule = FlowSchedule()
+    den = PointDenoiser(schedule, target, "velocity")
+    asked = []
+    predict = den.predict
+    den.predict = lambda x_t, t, cond, kind: asked.append(float(t[0])) or predict(x_t, t, cond, kind)
+    sampler = FlowSampler(schedule, 4, "heun")
+    out = sampler.sample(den, torch.randn_like(target), None)
+    assert max(asked) < 1.0 and len(asked) == 7 == network_evaluations(sampler, sampler.default_timesteps())
+    assert torch.allclose(out, target, atol=1e-4)
+
+
+def test_flow_time_power_shortens_the_steps_near_the_data_end(target):
+    uniform, late = FlowSampler(num_inference_steps=4), FlowSampler(num_inference_steps=4, time_power=2.0)
+    assert uniform.default_timesteps() == [0.0, 0.25, 0.5, 0.75]
+    assert late.default_timesteps() == [0.0, 0.4375, 0.75, 0.9375]  # 1 − (1 − i/4)²
+    assert late.default_timesteps(2, start=0.5) == [0.5, 0.875]  # a warm start keeps the shape on [t0, 1]
+    den = PointDenoiser(FlowSchedule(), target, "velocity")
+    assert torch.allclose(late.sample(den, torch.randn_like(target), None), target, atol=1e-4)
+    assert make_sampler("flow_euler", FlowSchedule(), 10, time_power=3.0).time_power == 3.0
+    with pytest.raises(ValueError, match=r"time_power=0\.0: expected > 0"):
+        FlowSampler(time_power=0.0)
+    with pytest.raises(ValueError, match=r"flow_time_power=-1\.0: expected > 0"):
+        tiny_config(flow_time_power=-1.0)
+
+
+def test_a_policy_config_picks_the_spaced_samplers():
+    ddim = build_sampler(tiny_config(num_inference_steps=10, timestep_spacing="quadratic"), DiffusionSchedule(100))
+    assert ddim.default_timesteps() == [90, 71, 54, 40, 28, 18, 10, 4, 1, 0]
+    flow_cfg = tiny_config(objective="flow", prediction_type="velocity", sampler="flow_euler", clip_sample=None)
+    flow_cfg.flow_time_power, flow_cfg.num_inference_steps = 2.0, 2
+    assert build_sampler(flow_cfg, FlowSchedule()).default_timesteps() == [0.0, 0.75]
+    with pytest.raises(ValueError, match="timestep_spacing='cubic'"):
+        tiny_config(timestep_spacing="cubic")
 
 
 def test_samplers_by_name():
@@ -209,3 +253,38 @@ def test_trailing_spacing_starts_at_the_noisiest_level(target):
     assert sampler.default_timesteps(3, start=20) == [20, 10, 0]  # warm starts are unchanged
     den = PointDenoiser(schedule, target)
     assert torch.allclose(sampler.sample(den, torch.randn_like(target), None), target, atol=1e-4)
+
+
+def test_quadratic_spacing_shortens_the_steps_near_clean_data(target):
+    schedule = DiffusionSchedule(100)
+    sampler = make_sampler("ddim", schedule, 10, spacing="quadratic")
+    assert isinstance(sampler, DDIMSampler) and sampler.spacing == "quadratic"
+    assert sampler.default_timesteps() == [90, 71, 54, 40, 28, 18, 10, 4, 1, 0]  # round(90·(1 − i/9)²)
+    assert sampler.default_timesteps(3) == [67, 17, 0]
+    assert sampler.default_timesteps(3, start=20) == [20, 10, 0]  # warm starts are unchanged
+    assert len(quadratic_levels(90, 50)) < 50  # rounding merges levels near 0: fewer evaluations, never repeats
+    den = PointDenoiser(schedule, target, "epsilon")
+    assert torch.allclose(sampler.sample(den, torch.randn_like(target), None), target, atol=1e-4)
+    assert den.calls == 10
+
+
+def test_ddim_asks_a_denoiser_for_its_native_kind():
+    """A denoiser that declares native_kind = "sample" is asked for samples (no round trip through epsilon) and
+    DDIM takes the same path as through epsilon, within float tolerance; others are asked for epsilon."""
+    schedule = DiffusionSchedule(100)
+    gauss = GaussianDenoiser(schedule, mu=0.3, s=0.5)
+    asked = []
+
+    class Native(GaussianDenoiser):
+        native_kind = "sample"
+
+        def predict(self, x_t, t, cond, kind):
+            asked.append(kind)
+            return super().predict(x_t, t, cond, kind)
+
+    x = torch.randn(2, 16, 2, generator=torch.Generator().manual_seed(0))
+    sampler = DDIMSampler(schedule, num_inference_steps=5, clip_sample=None)
+    via_eps = sampler.sample(gauss, x, None)
+    via_sample = sampler.sample(Native(schedule, mu=0.3, s=0.5), x, None)
+    assert asked == ["sample"] * 5
+    assert torch.allclose(via_sample, via_eps, atol=1e-4)

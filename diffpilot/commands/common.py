@@ -17,13 +17,20 @@ class ConfigError(ValueError):
 ROBOMIMIC_ENVS = ("lift", "can", "square")
 
 
-def env_factory(env: str, obs_mode: str, max_episode_steps: int | None = None) -> Callable[[], gym.Env]:
+def env_factory(
+    env: str, obs_mode: str, max_episode_steps: int | None = None, options: dict | None = None
+) -> Callable[[], gym.Env]:
+    """A no-argument env constructor; `options` is the task config (env=libero: its suite, tasks, cameras, …)."""
+    if env == "libero":  # the first selected task of the suite; `diffpilot eval` runs every task (eval_libero.py)
+        from .eval_libero import first_task_env_factory
+
+        return first_task_env_factory({**(options or {}), "obs_mode": obs_mode}, max_episode_steps)
     if env in ROBOMIMIC_ENVS:
         from diffpilot.envs.robomimic import make_robomimic_env
 
         return functools.partial(make_robomimic_env, env, obs_mode, max_episode_steps)
     if env != "pusht":
-        raise ConfigError(f"env={env!r}: expected 'pusht' or one of {ROBOMIMIC_ENVS} (others arrive with their issues)")
+        raise ConfigError(f"env={env!r}: expected 'pusht', 'libero' or one of {ROBOMIMIC_ENVS}")
     from diffpilot.envs.pusht import MAX_EPISODE_STEPS, make_pusht_env
 
     return functools.partial(make_pusht_env, obs_mode, max_episode_steps or MAX_EPISODE_STEPS)

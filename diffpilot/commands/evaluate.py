@@ -56,6 +56,12 @@ def run_evaluation(
         policy.chunk_planner = RTIWarmStart(
             policy, rti["start"], rti["num_steps"], rti.get("jump_threshold"), pad=rti.get("pad", "hold")
         )
+    if task["env"] == "libero":  # a suite: every selected task, `episodes` each (LIBERO's protocol)
+        from .eval_libero import run_libero_evaluation
+
+        header = {"policy": str(policy_path), "sampler": policy.config.sampler}
+        header["num_inference_steps"] = policy.config.num_inference_steps
+        return run_libero_evaluation(policy, task, episodes, seed, n_envs, output_dir, videos, header, tb_step)
     make_env = env_factory(task["env"], task["obs_mode"], task.get("max_episode_steps"))
     output_dir = Path(output_dir)
     result = evaluate(policy, make_env, episodes, seed, n_envs, output_dir / "videos", videos)

@@ -20,7 +20,7 @@ def policy_from_config(policy_cfg: dict, task: dict):
     from diffpilot.policies.diffusion_config import DiffusionPolicyConfig, InputFeature
     from diffpilot.policies.diffusion_policy import DiffusionPolicy
 
-    env = env_factory(task["env"], task["obs_mode"])()
+    env = env_factory(task["env"], task["obs_mode"], None, task)()
     try:
         spaces = env.observation_space.spaces
         features = {}

@@ -42,7 +42,7 @@ def _periodic_eval(cfg: DictConfig, task: dict):
     """Rollouts of the in-memory (EMA) policy every train.eval_every steps, logged to TensorBoard."""
     from diffpilot.envs.evaluate import evaluate
 
-    make_env = env_factory(task["env"], task["obs_mode"], task.get("max_episode_steps"))
+    make_env = env_factory(task["env"], task["obs_mode"], task.get("max_episode_steps"), task)
 
     def run(policy, step: int) -> dict[str, float]:
         result = evaluate(policy, make_env, cfg.eval.episodes or 10, cfg.eval.seed, cfg.eval.n_envs, progress=False)

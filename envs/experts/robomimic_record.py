@@ -1,4 +1,4 @@
-"""Record one scripted-expert episode of a robomimic task with everything robomimic's hdf5 layout stores:
+"""Record one scripted-expert episode of a robomimic (or LIBERO) task with everything robomimic's hdf5 layout stores:
 observations before and after each action, actions, rewards, done flags and the flattened MuJoCo states."""
 
 from __future__ import annotations
@@ -37,8 +37,13 @@ def record_robomimic_demo(task: str, obs_mode: str, seed: int, max_episode_steps
     if key not in _ENVS:  # one env per process and setting: a reset with a seed fixes the whole episode
         _ENVS[key] = make_robomimic_env(task, obs_mode, max_episode_steps)
     env = _ENVS[key]
+    return record_demo(env, expert_for(env.unwrapped.task, seed), seed)
+
+
+def record_demo(env, expert, seed: int) -> RecordedDemo:
+    """Run `expert` (a ScriptedExpert) in `env` (a robosuite-backed Gymnasium env with `get_state()`) from
+    `reset(seed=seed)` until success or the time limit; the state is taken before each step."""
     obs, _ = env.reset(seed=seed)
-    expert = expert_for(env.unwrapped.task, seed)
     expert.reset(env.unwrapped.sim)
     obs_list, next_list, actions, rewards, dones, states = [], [], [], [], [], []
     success = False

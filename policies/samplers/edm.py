@@ -2,8 +2,10 @@
 
 In the variance-exploding view x̃ = x / α, σ̃ = σ / α the probability-flow ODE is dx̃/dσ̃ = ε̂, so a Heun
 step is an Euler predictor plus a trapezoid corrector at the next level; the last step (to clean data)
-is Euler, as in EDM. Levels follow Karras' ρ = 7 spacing in σ̃, rounded to the model's integer levels;
-n listed levels cost 2n − 1 network evaluations.
+is Euler, as in EDM, and so is the step into level 0 (σ̃ ≈ 0.025 on a 100-level cosine schedule: an ε asked
+there multiplies the network's x0 error by ~40; PushT Heun-5 with that corrector 27.5 %, without it 78.0 %,
+200 episodes). Levels follow Karras' ρ = 7 spacing in σ̃, rounded to the model's integer levels; n listed
+levels ending at 0 cost 2n − 2 network evaluations (2n − 1 otherwise).
 """
 
 from __future__ import annotations
@@ -84,6 +86,9 @@ class HeunSampler:
             ab_n = ab_table[nxt]
             sigma_n = ((1.0 - ab_n) / ab_n) ** 0.5
             x_pred = x_ve + (sigma_n - sigma) * d
+            if nxt == 0:  # no corrector at level 0: its ε is (x − x0)/σ̃ with σ̃ ≈ 0.025, any x0 error ×40
+                x_ve = x_pred
+                continue
             d_n = self._eps(denoiser, x_pred * ab_n**0.5, nxt, cond, ab_n)
             x_ve = x_ve + (sigma_n - sigma) * 0.5 * (d + d_n)
         return x_ve

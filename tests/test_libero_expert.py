@@ -1,0 +1,70 @@
+"""The scripted LIBERO-Object expert on the real env (the task's BDDL goal ends the episode) and its demonstrations
+in robomimic's hdf5 layout, read back by the project's reader."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import h5py
+import numpy as np
+import pytest
+
+from diffpilot.commands.common import ConfigError
+from diffpilot.commands.data_libero import record_libero_demos, write_libero_demos
+from diffpilot.envs.experts.libero import collision_extent, goal_object_and_container, libero_expert_for
+from diffpilot.envs.libero import LiberoEnv
+from diffpilot.policies.datasets.robomimic_hdf5 import read_robomimic_hdf5
+
+
+def test_collision_extent_measures_the_cream_cheese_box():
+    env = LiberoEnv("libero_object", 1)
+    env.reset(seed=0)
+    body = env.sim.obj_body_id["cream_cheese_1"]
+    low, high = collision_extent(env.sim.sim, body, frame="body")
+    np.testing.assert_allclose(high - low, [0.081, 0.043, 0.018], atol=0.003)  # long, short, flat
+    world_low, _ = collision_extent(env.sim.sim, body)
+    assert abs(world_low[2]) < 0.005  # resting on the floor
+    env.close()
+
+
+def test_expert_solves_a_task_and_its_demo_round_trips_through_robomimic_hdf5(tmp_path):
+    demos, attempts, env_args = record_libero_demos("libero_object", 0, [7], progress=False)
+    assert attempts == 1 and len(demos) == 1, "the expert failed on init state 7 of 'alphabet soup → basket'"
+    demo = demos[0]
+    assert demo.success and demo.dones[-1] == 1 and demo.dones[:-1].sum() == 0  # the BDDL goal ended it
+    assert 60 < demo.length < 280 and demo.actions.shape == (demo.length, 7)
+    assert env_args.env_name == "libero_floor_manipulation"  # LIBERO-Object's problem class
+    path = write_libero_demos(tmp_path / "object0.hdf5", demos, env_args)
+    keys = ["robot0_eef_pos", "robot0_joint_pos", "object", "task_index", "action"]
+    data = read_robomimic_hdf5(path, keys)
+    assert data.num_episodes == 1 and data.num_frames == demo.length
+    np.testing.assert_allclose(data.arrays["action"], demo.actions.astype(np.float32))
+    assert data.arrays["object"].shape == (demo.length, 98)
+    with h5py.File(path, "r") as f:
+        meta = json.loads(f["data"].attrs["env_args"])
+        bddl = meta["env_kwargs"]["bddl_file_name"]
+        assert bddl.endswith("libero_object/pick_up_the_alphabet_soup_and_place_it_in_the_basket.bddl")
+        assert meta["env_kwargs"]["suite"] == "libero_object" and f["data/demo_0/states"].shape[0] == demo.length
+    with pytest.raises(ConfigError, match=r"expected an \.hdf5 file path"):
+        write_libero_demos(tmp_path / "object0.zarr", demos, env_args)
+
+
+def test_expert_exists_only_for_libero_object_suites():
+    assert libero_expert_for("libero_object_swap", 0) is not None
+    with pytest.raises(ValueError, match="suite='libero_goal': no scripted expert"):
+        libero_expert_for("libero_goal", 0)
+
+
+def test_goal_parsing_follows_libero_pro_task_and_object_perturbations():
+    from libero.libero.envs.bddl_utils import robosuite_parse_problem
+
+    from diffpilot.envs.libero import get_task
+
+    def goal(suite: str) -> tuple[str, str]:
+        problem = robosuite_parse_problem(get_task(suite, 0).bddl_file)
+        return goal_object_and_container(SimpleNamespace(parsed_problem=problem))
+
+    assert goal("libero_object") == ("alphabet_soup_1", "basket_1")
+    assert goal("libero_object_task") == ("cream_cheese_1", "basket_1")  # another object, same scene
+    assert goal("libero_object_object") == ("bigger_alphabet_soup_1", "red_basket_1")  # objects replaced
