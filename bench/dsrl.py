@@ -4,6 +4,8 @@ against the base policy. Writes bench/results/dsrl.json and a learning-curve PNG
 
   python bench/dsrl.py --base runs/dsrl/base_policy --sac runs/dsrl/dsrl_sac --na runs/dsrl/dsrl_na \\
       --dppo runs/dsrl/dppo --episodes 100 [--na-offline runs/dsrl/dsrl_na_offline] [--modes]
+  python bench/dsrl.py --task lift --base runs/dsrl_lift/base_policy --sac runs/dsrl_lift/dsrl_sac \\
+      --na none --dppo none --out bench/results/dsrl_lift.json   # a method given as `none` is left out (null)
 """
 
 from __future__ import annotations
@@ -16,12 +18,17 @@ from pathlib import Path
 import torch
 
 from diffpilot.atomic import atomic_path, atomic_write_json
-from diffpilot.envs.pusht import make_pusht_env
+from diffpilot.commands.common import env_factory
 from diffpilot.policies.registry import load_policy
 from diffpilot.rl.dsrl import load_steered_policy
 from diffpilot.rl.runs import evaluate_policy
 
 RESULTS = Path(__file__).parent / "results"
+# --task → (env, obs_mode, max episode steps, title of the learning-curve plot)
+TASKS = {
+    "pusht_state": ("pusht", "state", None, "PushT (state)"),
+    "lift": ("lift", "state", 400, "robomimic Lift (state)"),
+}
 
 
 def run_result(run_dir: Path) -> dict:
@@ -34,16 +41,18 @@ def run_result(run_dir: Path) -> dict:
 def measure(name: str, policy, args) -> dict:
     torch.manual_seed(args.seed)  # the DSRL actors sample their noise: make the evaluation repeatable
     start = time.perf_counter()
-    summary = evaluate_policy(policy, lambda: make_pusht_env("state"), args.episodes, args.seed, args.n_envs)
+    env, obs_mode, max_steps, _ = TASKS[args.task]
+    summary = evaluate_policy(policy, env_factory(env, obs_mode, max_steps), args.episodes, args.seed, args.n_envs)
+    coverage = summary["mean_max_coverage"]  # None on tasks without a coverage measure (Lift)
     print(
         f"{name:>9}: success {summary['success_rate']:.3f} "
         f"(95 % CI {summary['success_ci95'][0]:.3f}–{summary['success_ci95'][1]:.3f}), "
-        f"coverage {summary['mean_max_coverage']:.3f}, {time.perf_counter() - start:.0f} s"
+        f"coverage {'n/a' if coverage is None else f'{coverage:.3f}'}, {time.perf_counter() - start:.0f} s"
     )
     return summary
 
 
-def plot(curves: dict[str, list[dict]], base: float, out: Path) -> None:
+def plot(curves: dict[str, list[dict]], base: float, out: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -58,7 +67,7 @@ def plot(curves: dict[str, list[dict]], base: float, out: Path) -> None:
     ax.set_xlabel("environment steps")
     ax.set_ylabel("success, last 50 training episodes")
     ax.set_ylim(0, 1)
-    ax.set_title("PushT (state): RL on a frozen weak diffusion policy")
+    ax.set_title(f"{title}: RL on a frozen weak diffusion policy")
     ax.legend(loc="upper left")
     fig.tight_layout()
     with atomic_path(out, suffix=".png") as tmp:
@@ -68,6 +77,7 @@ def plot(curves: dict[str, list[dict]], base: float, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", choices=sorted(TASKS), default="pusht_state")
     parser.add_argument("--base", type=Path, default=Path("runs/dsrl/base_policy"))
     parser.add_argument("--sac", type=Path, default=Path("runs/dsrl/dsrl_sac"))
     parser.add_argument("--na", type=Path, default=Path("runs/dsrl/dsrl_na"))
@@ -81,7 +91,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    runs = {"dsrl_sac": run_result(args.sac), "dsrl_na": run_result(args.na), "dppo": run_result(args.dppo)}
+    given = {"dsrl_sac": args.sac, "dsrl_na": args.na, "dppo": args.dppo}
+    runs = {name: run_result(path) for name, path in given.items() if str(path) != "none"}
     if args.na_offline is not None:
         runs["dsrl_na_offline"] = run_result(args.na_offline)
     base_policy = load_policy(args.base)
@@ -93,7 +104,8 @@ def main() -> None:
         if args.modes:  # the actor's mode m·tanh(μ(s)) instead of sampled noise
             steered = load_steered_policy(runs[name]["checkpoint"], load_policy(args.base), deterministic=True)
             evals[f"{name}_mode"] = measure(f"{name} (mode)", steered, args)
-    evals["dppo"] = measure("dppo", load_policy(runs["dppo"]["finetuned_policy"]), args)
+    if "dppo" in runs:
+        evals["dppo"] = measure("dppo", load_policy(runs["dppo"]["finetuned_policy"]), args)
 
     base = evals["base"]["success_rate"]
     env_steps = {name: r["counters"]["env_steps"] for name, r in runs.items()}
@@ -104,12 +116,10 @@ def main() -> None:
             f"{name:>16}: {gain * 100:+.1f} points over the base policy, ratio {ratio:.2f}, {env_steps[name]} env steps"
         )
     result = {
-        "task": "pusht_state",
+        "task": args.task,
         "env_steps": max(env_steps.values()),
         "base_success": base,
-        "dsrl_sac": evals["dsrl_sac"]["success_rate"],
-        "dsrl_na": evals["dsrl_na"]["success_rate"],
-        "dppo": evals["dppo"]["success_rate"],
+        **{name: evals[name]["success_rate"] if name in runs else None for name in given},
         **({"dsrl_na_offline": evals["dsrl_na_offline"]["success_rate"]} if "dsrl_na_offline" in runs else {}),
         "details": {
             "episodes": args.episodes,
@@ -122,7 +132,7 @@ def main() -> None:
         },
     }
     atomic_write_json(args.out, result)
-    plot({name: r["history"] for name, r in runs.items()}, base, args.out.with_suffix(".png"))
+    plot({name: r["history"] for name, r in runs.items()}, base, args.out.with_suffix(".png"), TASKS[args.task][3])
     print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
 
 

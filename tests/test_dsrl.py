@@ -207,25 +207,28 @@ def test_config_errors_name_the_field():
         algo_config(DSRLConfig, {"runner": "x", "utd_ratio": 3})
 
 
+def tiny_rl_overrides(policy_dir, output_dir) -> list[str]:
+    """`diffpilot rl` overrides for a seconds-long DSRL-SAC run of the tiny policy on 40-step PushT episodes."""
+    return [
+        "algo=dsrl_sac",
+        f"policy_path={policy_dir}",
+        f"output_dir={output_dir}",
+        "task.max_episode_steps=40",
+        "algo.n_envs=2",
+        "algo.batch_size=16",
+        "algo.hidden=[32]",
+        "algo.learning_starts=8",
+    ]
+
+
 def test_diffpilot_rl_runs_dsrl_end_to_end(tmp_path):
     from diffpilot.commands.rl import run
 
     policy_dir = tmp_path / "base"
     pusht_policy().save_pretrained(policy_dir)
+    overrides = [*tiny_rl_overrides(policy_dir, tmp_path / "run"), "algo.env_steps=200"]
+    overrides += ["algo.eval_episodes=2", "algo.eval_n_envs=2"]
     with initialize_config_module("diffpilot.configs", version_base="1.3"):
-        overrides = [
-            "algo=dsrl_sac",
-            f"policy_path={policy_dir}",
-            f"output_dir={tmp_path / 'run'}",
-            "task.max_episode_steps=40",
-            "algo.n_envs=2",
-            "algo.batch_size=16",
-            "algo.hidden=[32]",
-            "algo.learning_starts=8",
-            "algo.env_steps=200",
-            "algo.eval_episodes=2",
-            "algo.eval_n_envs=2",
-        ]
         cfg = compose("rl", overrides)
     result = run(cfg)
     assert result["eval"]["episodes"] == 2 and 0 <= result["eval"]["success_rate"] <= 1
@@ -262,3 +265,32 @@ def test_noise_aliasing_learns_from_demonstrations(tmp_path):
     assert len(trainer.replay) > m and trainer.counters["updates"] > 0
     with pytest.raises(ValueError, match=r"only 'na' can learn from demonstrations"):
         DSRLConfig(variant="sac", offline_data="x")
+
+
+def test_dsrl_bench_leaves_out_methods_given_as_none(tmp_path):
+    """bench/dsrl.py evaluates the base and a DSRL run on one task and writes null for skipped methods."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from diffpilot.commands.rl import run
+
+    policy_dir = tmp_path / "base"
+    pusht_policy().save_pretrained(policy_dir)
+    with initialize_config_module("diffpilot.configs", version_base="1.3"):
+        run(
+            compose(
+                "rl", [*tiny_rl_overrides(policy_dir, tmp_path / "sac"), "algo.env_steps=100", "algo.eval_episodes=0"]
+            )
+        )
+    bench = Path(__file__).parents[1] / "bench" / "dsrl.py"
+    out = tmp_path / "dsrl_small.json"
+    args = ["--task", "pusht_state", "--base", str(policy_dir), "--sac", str(tmp_path / "sac"), "--na", "none"]
+    args += ["--dppo", "none", "--episodes", "2", "--n-envs", "2", "--out", str(out)]
+    subprocess.run([sys.executable, str(bench), *args], check=True, capture_output=True, timeout=120)
+    result = json.loads(out.read_text())
+    assert result["task"] == "pusht_state" and result["dsrl_na"] is None and result["dppo"] is None
+    assert 0 <= result["base_success"] <= 1 and 0 <= result["dsrl_sac"] <= 1
+    assert result["details"]["evaluations"]["base"]["episodes"] == 2
+    assert result["env_steps"] >= 100 and out.with_suffix(".png").is_file()
