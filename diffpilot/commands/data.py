@@ -43,6 +43,32 @@ def feature_specs(frames: dict[str, np.ndarray]) -> dict[str, FeatureSpec]:
     return specs
 
 
+class SuccessfulEpisodes:
+    """`record(job)` over `jobs` in `workers` processes, yielding the successful results (`.success`) in job order
+    until `episodes` are kept, with a progress bar of the kept count and the success rate so far; `attempts`
+    counts the jobs finished. Shared by the LeRobot and robomimic demonstration writers."""
+
+    def __init__(self, record, jobs, episodes: int, workers: int, desc: str):
+        self.record, self.jobs, self.episodes, self.workers, self.desc = record, jobs, episodes, workers, desc
+        self.attempts = 0
+
+    def __iter__(self):
+        kept = 0
+        bar = tqdm(total=self.episodes, desc=self.desc, unit="ep")
+        with ProcessPoolExecutor(self.workers) as pool:
+            for episode in pool.map(self.record, self.jobs, chunksize=1):
+                self.attempts += 1
+                if episode.success:
+                    kept += 1
+                    bar.update(1)
+                    yield episode
+                bar.set_postfix(success=f"{kept / self.attempts:.2f}")
+                if kept >= self.episodes:
+                    break
+            pool.shutdown(cancel_futures=True)
+        bar.close()
+
+
 def make_demonstrations(
     env: str,
     obs_mode: str,
@@ -63,26 +89,17 @@ def make_demonstrations(
     max_attempts = max_attempts or 2 * episodes
     workers = workers or min(os.cpu_count() or 1, 8)
     writer: LeRobotV3Writer | None = None
-    kept, attempts, frames_total = 0, 0, 0
+    kept, frames_total = 0, 0
     start = time.perf_counter()
-    bar = tqdm(total=episodes, desc=f"demos ({env})", unit="ep")
-    with ProcessPoolExecutor(workers) as pool:
-        seeds = iter(range(seed, seed + max_attempts))
-        jobs = ((env, obs_mode, s) for s in seeds)
-        for episode in pool.map(_record, jobs, chunksize=1):
-            attempts += 1
-            if episode.success:
-                if writer is None:
-                    writer = LeRobotV3Writer(output, fps=10, features=feature_specs(episode.frames), robot_type=env)
-                writer.add_episode(episode.frames, task=TASKS[env])
-                kept += 1
-                frames_total += episode.length
-                bar.update(1)
-            bar.set_postfix(success=f"{kept / attempts:.2f}")
-            if kept >= episodes:
-                break
-        pool.shutdown(cancel_futures=True)
-    bar.close()
+    jobs = ((env, obs_mode, s) for s in range(seed, seed + max_attempts))
+    successes = SuccessfulEpisodes(_record, jobs, episodes, workers, f"demos ({env})")
+    for episode in successes:
+        if writer is None:
+            writer = LeRobotV3Writer(output, fps=10, features=feature_specs(episode.frames), robot_type=env)
+        writer.add_episode(episode.frames, task=TASKS[env])
+        kept += 1
+        frames_total += episode.length
+    attempts = successes.attempts
     if writer is None:
         raise RuntimeError(f"the {env} expert succeeded in none of {attempts} attempts; nothing written")
     writer.finalize()

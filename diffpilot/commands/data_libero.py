@@ -11,9 +11,10 @@ from tqdm.auto import tqdm
 from diffpilot.envs.experts.libero import libero_expert_for
 from diffpilot.envs.experts.robomimic_record import RecordedDemo, record_demo
 from diffpilot.envs.libero import CONTROL_FREQ, LiberoEnv, make_libero_env
-from diffpilot.policies.datasets.robomimic_hdf5 import EnvArgs, RobomimicDemo, write_robomimic_hdf5
+from diffpilot.policies.datasets.robomimic_hdf5 import EnvArgs, write_robomimic_hdf5
 
 from .common import ConfigError
+from .data_robomimic import as_robomimic_demos
 
 
 def libero_env_args(env: LiberoEnv) -> EnvArgs:
@@ -58,5 +59,4 @@ def write_libero_demos(output: str | Path, demos: list[RecordedDemo], env_args: 
         raise ConfigError(f"output={str(output)!r}: expected an .hdf5 file path")
     if not demos:
         raise ConfigError(f"output={str(output)!r}: the expert succeeded in no episode; nothing to write")
-    rows = [RobomimicDemo(d.actions, d.rewards, d.dones, d.states, d.obs, d.next_obs) for d in demos]
-    return write_robomimic_hdf5(output, rows, env_args, seed=seed)
+    return write_robomimic_hdf5(output, as_robomimic_demos(demos), env_args, seed=seed)

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-
-from tqdm.auto import tqdm
 
 from diffpilot.envs.experts.robomimic_record import RecordedDemo, record_robomimic_demo
 from diffpilot.envs.robomimic import TASKS, robosuite_kwargs
 from diffpilot.policies.datasets.robomimic_hdf5 import EnvArgs, RobomimicDemo, write_robomimic_hdf5
 
 from .common import ConfigError
+from .data import SuccessfulEpisodes
 
 # `diffpilot data`'s obs_mode names → the robomimic env's (all / pixels record the cameras too).
 OBS_MODES = {"state": "state", "image": "image", "pixels": "image", "all": "image"}
@@ -31,6 +29,11 @@ def env_args_for(task: str, obs_mode: str) -> EnvArgs:
 
     kwargs = robosuite_kwargs(obs_mode, CAMERAS)
     return EnvArgs(TASKS[task].env_name, env_kwargs=kwargs, env_version=robosuite.__version__)
+
+
+def as_robomimic_demos(demos: list[RecordedDemo]) -> list[RobomimicDemo]:
+    """Recorded expert episodes as the hdf5 writer's records (what robomimic's layout stores of each)."""
+    return [RobomimicDemo(d.actions, d.rewards, d.dones, d.states, d.obs, d.next_obs) for d in demos]
 
 
 def make_robomimic_demonstrations(
@@ -59,28 +62,14 @@ def make_robomimic_demonstrations(
     mode = OBS_MODES[obs_mode]
     max_attempts = max_attempts or 2 * episodes
     workers = workers or min(os.cpu_count() or 1, 8)
-    kept: list[RecordedDemo] = []
-    attempts = 0
     start = time.perf_counter()
-    bar = tqdm(total=episodes, desc=f"demos ({task})", unit="ep")
-    with ProcessPoolExecutor(workers) as pool:
-        jobs = ((task, mode, s) for s in range(seed, seed + max_attempts))
-        for demo in pool.map(_record, jobs, chunksize=1):
-            attempts += 1
-            if demo.success:
-                kept.append(demo)
-                bar.update(1)
-            bar.set_postfix(success=f"{len(kept) / attempts:.2f}")
-            if len(kept) >= episodes:
-                break
-        pool.shutdown(cancel_futures=True)
-    bar.close()
+    jobs = ((task, mode, s) for s in range(seed, seed + max_attempts))
+    successes = SuccessfulEpisodes(_record, jobs, episodes, workers, f"demos ({task})")
+    kept: list[RecordedDemo] = list(successes)
+    attempts = successes.attempts
     if not kept:
         raise RuntimeError(f"the {task} expert succeeded in none of {attempts} attempts; nothing written")
-    demos = [
-        RobomimicDemo(d.actions, d.rewards, d.dones, d.states, d.obs, d.next_obs) for d in kept
-    ]
-    write_robomimic_hdf5(output, demos, env_args_for(task, mode), seed=seed)
+    write_robomimic_hdf5(output, as_robomimic_demos(kept), env_args_for(task, mode), seed=seed)
     return {
         "episodes": len(kept),
         "attempts": attempts,
