@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .samplers.diffusion import SPACINGS
+
 FeatureKind = Literal["state", "image"]
 
 
@@ -133,10 +135,8 @@ class DiffusionPolicyConfig:
         samplers = {"diffusion": ("ddpm", "ddim", "heun"), "flow": ("flow_euler", "flow_midpoint", "flow_heun")}
         if self.objective not in samplers:
             raise ValueError(f"objective={self.objective!r}: expected 'diffusion' or 'flow'")
-        if self.timestep_spacing not in ("leading", "trailing", "quadratic"):
-            raise ValueError(
-                f"timestep_spacing={self.timestep_spacing!r}: expected 'leading', 'trailing' or 'quadratic'"
-            )
+        if self.timestep_spacing not in SPACINGS:
+            raise ValueError(f"timestep_spacing={self.timestep_spacing!r}: expected one of {SPACINGS}")
         if self.sampler not in samplers[self.objective]:
             raise ValueError(
                 f"sampler={self.sampler!r} does not fit objective={self.objective!r}; "
