@@ -4,7 +4,11 @@ checkpoints, beside the peer measured in the same run on the same seeds: the scr
 demonstrations. Merges its task into bench/results/robomimic.json.
 
   python bench/robomimic.py --task lift --run runs/robomimic/lift_state_cpu --last 2
+  python bench/robomimic.py --task lift_image --run runs/robomimic/lift_image_cpu --last 2   # row "obs": "image"
   python bench/robomimic.py --task square --expert-only      # a task without a trained policy: the expert alone
+
+Image runs roll the policy out in the image env (only the task's cameras rendered, ~8-12 env steps/s); the expert
+needs no images, so it runs in the state env on the same seeds (initial states agree to ~1e-5; no renderer).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import torch
 
-from diffpilot.commands.common import env_factory
+from diffpilot.commands.common import env_factory, load_task_config
 from diffpilot.commands.evaluate import load_policy
 from diffpilot.envs.evaluate import evaluate, wilson_interval
 from diffpilot.envs.experts.robomimic import expert_for
@@ -60,7 +64,7 @@ def measure_expert(task: str, obs_mode: str, seeds: list[int]) -> dict:
 def evaluate_checkpoint(path: Path, task: dict, episodes: int, seeds: list[int], n_envs: int) -> dict:
     """One checkpoint on each seed block: per-block success and the pooled success with its 95 % interval."""
     policy = load_policy(path, device="cpu")
-    make_env = env_factory(task["env"], task["obs_mode"], task.get("max_episode_steps"))
+    make_env = env_factory(task["env"], task["obs_mode"], task.get("max_episode_steps"), task)
     blocks = []
     for seed in seeds:
         result = evaluate(policy, make_env, episodes, seed, n_envs, progress=False)
@@ -87,11 +91,17 @@ def merge_report(out: Path, task: str, entry: dict) -> None:
 
 def report_expert(args: argparse.Namespace, episode_seeds: list[int]) -> None:
     """A task without a trained policy yet: its scripted expert on the evaluation seeds."""
-    env = args.task.removesuffix("_image")
-    if env not in TASKS:
-        raise SystemExit(f"--task {args.task}: expected one of {sorted(TASKS)}")
-    expert = measure_expert(env, "state", episode_seeds)
-    entry = {"obs": "state", "expert_success": expert["success_rate"], "expert": expert, "policy": None}
+    task = load_task_config(args.task) or {}
+    if task.get("env") not in TASKS:
+        raise SystemExit(f"--task {args.task}: expected a robomimic task config, one of {sorted(TASKS)} or lift_image")
+    expert = measure_expert(task["env"], "state", episode_seeds)
+    entry = {
+        "obs": task["obs_mode"],
+        "expert_success": expert["success_rate"],
+        "expert_obs_mode": "state",
+        "expert": expert,
+        "policy": None,
+    }
     merge_report(args.out, args.task, entry)
     rate, n = expert["success_rate"], expert["episodes"]
     print(f"{args.task}: expert success {rate:.3f} over {n} episodes; wrote {args.out}")
@@ -124,6 +134,11 @@ def main() -> None:
     task = OmegaConf.to_container(cfg.task, resolve=True)
     if task["env"] not in TASKS:
         raise SystemExit(f"--task {args.task}: the run's task env={task['env']!r} is not a robomimic task")
+    if task["name"] != args.task:
+        raise SystemExit(
+            f"--task {args.task}: the run {args.run} trained task {task['name']!r} (obs_mode={task['obs_mode']}); "
+            f"expected --task {task['name']}"
+        )
     checkpoints = sorted((args.run / "checkpoints").glob("step_*"))[-args.last if args.last else 0 :]
     if not checkpoints:
         raise SystemExit(f"--run {args.run}: no checkpoints/step_*/ directories")
@@ -131,7 +146,7 @@ def main() -> None:
     for ckpt in checkpoints:
         per_ckpt[ckpt.name] = evaluate_checkpoint(ckpt / "pretrained_model", task, args.episodes, seeds, args.n_envs)
     rates = [c["success_rate"] for c in per_ckpt.values()]
-    expert = measure_expert(task["env"], task["obs_mode"], episode_seeds)
+    expert = measure_expert(task["env"], "state", episode_seeds)  # no images needed: the state env, same seeds
     result_file = args.run / "train_result.json"
     train = json.loads(result_file.read_text()) if result_file.exists() else {}
     entry = {
@@ -139,6 +154,7 @@ def main() -> None:
         "success_max": max(rates),
         "success_mean": float(np.mean(rates)),
         "expert_success": expert["success_rate"],
+        "expert_obs_mode": "state",
         "success_max_over_expert": max(rates) / max(expert["success_rate"], 1e-9),
         "protocol": f"{args.episodes} rollouts x {args.seeds} seed blocks per checkpoint, max/mean over checkpoints",
         "horizon": task["max_episode_steps"],

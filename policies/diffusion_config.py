@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .nets.encoders import check_vision
 from .samplers.diffusion import SPACINGS
 
 FeatureKind = Literal["state", "image"]
@@ -83,9 +84,15 @@ class DiffusionPolicyConfig:
     task_key: str = "task_index"
     task_instructions: list[str] = field(default_factory=list)
     task_embed_dim: int = 64
-    # Vision.
+    # Vision (policies/nets/encoders.py): random crop at training (centre crop at inference), a GroupNorm ResNet
+    # with spatial-softmax keypoints per camera (Diffusion Policy's share_rgb_model=False; share_image_encoder
+    # gives all cameras one encoder). vision_backbone: "resnet18" (2 basic blocks per stage) or "resnet10" (1);
+    # vision_width: the first stage's channels (64: ResNet-18 itself; 16 / 32 for CPU budgets).
     crop_shape: tuple[int, int] | None = (84, 84)
     image_feature_dim: int = 64
+    vision_backbone: str = "resnet18"
+    vision_width: int = 64
+    share_image_encoder: bool = False
     # Normalisation mode by feature kind (state / image / action).
     normalization: dict[str, str] = field(
         default_factory=lambda: {"state": "min_max", "image": "identity", "action": "min_max"}
@@ -132,6 +139,8 @@ class DiffusionPolicyConfig:
                 f"{2 ** (len(self.down_dims) - 1)}"
             )
         self._check_mode_and_task()
+        if self.image_keys:
+            check_vision(self.vision_backbone, self.vision_width)
         samplers = {"diffusion": ("ddpm", "ddim", "heun"), "flow": ("flow_euler", "flow_midpoint", "flow_heun")}
         if self.objective not in samplers:
             raise ValueError(f"objective={self.objective!r}: expected 'diffusion' or 'flow'")

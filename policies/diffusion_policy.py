@@ -58,6 +58,9 @@ class DiffusionPolicy(ChunkPolicy):
             config.n_obs_steps,
             config.crop_shape,
             config.image_feature_dim,
+            config.share_image_encoder,
+            config.vision_backbone,
+            config.vision_width,
         )
         cond_dim = self.obs_encoder.output_dim
         self.task_conditioner = None

@@ -60,7 +60,7 @@ def env_and_policy(cfg: DictConfig, num_inference_steps: int | None = None):
     if num_inference_steps is not None:
         policy.set_sampler("ddim", num_inference_steps)
     task = OmegaConf.to_container(cfg.task, resolve=True)
-    return policy, env_factory(task["env"], task["obs_mode"], task.get("max_episode_steps"))
+    return policy, env_factory(task["env"], task["obs_mode"], task.get("max_episode_steps"), task)
 
 
 def latest_checkpoint(path: str | Path) -> Path:

@@ -68,3 +68,29 @@ def test_goal_parsing_follows_libero_pro_task_and_object_perturbations():
     assert goal("libero_object") == ("alphabet_soup_1", "basket_1")
     assert goal("libero_object_task") == ("cream_cheese_1", "basket_1")  # another object, same scene
     assert goal("libero_object_object") == ("bigger_alphabet_soup_1", "red_basket_1")  # objects replaced
+
+
+def _diffpilot_data(*overrides: str):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
+    cmd = [sys.executable, "-m", "diffpilot.cli", "data", *overrides]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_diffpilot_data_writes_one_hdf5_per_libero_task(tmp_path):
+    """`diffpilot data task=libero_object` through the real CLI: one robomimic hdf5 per selected task, the expert's
+    successes only; a second run refuses to overwrite, and a suite without an expert is a named error."""
+    out = tmp_path / "libero"
+    proc = _diffpilot_data("task=libero_object", "task.tasks=[0]", "n=1", "seed=7", f"output={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "libero_object task 0" in proc.stdout and "1/1 successful" in proc.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["libero_object_task0.hdf5"]
+    data = read_robomimic_hdf5(out / "libero_object_task0.hdf5", ["robot0_eef_pos", "object", "action"])
+    assert data.num_episodes == 1 and data.arrays["object"].shape[1] == 98
+    again = _diffpilot_data("task=libero_object", "task.tasks=[0]", "n=1", "seed=7", f"output={out}")
+    assert again.returncode != 0 and "pass overwrite=true" in again.stderr
+    goal = _diffpilot_data("task=libero_goal", "n=1", f"output={tmp_path / 'goal'}")
+    assert goal.returncode != 0 and "suite='libero_goal': no scripted expert" in goal.stderr

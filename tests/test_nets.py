@@ -9,6 +9,7 @@ from diffpilot.policies.nets import (
     ConditionalUnet1D,
     ObservationEncoder,
     ResNet18GN,
+    ResNetGN,
     SpatialSoftmax,
     TransformerDenoiserNet,
 )
@@ -48,6 +49,16 @@ def test_resnet18_groupnorm_and_spatial_softmax():
     assert feats.shape == (2, 512, 3, 3)
     kp = SpatialSoftmax(512, 32)(feats)
     assert kp.shape == (2, 64) and kp.abs().max() <= 1.0
+
+
+def test_narrow_and_shallow_resnets_keep_the_layout():
+    """CPU budgets: ResNet-18's layout at a quarter of the width (76×76 crops → 3×3 maps, as DP's robomimic), or one
+    block per stage (resnet10); ResNet-18 itself keeps its parameter names (earlier checkpoints load)."""
+    narrow = ResNetGN("resnet18", 16)
+    assert narrow(torch.rand(2, 3, 76, 76)).shape == (2, 128, 3, 3) and len(narrow.layers) == 8
+    assert len(ResNetGN("resnet10", 16).layers) == 4
+    assert sum(p.numel() for p in narrow.parameters()) < sum(p.numel() for p in ResNet18GN().parameters()) / 14
+    assert set(ResNet18GN().state_dict()) == set(ResNetGN("resnet18", 64).state_dict())
 
 
 def test_spatial_softmax_finds_a_bright_spot():

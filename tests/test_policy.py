@@ -165,3 +165,58 @@ def test_image_statistics_are_per_channel():
     )
     back = policy.normalizer.unnormalize("action", torch.tensor([[0.7, 0.7]]))
     assert back[0, 1].item() == pytest.approx(3.0)
+
+
+def _two_camera_config(**overrides):
+    features = {
+        "agentview_image": {"kind": "image", "shape": [3, 40, 40]},
+        "robot0_eye_in_hand_image": {"kind": "image", "shape": [3, 40, 40]},
+        "robot0_eef_pos": {"kind": "state", "shape": [3]},
+    }
+    values = {"crop_shape": (36, 36), "vision_width": 8, "image_feature_dim": 16, **overrides}
+    return tiny_config(input_features=features, **values)
+
+
+def test_each_camera_has_its_own_encoder_unless_shared(tmp_path):
+    """Diffusion Policy's share_rgb_model=False: one encoder per camera, both trained by the loss; the shared variant
+    and single-camera policies keep one `image_encoder` (the parameter names of earlier image checkpoints)."""
+    torch.manual_seed(0)
+    policy = DiffusionPolicy(_two_camera_config())
+    encoders = policy.obs_encoder.image_encoders
+    assert len(encoders) == 2 and policy.obs_encoder.image_encoder is None
+    assert encoders[0].backbone.out_channels == 64  # width 8, doubled three times
+    batch = {
+        "agentview_image": torch.randint(0, 256, (3, 2, 40, 40, 3), dtype=torch.uint8),  # HWC uint8, as stored
+        "robot0_eye_in_hand_image": torch.randint(0, 256, (3, 2, 40, 40, 3), dtype=torch.uint8),
+        "robot0_eef_pos": torch.randn(3, 2, 3),
+        "action": torch.randn(3, 16, 2),
+    }
+    loss = policy.compute_loss(batch)
+    loss.backward()
+    assert torch.isfinite(loss)
+    for encoder in encoders:
+        assert encoder.backbone.stem[0].weight.grad.abs().sum() > 0
+    policy.save_pretrained(tmp_path / "two")
+    loaded = DiffusionPolicy.from_pretrained(tmp_path / "two").eval()
+    window = {k: v for k, v in batch.items() if k != "action"}
+    noise = torch.randn(3, 16, 2)
+    assert torch.allclose(policy.eval().predict_chunk(window, noise=noise), loaded.predict_chunk(window, noise=noise))
+
+    shared = DiffusionPolicy(_two_camera_config(share_image_encoder=True))
+    assert shared.obs_encoder.image_encoders is None and shared.obs_encoder.image_encoder is not None
+    single = DiffusionPolicy(
+        tiny_config(
+            input_features={"observation.image": {"kind": "image", "shape": [3, 24, 24]}},
+            crop_shape=None,
+            vision_width=8,
+        )
+    )
+    assert any(k.startswith("obs_encoder.image_encoder.backbone.") for k in single.state_dict())
+
+
+def test_vision_settings_are_checked_by_name():
+    with pytest.raises(ValueError, match=r"vision_backbone='resnet50': expected one of \['resnet10', 'resnet18'\]"):
+        _two_camera_config(vision_backbone="resnet50")
+    with pytest.raises(ValueError, match=r"vision_width=56: the stage widths \[56, 112, 224, 448\]"):
+        _two_camera_config(vision_width=56)
+    tiny_config(vision_width=56)  # a state-only policy builds no image encoder: nothing to check

@@ -65,9 +65,30 @@ def test_data_request_aliases_and_per_env_defaults():
     assert _request(env="can", obs_mode="image", output="x.hdf5").output == "x.hdf5"
 
 
+def test_data_request_for_the_image_task_renders_its_cameras():
+    """`diffpilot data task=lift_image expert=scripted n=200` (Hydra composes configs/task/lift_image.yaml) records
+    Lift in image mode with the task's two cameras into data/robomimic/lift_image.hdf5, as `env=lift obs_mode=image`."""
+    from hydra import compose, initialize_config_module
+
+    cameras = ("agentview", "robot0_eye_in_hand")
+    expected = DataRequest("lift", "image", "robomimic_hdf5", 200, "data/robomimic/lift_image.hdf5", cameras)
+    with initialize_config_module("diffpilot.configs", version_base="1.3"):
+        assert resolve_request(compose("data", ["task=lift_image", "expert=scripted", "n=200"])) == expected
+        assert resolve_request(compose("data", ["task=lift", "n=200"])) == _request(task="lift", n=200)
+    assert _request(task="lift_image", n=200) == expected
+    assert _request(env="lift", obs_mode="image", cameras=["agentview"]).cameras == ("agentview",)
+    assert _request(env="lift", obs_mode="image").cameras is None  # the writer's default: both cameras
+
+
 @pytest.mark.parametrize(
     "overrides, named",
     [
+        (
+            {"env": "lift", "obs_mode": "image", "cameras": ["ceiling"]},
+            r"\['ceiling'\] not in the scene; expected some",
+        ),
+        ({"env": "lift", "cameras": ["agentview"]}, r"cameras=\['agentview'\] with obs_mode='state'"),
+        ({"task": "lift_image", "env": "can"}, "task='lift_image' and env='can' disagree"),
         ({"task": "lift", "env": "can"}, "disagree"),
         ({"task": "stack"}, "env='stack'"),
         ({"task": "lift", "expert": "human"}, "expert='human'"),

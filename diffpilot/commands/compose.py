@@ -60,7 +60,8 @@ def compose(cfg: DictConfig) -> dict:
     names = [
         Path(p).parent.parent.parent.name if Path(p).name == "pretrained_model" else Path(p).name for p in cfg.parents
     ]
-    make_env = env_factory(cfg.task.env, cfg.task.obs_mode, cfg.task.get("max_episode_steps"))
+    task = OmegaConf.to_container(cfg.task, resolve=True)
+    make_env = env_factory(task["env"], task["obs_mode"], task.get("max_episode_steps"), task)
     k = len(parents)
     composed = ComposedPolicy(parents, CompositionConfig([1.0] + [0.0] * (k - 1), cfg.sampler, cfg.num_inference_steps))
     if cfg.n_action_steps:

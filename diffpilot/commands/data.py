@@ -12,13 +12,13 @@ from pathlib import Path
 
 import hydra
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from diffpilot.envs.experts.record import RecordedEpisode, record_episode
 from diffpilot.policies.datasets.lerobot_v3 import FeatureSpec, LeRobotV3Writer
 
-from .common import ConfigError, env_factory, expert_factory
+from .common import ConfigError, env_factory, expert_factory, load_task_config, task_cameras
 
 TASKS = {"pusht": "Push the T-shaped block onto the T-shaped target."}
 
@@ -123,19 +123,31 @@ class DataRequest:
     format: str
     episodes: int
     output: str
+    cameras: tuple[str, ...] | None = None  # robomimic image modes: the cameras rendered (None: the writer's default)
 
 
 def resolve_request(cfg: DictConfig) -> DataRequest:
-    """The config's aliases and defaults resolved, with one ConfigError per conflicting or unknown value."""
+    """The config's aliases and defaults resolved, with one ConfigError per conflicting or unknown value.
+
+    `task` is an env name (lift) or a task config of configs/task/ (lift_image): then its env, obs_mode and
+    cameras (task_cameras: its `<camera>_image` obs_keys) are the defaults.
+    """
     from diffpilot.envs.robomimic import TASKS as ROBOMIMIC_TASKS
 
-    env, task = cfg.get("env"), cfg.get("task")
-    if env is not None and task is not None and env != task:
-        raise ConfigError(f"task={task!r} and env={env!r} disagree: give one of them")
-    env = env or task or "pusht"
     known = ["pusht", *sorted(ROBOMIMIC_TASKS)]
+    env, task = cfg.get("env"), cfg.get("task")
+    task_cfg: dict | None = None
+    if isinstance(task, str):  # from Python: an env name, or the name of a configs/task file
+        task_cfg = None if task in known else load_task_config(task)
+    elif task is not None:  # `task=lift_image` on the command line: Hydra composed configs/task/lift_image.yaml
+        task_cfg = OmegaConf.to_container(task, resolve=True)
+        task = task_cfg.get("name", task_cfg.get("env"))
+    task_env = task_cfg["env"] if task_cfg is not None else task
+    if env is not None and task_env is not None and env != task_env:
+        raise ConfigError(f"task={task!r} and env={env!r} disagree: give one of them")
+    env = env or task_env or "pusht"
     if env not in known:
-        raise ConfigError(f"env={env!r}: expected one of {known}")
+        raise ConfigError(f"env={env!r}: expected one of {known} (or task=<a configs/task of one, e.g. lift_image>)")
     if cfg.get("expert", "scripted") != "scripted":
         raise ConfigError(f"expert={cfg.expert!r}: expected 'scripted' (the experts of envs/experts/)")
     robomimic = env in ROBOMIMIC_TASKS
@@ -144,15 +156,50 @@ def resolve_request(cfg: DictConfig) -> DataRequest:
         raise ConfigError(f"format={fmt!r}: expected 'lerobot_v3' or 'robomimic_hdf5'")
     if fmt == "robomimic_hdf5" and not robomimic:
         raise ConfigError(f"format=robomimic_hdf5 with env={env!r}: expected a robomimic task, one of {known[1:]}")
-    obs_mode = cfg.get("obs_mode") or ("state" if robomimic else "all")
+    obs_mode = cfg.get("obs_mode") or (task_cfg or {}).get("obs_mode") or ("state" if robomimic else "all")
+    cameras = _cameras(cfg.get("cameras"), task_cfg, robomimic and obs_mode != "state", obs_mode)
     episodes = cfg.get("n") if cfg.get("n") is not None else cfg.episodes
     output = cfg.get("output") or (f"data/robomimic/{env}_{obs_mode}.hdf5" if robomimic else f"data/{env}")
-    return DataRequest(env, obs_mode, fmt, int(episodes), str(output))
+    return DataRequest(env, obs_mode, fmt, int(episodes), str(output), cameras)
+
+
+def _cameras(given, task_cfg: dict | None, rendered: bool, obs_mode: str) -> tuple[str, ...] | None:
+    """The cameras a robomimic image recording renders: `cameras=[…]`, else the task config's, else None."""
+    if given is not None and not rendered:
+        raise ConfigError(
+            f"cameras={list(given)} with obs_mode={obs_mode!r}: cameras are rendered only for robomimic tasks in "
+            "image mode; expected obs_mode=image (or no cameras)"
+        )
+    if not rendered:
+        return None
+    if given is not None:
+        from .data_robomimic import check_cameras
+
+        return check_cameras(list(given))
+    return task_cameras(task_cfg) if task_cfg is not None else None
 
 
 @hydra.main(config_path="pkg://diffpilot.configs", config_name="data", version_base="1.3")
 def app(cfg: DictConfig) -> None:
-    req = resolve_request(cfg)
+    task = cfg.get("task")
+    if isinstance(task, DictConfig) and task.get("env") == "libero":  # task=libero_object: one hdf5 per task
+        from .data_libero import make_libero_demonstrations
+
+        episodes = cfg.get("n") if cfg.get("n") is not None else cfg.episodes
+        task_cfg = OmegaConf.to_container(task, resolve=True)
+        limits = {"max_attempts": cfg.max_attempts, "overwrite": cfg.overwrite}
+        result = make_libero_demonstrations(task_cfg, int(episodes), cfg.seed, cfg.get("output"), **limits)
+    else:
+        result = _make(resolve_request(cfg), cfg)
+    print(
+        f"wrote {result['episodes']} demonstrations ({result['frames']} frames) to {result['output']}; "
+        f"expert success {result['expert_success_rate']:.1%} over {result['attempts']} attempts "
+        f"in {result['seconds']:.0f} s"
+    )
+
+
+def _make(req: DataRequest, cfg: DictConfig) -> dict:
+    """PushT (LeRobot v3) or robomimic (hdf5) demonstrations for a resolved request."""
     if req.format == "robomimic_hdf5":
         from .data_robomimic import make_robomimic_demonstrations
 
@@ -160,9 +207,6 @@ def app(cfg: DictConfig) -> None:
     else:
         make = make_demonstrations
     limits = {"max_attempts": cfg.max_attempts, "overwrite": cfg.overwrite}
-    result = make(req.env, req.obs_mode, req.episodes, cfg.seed, req.output, **limits)
-    print(
-        f"wrote {result['episodes']} demonstrations ({result['frames']} frames) to {result['output']}; "
-        f"expert success {result['expert_success_rate']:.1%} over {result['attempts']} attempts "
-        f"in {result['seconds']:.0f} s"
-    )
+    if req.cameras:
+        limits["cameras"] = req.cameras
+    return make(req.env, req.obs_mode, req.episodes, cfg.seed, req.output, **limits)

@@ -4,6 +4,7 @@ suite and task so a reader can rebuild the env."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -36,20 +37,86 @@ def libero_env_args(env: LiberoEnv) -> EnvArgs:
 
 
 def record_libero_demos(
-    suite: str, task: int | str, seeds: list[int], obs_mode: str = "state", progress: bool = True
+    suite: str,
+    task: int | str,
+    seeds: list[int],
+    obs_mode: str = "state",
+    progress: bool = True,
+    keep: int | None = None,
 ) -> tuple[list[RecordedDemo], int, EnvArgs]:
-    """Run the scripted expert from each seed (official initial state seed mod 50); returns the successful demos,
-    the number of attempts and the env metadata."""
+    """Run the scripted expert from each seed (official initial state seed mod 50), stopping once `keep` episodes
+    succeeded (None: every seed); returns the successful demos, the number of attempts and the env metadata."""
     env = make_libero_env(suite, task, obs_mode)
     kept: list[RecordedDemo] = []
+    attempts = 0
+    desc = f"expert {env.unwrapped.suite}/{env.unwrapped.task.index}"
+    bar = tqdm(total=keep or len(seeds), desc=desc, unit="ep", disable=not progress)
     try:
-        for seed in tqdm(seeds, desc=f"expert {env.unwrapped.suite}/{env.unwrapped.task.index}", disable=not progress):
+        for seed in seeds:
             demo = record_demo(env, libero_expert_for(env.unwrapped.suite, seed), seed)
-            if demo.success:
-                kept.append(demo)
-        return kept, len(seeds), libero_env_args(env.unwrapped)
+            attempts += 1
+            kept += [demo] if demo.success else []
+            bar.update(1 if demo.success or keep is None else 0)
+            bar.set_postfix(success=f"{len(kept) / attempts:.2f}")
+            if keep is not None and len(kept) >= keep:
+                break
+        return kept, attempts, libero_env_args(env.unwrapped)
     finally:
+        bar.close()
         env.close()
+
+
+def make_libero_demonstrations(
+    task_cfg: dict,
+    episodes: int,
+    seed: int,
+    output: str | Path | None = None,
+    max_attempts: int | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """`diffpilot data task=libero_object`: for every selected task of the suite (`task.tasks`, null: all), up to
+    `episodes` successful expert demonstrations from seeds seed, seed+1, … (at most `max_attempts`, default
+    2 × episodes), each task in its own robomimic hdf5 file `<output>/<suite>_task<i>.hdf5` (as LIBERO ships
+    its datasets); default output data/libero/<suite>. Tasks whose expert never succeeds are reported, not written."""
+    from .eval_libero import select_tasks
+
+    suite = task_cfg.get("suite")
+    if not suite:
+        raise ConfigError(f"task.suite={suite!r}: env=libero needs a suite, e.g. libero_object")
+    if episodes < 1:
+        raise ConfigError(f"episodes={episodes}: expected ≥ 1")
+    try:
+        libero_expert_for(suite)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    tasks = select_tasks(suite, task_cfg.get("tasks"))
+    out_dir = Path(output or f"data/libero/{suite}")
+    paths = {t.index: out_dir / f"{suite}_task{t.index}.hdf5" for t in tasks}
+    existing = [str(p) for p in paths.values() if p.exists()]
+    if existing and not overwrite:
+        raise ConfigError(f"output={str(out_dir)!r} already holds {existing}; pass overwrite=true to replace them")
+    seeds = list(range(seed, seed + (max_attempts or 2 * episodes)))
+    obs_mode = task_cfg.get("obs_mode", "state")
+    start, rows = time.perf_counter(), {}
+    for t in tasks:
+        demos, attempts, env_args = record_libero_demos(suite, t.index, seeds, obs_mode, keep=episodes)
+        if demos:
+            write_libero_demos(paths[t.index], demos, env_args, seed=seed)
+        rows[t.index] = {"kept": len(demos), "attempts": attempts, "frames": sum(d.length for d in demos)}
+        print(f"{suite} task {t.index} ({t.name}): {len(demos)}/{attempts} successful", flush=True)
+    kept = sum(r["kept"] for r in rows.values())
+    if not kept:
+        raise RuntimeError(f"the {suite} expert succeeded in none of the tasks {list(rows)}; nothing written")
+    attempts = sum(r["attempts"] for r in rows.values())
+    return {
+        "episodes": kept,
+        "attempts": attempts,
+        "expert_success_rate": kept / attempts,
+        "frames": sum(r["frames"] for r in rows.values()),
+        "seconds": time.perf_counter() - start,
+        "output": str(out_dir),
+        "tasks": rows,
+    }
 
 
 def write_libero_demos(output: str | Path, demos: list[RecordedDemo], env_args: EnvArgs, seed: int = 0) -> Path:

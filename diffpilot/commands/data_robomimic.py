@@ -1,5 +1,6 @@
-"""`diffpilot data env=lift format=robomimic_hdf5`: scripted-expert demonstrations of a robomimic task written
-in robomimic's hdf5 layout (successful episodes only), recorded in parallel worker processes."""
+"""`diffpilot data env=lift format=robomimic_hdf5` (or `task=lift_image`): scripted-expert demonstrations of a
+robomimic task written in robomimic's hdf5 layout (successful episodes only), recorded in parallel worker processes.
+Image mode renders only the cameras asked for and stores each as obs/<camera>_image (T, 84, 84, 3) uint8."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import time
 from pathlib import Path
 
 from diffpilot.envs.experts.robomimic_record import RecordedDemo, record_robomimic_demo
-from diffpilot.envs.robomimic import TASKS, robosuite_kwargs
+from diffpilot.envs.robomimic import SCENE_CAMERAS, TASKS, robosuite_kwargs
+from diffpilot.envs.robosuite_base import check_scene_cameras
 from diffpilot.policies.datasets.robomimic_hdf5 import EnvArgs, RobomimicDemo, write_robomimic_hdf5
 
 from .common import ConfigError
@@ -16,19 +18,24 @@ from .data import SuccessfulEpisodes
 
 # `diffpilot data`'s obs_mode names → the robomimic env's (all / pixels record the cameras too).
 OBS_MODES = {"state": "state", "image": "image", "pixels": "image", "all": "image"}
-CAMERAS = ("agentview", "robot0_eye_in_hand")
+CAMERAS = ("agentview", "robot0_eye_in_hand")  # robomimic's image datasets (and Diffusion Policy's image tasks)
 
 
-def _record(args: tuple[str, str, int]) -> RecordedDemo:
+def _record(args: tuple[str, str, int, None, tuple[str, ...]]) -> RecordedDemo:
     return record_robomimic_demo(*args)
 
 
-def env_args_for(task: str, obs_mode: str) -> EnvArgs:
+def env_args_for(task: str, obs_mode: str, cameras: tuple[str, ...] = CAMERAS) -> EnvArgs:
     """robomimic's env metadata of a task (what `EnvUtils.create_env_from_metadata` rebuilds the env from)."""
     import robosuite
 
-    kwargs = robosuite_kwargs(obs_mode, CAMERAS)
+    kwargs = robosuite_kwargs(obs_mode, tuple(cameras))
     return EnvArgs(TASKS[task].env_name, env_kwargs=kwargs, env_version=robosuite.__version__)
+
+
+def check_cameras(cameras: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """`cameras` as a tuple, or a ConfigError naming those not in the robomimic scenes and the choices."""
+    return check_scene_cameras(cameras, SCENE_CAMERAS, ConfigError)
 
 
 def as_robomimic_demos(demos: list[RecordedDemo]) -> list[RobomimicDemo]:
@@ -46,8 +53,10 @@ def make_robomimic_demonstrations(
     max_attempts: int | None = None,
     overwrite: bool = False,
     workers: int | None = None,
+    cameras: tuple[str, ...] | list[str] | None = None,
 ) -> dict:
-    """Record `episodes` successful demos (seeds seed, seed+1, …) into the hdf5 file `output`."""
+    """Record `episodes` successful demos (seeds seed, seed+1, …) into the hdf5 file `output`; image modes render
+    `cameras` (None: CAMERAS)."""
     output = Path(output)
     if task not in TASKS:
         raise ConfigError(f"env={task!r}: expected a robomimic task, one of {sorted(TASKS)}")
@@ -60,16 +69,17 @@ def make_robomimic_demonstrations(
     if episodes < 1:
         raise ConfigError(f"episodes={episodes}: expected ≥ 1")
     mode = OBS_MODES[obs_mode]
+    cameras = check_cameras(cameras or CAMERAS) if mode == "image" else CAMERAS
     max_attempts = max_attempts or 2 * episodes
     workers = workers or min(os.cpu_count() or 1, 8)
     start = time.perf_counter()
-    jobs = ((task, mode, s) for s in range(seed, seed + max_attempts))
+    jobs = ((task, mode, s, None, cameras) for s in range(seed, seed + max_attempts))
     successes = SuccessfulEpisodes(_record, jobs, episodes, workers, f"demos ({task})")
     kept: list[RecordedDemo] = list(successes)
     attempts = successes.attempts
     if not kept:
         raise RuntimeError(f"the {task} expert succeeded in none of {attempts} attempts; nothing written")
-    write_robomimic_hdf5(output, as_robomimic_demos(kept), env_args_for(task, mode), seed=seed)
+    write_robomimic_hdf5(output, as_robomimic_demos(kept), env_args_for(task, mode, cameras), seed=seed)
     return {
         "episodes": len(kept),
         "attempts": attempts,

@@ -62,7 +62,7 @@ def run_evaluation(
         header = {"policy": str(policy_path), "sampler": policy.config.sampler}
         header["num_inference_steps"] = policy.config.num_inference_steps
         return run_libero_evaluation(policy, task, episodes, seed, n_envs, output_dir, videos, header, tb_step)
-    make_env = env_factory(task["env"], task["obs_mode"], task.get("max_episode_steps"))
+    make_env = env_factory(task["env"], task["obs_mode"], task.get("max_episode_steps"), task)
     output_dir = Path(output_dir)
     result = evaluate(policy, make_env, episodes, seed, n_envs, output_dir / "videos", videos)
     info = {

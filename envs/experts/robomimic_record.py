@@ -31,11 +31,23 @@ class RecordedDemo:
         return len(self.actions)
 
 
-def record_robomimic_demo(task: str, obs_mode: str, seed: int, max_episode_steps: int | None = None) -> RecordedDemo:
-    """Run the task's scripted expert on `seed` until success or the horizon (the state is taken before each step)."""
-    key = (task, obs_mode, max_episode_steps)
+def record_robomimic_demo(
+    task: str,
+    obs_mode: str,
+    seed: int,
+    max_episode_steps: int | None = None,
+    cameras: tuple[str, ...] | None = None,
+) -> RecordedDemo:
+    """Run the task's scripted expert on `seed` until success or the horizon (the state is taken before each step).
+
+    In image mode `cameras` are rendered (None: the env's default, agentview and robot0_eye_in_hand), each
+    stored as obs/<camera>_image (T, 84, 84, 3) uint8 beside the low-dimensional keys.
+    """
+    cameras = tuple(cameras) if cameras and obs_mode == "image" else None
+    key = (task, obs_mode, max_episode_steps, cameras)
     if key not in _ENVS:  # one env per process and setting: a reset with a seed fixes the whole episode
-        _ENVS[key] = make_robomimic_env(task, obs_mode, max_episode_steps)
+        kwargs = {"cameras": cameras} if cameras else {}
+        _ENVS[key] = make_robomimic_env(task, obs_mode, max_episode_steps, **kwargs)
     env = _ENVS[key]
     return record_demo(env, expert_for(env.unwrapped.task, seed), seed)
 

@@ -1,5 +1,6 @@
 """Observation encoders: state vectors pass through, images go through a GroupNorm ResNet-18 with
-spatial-softmax keypoints (Diffusion Policy's vision backbone, written here: torchvision is unavailable)."""
+spatial-softmax keypoints (Diffusion Policy's vision backbone, written here: torchvision is unavailable), one
+encoder per camera; CPU budgets may narrow it (`vision_width`) or halve its depth (`vision_backbone=resnet10`)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,13 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def _groups(channels: int) -> int:
+    """GroupNorm groups of a layer: 16 channels per group (Diffusion Policy's choice), at least one group."""
+    return max(channels // 16, 1)
+
+
 def _group_norm(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(max(channels // 16, 1), channels)
+    return nn.GroupNorm(_groups(channels), channels)
 
 
 class BasicBlock(nn.Module):
@@ -30,24 +36,53 @@ class BasicBlock(nn.Module):
         return F.relu(self.norm2(self.conv2(h)) + self.skip(x))
 
 
-class ResNet18GN(nn.Module):
-    """(B, 3, H, W) → (B, 512, H/32, W/32) feature map; ResNet-18 layout, GroupNorm, no classifier."""
+# Basic blocks per stage of the ResNet layouts an image encoder may use (`vision_backbone`).
+BACKBONES: dict[str, tuple[int, int, int, int]] = {"resnet18": (2, 2, 2, 2), "resnet10": (1, 1, 1, 1)}
 
-    out_channels = 512
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, 64, 7, 2, 3, bias=False), _group_norm(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
+def check_vision(backbone: str, width: int) -> None:
+    """ValueError naming `vision_backbone` / `vision_width` when no ResNet-GN of that kind can be built."""
+    if backbone not in BACKBONES:
+        raise ValueError(f"vision_backbone={backbone!r}: expected one of {sorted(BACKBONES)}")
+    stages = [int(width) * 2**k for k in range(4)]
+    if int(width) < 1 or any(c % _groups(c) for c in stages):
+        raise ValueError(
+            f"vision_width={width}: the stage widths {stages} must each split into max(c // 16, 1) GroupNorm "
+            "groups; expected a width such as 8, 16, 32 or 64 (ResNet-18's own)"
         )
-        layers, c_in = [], 64
-        for c_out, stride in [(64, 1), (128, 2), (256, 2), (512, 2)]:
-            layers += [BasicBlock(c_in, c_out, stride), BasicBlock(c_out, c_out, 1)]
-            c_in = c_out
+
+
+class ResNetGN(nn.Module):
+    """(B, 3, H, W) → (B, 8·width, ⌈H/32⌉, ⌈W/32⌉) feature map; ResNet layout with GroupNorm, no classifier.
+
+    `backbone` names the blocks per stage (BACKBONES); `width` is the stem's and first stage's channel count,
+    doubled at every later stage (64 is torchvision's ResNet; 16 or 32 cut the FLOPs about 16× or 4×).
+    """
+
+    def __init__(self, backbone: str = "resnet18", width: int = 64) -> None:
+        super().__init__()
+        check_vision(backbone, width)
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, width, 7, 2, 3, bias=False), _group_norm(width), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
+        )
+        layers, c_in = [], width
+        for stage, n_blocks in enumerate(BACKBONES[backbone]):
+            c_out = width * 2**stage
+            for block in range(n_blocks):
+                layers.append(BasicBlock(c_in, c_out, 2 if stage > 0 and block == 0 else 1))
+                c_in = c_out
         self.layers = nn.Sequential(*layers)
+        self.out_channels = c_in
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(self.stem(x))
+
+
+class ResNet18GN(ResNetGN):
+    """ResNet-18 itself (width 64): (B, 3, H, W) → (B, 512, H/32, W/32)."""
+
+    def __init__(self) -> None:
+        super().__init__("resnet18", 64)
 
 
 class SpatialSoftmax(nn.Module):
@@ -86,13 +121,20 @@ def crop_images(images: torch.Tensor, size: tuple[int, int], random: bool, gener
 
 
 class ImageEncoder(nn.Module):
-    """(B, 3, H, W) in [0, 1] → (B, feature_dim): crop, ResNet-18/GN, spatial softmax, linear + ReLU."""
+    """(B, 3, H, W) in [0, 1] → (B, feature_dim): crop, ResNet-GN, spatial softmax, linear + ReLU."""
 
-    def __init__(self, crop_shape: tuple[int, int] | None, num_keypoints: int = 32, feature_dim: int = 64):
+    def __init__(
+        self,
+        crop_shape: tuple[int, int] | None,
+        num_keypoints: int = 32,
+        feature_dim: int = 64,
+        backbone: str = "resnet18",
+        width: int = 64,
+    ):
         super().__init__()
         self.crop_shape = tuple(crop_shape) if crop_shape else None
-        self.backbone = ResNet18GN()
-        self.pool = SpatialSoftmax(ResNet18GN.out_channels, num_keypoints)
+        self.backbone = ResNetGN(backbone, width)
+        self.pool = SpatialSoftmax(self.backbone.out_channels, num_keypoints)
         self.out = nn.Sequential(nn.Linear(2 * num_keypoints, feature_dim), nn.ReLU())
         self.feature_dim = feature_dim
 
@@ -105,8 +147,10 @@ class ImageEncoder(nn.Module):
 class ObservationEncoder(nn.Module):
     """Dict of (B, n_obs, …) normalised observations → (B, n_obs · per-step features) global condition.
 
-    `state_keys` are concatenated as they are; every key in `image_keys` ((B, n_obs, 3, H, W)) goes
-    through one shared `ImageEncoder` and its features are appended.
+    `state_keys` are concatenated as they are; every key in `image_keys` ((B, n_obs, 3, H, W)) goes through an
+    `ImageEncoder` and its (B, n_obs, image_feature_dim) features are appended. Each camera has its own encoder
+    (Diffusion Policy's `share_rgb_model=False`), held in `image_encoders` in `image_keys` order; with
+    `share_image_encoder` (or a single camera) one encoder, `image_encoder`, serves them all.
     """
 
     def __init__(
@@ -116,21 +160,35 @@ class ObservationEncoder(nn.Module):
         n_obs_steps: int,
         crop_shape: tuple[int, int] | None = None,
         image_feature_dim: int = 64,
+        share_image_encoder: bool = False,
+        backbone: str = "resnet18",
+        width: int = 64,
     ):
         super().__init__()
         self.state_keys = list(state_dims)
         self.image_keys = list(image_keys)
-        self.image_encoder = ImageEncoder(crop_shape, feature_dim=image_feature_dim) if image_keys else None
+        self.image_encoder: ImageEncoder | None = None
+        self.image_encoders: nn.ModuleList | None = None
+
+        def make() -> ImageEncoder:
+            return ImageEncoder(crop_shape, feature_dim=image_feature_dim, backbone=backbone, width=width)
+
+        if len(self.image_keys) == 1 or (self.image_keys and share_image_encoder):
+            self.image_encoder = make()
+        elif self.image_keys:
+            self.image_encoders = nn.ModuleList(make() for _ in self.image_keys)
         per_step = sum(state_dims.values()) + image_feature_dim * len(self.image_keys)
         self.n_obs_steps = n_obs_steps
         self.output_dim = per_step * n_obs_steps
 
+    def encoder_for(self, index: int) -> ImageEncoder:
+        """The encoder of image key `index` (its own, or the shared one)."""
+        return self.image_encoder if self.image_encoder is not None else self.image_encoders[index]
+
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         parts = [obs[k] for k in self.state_keys]
-        if self.image_encoder is not None:
-            for key in self.image_keys:
-                images = obs[key]
-                b, n = images.shape[:2]
-                feats = self.image_encoder(images.flatten(0, 1))
-                parts.append(feats.view(b, n, -1))
+        for i, key in enumerate(self.image_keys):
+            images = obs[key]
+            b, n = images.shape[:2]
+            parts.append(self.encoder_for(i)(images.flatten(0, 1)).view(b, n, -1))
         return torch.cat(parts, dim=-1).flatten(1)
