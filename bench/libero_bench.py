@@ -107,7 +107,7 @@ def main() -> None:
             entry["perturbation"] = name
             entry["over_unperturbed"] = entry["expert_success"] / max(base["expert_success"], 1e-9)
             pro[f"{SUITE}_{suffix}/{args.pro_task}"] = entry
-        report["pro"] = pro
+        report.setdefault("pro", {}).update(pro)  # other tasks' perturbation rows stay
     for directory in args.policy_evals:
         merge_policy_eval(report, directory)
     atomic_write_json(args.out, report)
