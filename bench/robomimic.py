@@ -68,6 +68,7 @@ def evaluate_checkpoint(path: Path, task: dict, episodes: int, seeds: list[int],
     make_env = env_factory(task["env"], task["obs_mode"], task.get("max_episode_steps"), task)
     blocks = []
     for seed in seeds:
+        torch.manual_seed(seed)  # the sampling noise follows the block's seed: a block gives the same rollouts alone
         result = evaluate(policy, make_env, episodes, seed, n_envs, progress=False)
         blocks.append(result.summary())
         rate, seconds = result.success_rate, result.seconds

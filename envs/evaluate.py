@@ -85,14 +85,12 @@ def evaluate(
     n_videos: int = 0,
     progress: bool = True,
 ) -> EvalResult:
-    """Roll out `n_episodes` on seeds seed, seed+1, …, `n_envs` at a time in a synchronous vector env."""
+    """Roll out `n_episodes` on seeds seed, seed+1, …, `n_envs` episodes at a time (one env each, the policy
+    batched over them)."""
     if n_episodes < 1:
         raise ValueError(f"n_episodes={n_episodes}: expected ≥ 1")
     n_envs = max(1, min(n_envs, n_episodes))
-    # NEXT_STEP: the step that ends an episode still reports its own info (is_success, coverage).
-    envs = gym.vector.SyncVectorEnv(
-        [make_env for _ in range(n_envs)], autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP
-    )
+    envs = [make_env() for _ in range(n_envs)]
     records: list[EpisodeRecord] = []
     videos: list[str] = []
     start = time.perf_counter()
@@ -105,22 +103,34 @@ def evaluate(
             batch, frames = _run_batch(policy, envs, seeds, count, n_record)
             records.extend(batch[:count])
             if n_record > 0:
+                fps = envs[0].metadata.get("render_fps", 10)
                 for i in range(n_record):
                     path = Path(video_dir) / f"episode_{seeds[i]}.mp4"
-                    write_mp4(path, frames[i], fps=envs.metadata.get("render_fps", 10))
+                    write_mp4(path, frames[i], fps=fps)
                     videos.append(str(path))
             bar.update(count)
             bar.set_postfix(success=f"{np.mean([r.success for r in records]):.2f}")
     finally:
         bar.close()
-        envs.close()
+        for env in envs:
+            env.close()
     return EvalResult(records, time.perf_counter() - start, videos)
 
 
-def _run_batch(policy: Policy, envs: gym.vector.SyncVectorEnv, seeds: list[int], count: int, n_record: int):
-    """Roll out one batch; envs past `count` (padding of the last batch) start done and are not waited for."""
-    n = envs.num_envs
-    obs, _ = envs.reset(seed=seeds)
+def stack_observations(observations: list[Any]) -> Any:
+    """Per-env observations (arrays, or dicts of arrays) -> one batch with a leading env axis."""
+    if isinstance(observations[0], dict):
+        return {k: np.stack([o[k] for o in observations]) for k in observations[0]}
+    return np.stack(observations)
+
+
+def _run_batch(policy: Policy, envs: list[gym.Env], seeds: list[int], count: int, n_record: int):
+    """Roll out one batch of episodes, one per env, until each ends. An env whose episode has ended is not
+    stepped again (its last observation stays in the policy's batch, its action is dropped): finished episodes
+    cost no simulation or rendering, and the envs still running see nothing of the others' ends. Envs past
+    `count` (padding of the last batch) start done."""
+    n = len(envs)
+    observations = [env.reset(seed=s)[0] for env, s in zip(envs, seeds)]
     policy.reset()
     done = np.arange(n) >= count
     success = np.zeros(n, dtype=bool)
@@ -131,19 +141,19 @@ def _run_batch(policy: Policy, envs: gym.vector.SyncVectorEnv, seeds: list[int],
     while not done.all():
         for i in range(n_record):
             if not done[i]:
-                frames[i].append(envs.envs[i].render())
-        action = np.asarray(policy.select_action(obs), dtype=np.float32)
-        obs, _, terminated, truncated, info = envs.step(action)
-        live = ~done
-        steps[live] += 1
-        if "coverage" in info:  # PushT's goal coverage; tasks without one (robomimic) report success only
-            has_coverage = True
-            max_cov[live] = np.maximum(max_cov[live], np.asarray(info["coverage"])[live])
-        success[live] |= np.asarray(info["is_success"])[live]
-        finished = live & (terminated | truncated)
-        for i in np.flatnonzero(finished[:n_record]):
-            frames[i].append(envs.envs[i].render())  # the terminal state, before the next step resets it
-        done |= finished
+                frames[i].append(envs[i].render())
+        action = np.asarray(policy.select_action(stack_observations(observations)), dtype=np.float32)
+        for i in np.flatnonzero(~done):
+            observations[i], _, terminated, truncated, info = envs[i].step(action[i])
+            steps[i] += 1
+            if "coverage" in info:  # PushT's goal coverage; tasks without one (robomimic) report success only
+                has_coverage = True
+                max_cov[i] = max(max_cov[i], float(info["coverage"]))
+            success[i] |= bool(info["is_success"])
+            if terminated or truncated:
+                if i < n_record:
+                    frames[i].append(envs[i].render())  # the terminal state
+                done[i] = True
     cov = [float(c) if has_coverage else None for c in max_cov]
     records = [EpisodeRecord(s, bool(ok), c, int(k)) for s, ok, c, k in zip(seeds, success, cov, steps)]
     return records, frames

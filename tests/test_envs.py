@@ -83,6 +83,28 @@ def test_evaluate_counts_success_coverage_and_writes_videos(tmp_path):
     json.dumps(solved.to_dict())
 
 
+class CountingEnv(TimeLimit):
+    """Counts step() calls; the first env made starts solved (its episode ends on step 1), the others do not."""
+
+    made: list[CountingEnv] = []
+
+    def __init__(self):
+        super().__init__(SolvedStartEnv("state") if not CountingEnv.made else PushTEnv("state"), 6)
+        self.calls = 0
+        CountingEnv.made.append(self)
+
+    def step(self, action):
+        self.calls += 1
+        return super().step(action)
+
+
+def test_evaluate_never_steps_an_env_whose_episode_ended():
+    CountingEnv.made.clear()
+    result = evaluate(ConstantPolicy(), CountingEnv, 3, n_envs=3, progress=False)
+    assert [e.steps for e in result.episodes] == [1, 6, 6] and result.episodes[0].success
+    assert [env.calls for env in CountingEnv.made] == [1, 6, 6]  # the solved env idles while the others run
+
+
 def test_wilson_interval():
     lo, hi = wilson_interval(65, 100)
     assert lo == pytest.approx(0.5525, abs=1e-3) and hi == pytest.approx(0.7364, abs=1e-3)

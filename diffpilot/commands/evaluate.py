@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import hydra
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from diffpilot.envs.evaluate import evaluate
@@ -52,6 +53,7 @@ def run_evaluation(
     timestep_spacing: str | None = None,
 ) -> dict:
     policy = load_policy(policy_path, sampler, num_inference_steps, device, n_action_steps, timestep_spacing)
+    torch.manual_seed(seed)  # the policy's sampling noise follows the evaluation seed: reruns give the same episodes
     if rti and rti.get("enabled"):
         policy.chunk_planner = RTIWarmStart(
             policy, rti["start"], rti["num_steps"], rti.get("jump_threshold"), pad=rti.get("pad", "hold")
