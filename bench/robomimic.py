@@ -4,7 +4,7 @@ checkpoints, beside the peer measured in the same run on the same seeds: the scr
 demonstrations. Merges its task into bench/results/robomimic.json.
 
   python bench/robomimic.py --task lift --run runs/robomimic/lift_state_cpu --last 2
-  python bench/robomimic.py --task lift_image --run runs/robomimic/lift_image_cpu --last 2   # row "obs": "image"
+  python bench/robomimic.py --task lift_image --run runs/robomimic/lift_image_cpu --last 2 --workers 2  # image
   python bench/robomimic.py --task square --expert-only      # a task without a trained policy: the expert alone
   python bench/robomimic.py --task lift_image --combine b0.json b1.json b2.json   # seed blocks run in parallel
 
@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -62,17 +64,19 @@ def measure_expert(task: str, obs_mode: str, seeds: list[int]) -> dict:
     }
 
 
-def evaluate_checkpoint(path: Path, task: dict, episodes: int, seeds: list[int], n_envs: int) -> dict:
-    """One checkpoint on each seed block: per-block success and the pooled success with its 95 % interval."""
+def evaluate_block(path: Path, task: dict, episodes: int, seed: int, n_envs: int) -> dict:
+    """One checkpoint on one seed block (its own process when --workers > 1): the block's summary."""
+    torch.set_num_threads(1)
     policy = load_policy(path, device="cpu")
     make_env = env_factory(task["env"], task["obs_mode"], task.get("max_episode_steps"), task)
-    blocks = []
-    for seed in seeds:
-        torch.manual_seed(seed)  # the sampling noise follows the block's seed: a block gives the same rollouts alone
-        result = evaluate(policy, make_env, episodes, seed, n_envs, progress=False)
-        blocks.append(result.summary())
-        rate, seconds = result.success_rate, result.seconds
-        print(f"  {path.parent.name} seed {seed}: success {rate:.3f} in {seconds:.0f} s", flush=True)
+    torch.manual_seed(seed)  # the sampling noise follows the block's seed: a block gives the same rollouts alone
+    result = evaluate(policy, make_env, episodes, seed, n_envs, progress=False)
+    print(f"  {path.parent.name} seed {seed}: success {result.success_rate:.3f} in {result.seconds:.0f} s", flush=True)
+    return result.summary()
+
+
+def pool_blocks(blocks: list[dict]) -> dict:
+    """A checkpoint's seed blocks pooled: success with its 95 % interval, per-block success, mean steps."""
     wins = sum(round(b["success_rate"] * b["episodes"]) for b in blocks)
     total = sum(b["episodes"] for b in blocks)
     return {
@@ -81,6 +85,21 @@ def evaluate_checkpoint(path: Path, task: dict, episodes: int, seeds: list[int],
         "per_seed": [b["success_rate"] for b in blocks],
         "mean_steps": float(np.mean([b["mean_steps"] for b in blocks])),
     }
+
+
+def evaluate_checkpoints(checkpoints: list[Path], task: dict, args: argparse.Namespace, seeds: list[int]) -> dict:
+    """Every (checkpoint, seed block) pair, in order or spread over --workers processes -> per checkpoint rows."""
+    jobs = [
+        (ckpt / "pretrained_model", task, args.episodes, seed, args.n_envs) for ckpt in checkpoints for seed in seeds
+    ]
+    if args.workers > 1:
+        context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked MuJoCo / GL state
+        with ProcessPoolExecutor(max_workers=args.workers, mp_context=context) as pool:
+            blocks = list(pool.map(evaluate_block, *zip(*jobs)))
+    else:
+        blocks = [evaluate_block(*job) for job in jobs]
+    n = len(seeds)
+    return {ckpt.name: pool_blocks(blocks[i * n : (i + 1) * n]) for i, ckpt in enumerate(checkpoints)}
 
 
 def merge_report(out: Path, task: str, entry: dict) -> None:
@@ -160,6 +179,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="evaluation seed blocks")
     parser.add_argument("--seed", type=int, default=100_000)
     parser.add_argument("--n-envs", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=1, help="processes for the (checkpoint, block) pairs")
     parser.add_argument("--last", type=int, default=0, help="evaluate only the newest N checkpoints (0: all)")
     parser.add_argument("--out", type=Path, default=RESULTS / "robomimic.json")
     parser.add_argument("--combine", type=Path, nargs="+", help="reports of one run on disjoint seed blocks → one row")
@@ -193,9 +213,7 @@ def main() -> None:
     checkpoints = sorted((args.run / "checkpoints").glob("step_*"))[-args.last if args.last else 0 :]
     if not checkpoints:
         raise SystemExit(f"--run {args.run}: no checkpoints/step_*/ directories")
-    per_ckpt = {}
-    for ckpt in checkpoints:
-        per_ckpt[ckpt.name] = evaluate_checkpoint(ckpt / "pretrained_model", task, args.episodes, seeds, args.n_envs)
+    per_ckpt = evaluate_checkpoints(checkpoints, task, args, seeds)
     rates = [c["success_rate"] for c in per_ckpt.values()]
     expert = measure_expert(task["env"], "state", episode_seeds)  # no images needed: the state env, same seeds
     result_file = args.run / "train_result.json"

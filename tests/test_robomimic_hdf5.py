@@ -229,3 +229,31 @@ def test_data_command_rejects_bad_settings_by_name(lift_file, tmp_path):
         make_robomimic_demonstrations("lift", "state", 1, 0, tmp_path / "demos")
     with pytest.raises(ConfigError, match="exists; pass overwrite=true"):
         make_robomimic_demonstrations("lift", "state", 1, 0, lift_file)
+
+
+def test_robomimic_bench_gives_the_same_rows_with_worker_processes(lift_file, tmp_path):
+    """bench/robomimic.py on a real (tiny) run: every (checkpoint, seed block) pair is evaluated, spread over 2
+    processes or in one, and pooled into the same per-checkpoint rows."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run = tmp_path / "run"
+    train = [
+        sys.executable, "-m", "diffpilot.cli", "train", "task=lift", f"dataset.root={lift_file}",
+        "dataset.format=robomimic_hdf5", f"output_dir={run}", "train.steps=2", "train.batch_size=4",
+        "train.warmup_steps=1", "train.save_every=1", "task.max_episode_steps=5", "policy.down_dims=[16,32]",
+        "policy.time_embed_dim=16", "policy.n_groups=4", "policy.num_inference_steps=2",
+    ]  # fmt: skip
+    subprocess.run(train, check=True, capture_output=True, timeout=300)
+    bench = Path(__file__).resolve().parents[1] / "bench" / "robomimic.py"
+    rows = []
+    for workers in (1, 2):
+        out = tmp_path / f"workers{workers}.json"
+        cmd = [sys.executable, str(bench), "--task", "lift", "--run", str(run), "--episodes", "2", "--seeds", "2"]
+        cmd += ["--n-envs", "2", "--workers", str(workers), "--out", str(out)]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+        rows.append(json.loads(out.read_text())["tasks"]["lift"])
+    assert sorted(rows[0]["checkpoints"]) == ["step_0000001", "step_0000002"]
+    assert rows[0]["checkpoints"] == rows[1]["checkpoints"]
+    assert all(len(c["per_seed"]) == 2 and c["mean_steps"] <= 5 for c in rows[0]["checkpoints"].values())
