@@ -75,16 +75,17 @@ def evaluate_block(path: Path, task: dict, episodes: int, seed: int, n_envs: int
     return result.summary()
 
 
-def pool_blocks(blocks: list[dict]) -> dict:
-    """A checkpoint's seed blocks pooled: success with its 95 % interval, per-block success, mean steps."""
+def pooled_success(blocks: list[dict]) -> dict:
+    """Seed blocks' rollouts pooled: success with its 95 % interval and the mean episode length over all rollouts."""
     wins = sum(round(b["success_rate"] * b["episodes"]) for b in blocks)
     total = sum(b["episodes"] for b in blocks)
-    return {
-        "success_rate": wins / total,
-        "success_ci95": list(wilson_interval(wins, total)),
-        "per_seed": [b["success_rate"] for b in blocks],
-        "mean_steps": float(np.mean([b["mean_steps"] for b in blocks])),
-    }
+    steps = sum(b["mean_steps"] * b["episodes"] for b in blocks) / total
+    return {"success_rate": wins / total, "success_ci95": list(wilson_interval(wins, total)), "mean_steps": steps}
+
+
+def pool_blocks(blocks: list[dict]) -> dict:
+    """A checkpoint's seed blocks pooled (``pooled_success``) with the per-block success."""
+    return {**pooled_success(blocks), "per_seed": [b["success_rate"] for b in blocks]}
 
 
 def evaluate_checkpoints(checkpoints: list[Path], task: dict, args: argparse.Namespace, seeds: list[int]) -> dict:
@@ -124,18 +125,12 @@ def combine_parts(task: str, parts: list[Path]) -> dict:
         raise SystemExit("--combine: expected parts of one seed block each (--seeds 1 --seed S)")
     episodes = rows[0]["expert"]["episodes"]  # one block per part: the expert ran the block's episodes
 
-    def pooled(blocks: list[dict]) -> dict:
-        wins = sum(round(b["success_rate"] * b["episodes"]) for b in blocks)
-        total = sum(b["episodes"] for b in blocks)
-        steps = sum(b["mean_steps"] * b["episodes"] for b in blocks) / total
-        return {"success_rate": wins / total, "success_ci95": list(wilson_interval(wins, total)), "mean_steps": steps}
-
     per_ckpt = {}
     for name in names:
         blocks = [{**r["checkpoints"][name], "episodes": r["expert"]["episodes"]} for r in rows]
         per_seed = [rate for r in rows for rate in r["checkpoints"][name]["per_seed"]]
-        per_ckpt[name] = {**pooled(blocks), "per_seed": per_seed}
-    expert = {**pooled([r["expert"] for r in rows]), "episodes": sum(r["expert"]["episodes"] for r in rows)}
+        per_ckpt[name] = {**pooled_success(blocks), "per_seed": per_seed}
+    expert = {**pooled_success([r["expert"] for r in rows]), "episodes": sum(r["expert"]["episodes"] for r in rows)}
     expert["seconds"] = sum(r["expert"]["seconds"] for r in rows)
     rates = [c["success_rate"] for c in per_ckpt.values()]
     return {
