@@ -109,3 +109,14 @@ def test_wilson_interval():
     lo, hi = wilson_interval(65, 100)
     assert lo == pytest.approx(0.5525, abs=1e-3) and hi == pytest.approx(0.7364, abs=1e-3)
     assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == pytest.approx(1.0)
+
+
+def test_expert_options_set_the_pusht_experts_tunables_and_bad_ones_fail_by_name():
+    from diffpilot.commands.common import ConfigError, expert_factory
+
+    expert = expert_factory("pusht", {"score_jitter": 5.0})(0)
+    assert expert.cfg.score_jitter == 5.0 and expert_factory("pusht")(0).cfg.score_jitter == 0.3
+    with pytest.raises(ConfigError, match=r"unknown \['bogus'\]"):
+        expert_factory("pusht", {"bogus": 1})
+    with pytest.raises(ConfigError, match="only the pusht expert takes options"):
+        expert_factory("lift", {"score_jitter": 5.0})

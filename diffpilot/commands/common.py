@@ -81,16 +81,25 @@ def env_factory(
     return functools.partial(make_pusht_env, obs_mode, max_episode_steps or MAX_EPISODE_STEPS)
 
 
-def expert_factory(env: str) -> Callable[[int], Any]:
+def expert_factory(env: str, options: dict[str, Any] | None = None) -> Callable[[int], Any]:
+    """seed → the env's scripted expert; `options` set ExpertPushT's tunables (PushT only), e.g. score_jitter."""
     if env in ROBOMIMIC_ENVS:
+        if options:
+            raise ConfigError(f"expert_options={dict(options)}: only the pusht expert takes options (env={env!r})")
         from diffpilot.envs.experts.robomimic import expert_for
 
         return functools.partial(expert_for, env)
     if env != "pusht":
         raise ConfigError(f"env={env!r}: no scripted expert; expected 'pusht'")
-    from diffpilot.envs.experts.pusht import ExpertPushT
+    from dataclasses import fields
 
-    return ExpertPushT
+    from diffpilot.envs.experts.pusht import ExpertPushT, ExpertPushTConfig
+
+    known = [f.name for f in fields(ExpertPushTConfig)]
+    unknown = sorted(set(options or {}) - set(known))
+    if unknown:
+        raise ConfigError(f"expert_options: unknown {unknown}; expected ExpertPushT tunables, some of {known}")
+    return functools.partial(ExpertPushT, **options) if options else ExpertPushT
 
 
 def set_threads(n: int) -> None:

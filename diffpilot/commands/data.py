@@ -23,9 +23,9 @@ from .common import ConfigError, env_factory, expert_factory, load_task_config, 
 TASKS = {"pusht": "Push the T-shaped block onto the T-shaped target."}
 
 
-def _record(args: tuple[str, str, int]) -> RecordedEpisode:
-    env, obs_mode, seed = args
-    return record_episode(env_factory(env, obs_mode), expert_factory(env), seed)
+def _record(args: tuple[str, str, int, dict]) -> RecordedEpisode:
+    env, obs_mode, seed, options = args
+    return record_episode(env_factory(env, obs_mode), expert_factory(env, options), seed)
 
 
 def feature_specs(frames: dict[str, np.ndarray]) -> dict[str, FeatureSpec]:
@@ -78,7 +78,9 @@ def make_demonstrations(
     max_attempts: int | None = None,
     overwrite: bool = False,
     workers: int | None = None,
+    expert_options: dict | None = None,
 ) -> dict:
+    expert_factory(env, expert_options)  # a bad option fails here, before anything is written
     output = Path(output)
     if output.exists() and any(output.iterdir()):
         if not overwrite:
@@ -91,7 +93,7 @@ def make_demonstrations(
     writer: LeRobotV3Writer | None = None
     kept, frames_total = 0, 0
     start = time.perf_counter()
-    jobs = ((env, obs_mode, s) for s in range(seed, seed + max_attempts))
+    jobs = ((env, obs_mode, s, dict(expert_options or {})) for s in range(seed, seed + max_attempts))
     successes = SuccessfulEpisodes(_record, jobs, episodes, workers, f"demos ({env})")
     for episode in successes:
         if writer is None:
@@ -209,4 +211,9 @@ def _make(req: DataRequest, cfg: DictConfig) -> dict:
     limits = {"max_attempts": cfg.max_attempts, "overwrite": cfg.overwrite}
     if req.cameras:
         limits["cameras"] = req.cameras
+    options = OmegaConf.to_container(cfg.expert_options, resolve=True) if cfg.get("expert_options") else None
+    if options:
+        if req.format == "robomimic_hdf5":
+            raise ConfigError(f"expert_options={options}: only the pusht expert takes options (env={req.env!r})")
+        limits["expert_options"] = options
     return make(req.env, req.obs_mode, req.episodes, cfg.seed, req.output, **limits)
