@@ -111,8 +111,9 @@ def test_wilson_interval():
     assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == pytest.approx(1.0)
 
 
-def test_expert_options_set_the_pusht_experts_tunables_and_bad_ones_fail_by_name():
+def test_expert_options_set_the_pusht_experts_tunables_and_bad_ones_fail_by_name(tmp_path):
     from diffpilot.commands.common import ConfigError, expert_factory
+    from diffpilot.commands.data import make_demonstrations
 
     expert = expert_factory("pusht", {"score_jitter": 5.0})(0)
     assert expert.cfg.score_jitter == 5.0 and expert_factory("pusht")(0).cfg.score_jitter == 0.3
@@ -120,3 +121,6 @@ def test_expert_options_set_the_pusht_experts_tunables_and_bad_ones_fail_by_name
         expert_factory("pusht", {"bogus": 1})
     with pytest.raises(ConfigError, match="only the pusht expert takes options"):
         expert_factory("lift", {"score_jitter": 5.0})
+    with pytest.raises(ConfigError, match="bogus"):  # before anything is written
+        make_demonstrations("pusht", "state", 1, 0, tmp_path / "demos", expert_options={"bogus": 1})
+    assert not (tmp_path / "demos").exists()

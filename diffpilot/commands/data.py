@@ -213,7 +213,6 @@ def _make(req: DataRequest, cfg: DictConfig) -> dict:
         limits["cameras"] = req.cameras
     options = OmegaConf.to_container(cfg.expert_options, resolve=True) if cfg.get("expert_options") else None
     if options:
-        if req.format == "robomimic_hdf5":
-            raise ConfigError(f"expert_options={options}: only the pusht expert takes options (env={req.env!r})")
+        expert_factory(req.env, options)  # one error for unknown tunables or an env whose expert takes none
         limits["expert_options"] = options
     return make(req.env, req.obs_mode, req.episodes, cfg.seed, req.output, **limits)
