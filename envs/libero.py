@@ -39,7 +39,7 @@ from gymnasium import spaces
 
 from diffpilot.commands.common import ConfigError
 
-from .robosuite_base import RobosuiteTaskEnv, check_scene_cameras
+from .robosuite_base import MODEL_SEED, RobosuiteTaskEnv, check_scene_cameras, global_numpy_seed
 
 ObsMode = Literal["state", "image"]
 OBS_MODES = ("state", "image")
@@ -250,7 +250,7 @@ class LiberoEnv(RobosuiteTaskEnv):
 
         image = self.obs_mode == "image"
         try:
-            with _quiet_libero():
+            with _quiet_libero(), global_numpy_seed(MODEL_SEED):
                 # hard_reset=False: resets keep the compiled model; every episode then sets an official init state.
                 return ControlEnv(
                     bddl_file_name=self.task.bddl_file,

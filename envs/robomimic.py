@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .robosuite_base import RobosuiteTaskEnv, check_scene_cameras
+from .robosuite_base import MODEL_SEED, RobosuiteTaskEnv, check_scene_cameras, global_numpy_seed
 
 ObsMode = Literal["state", "image"]
 OBS_MODES = ("state", "image")
@@ -122,7 +122,8 @@ class RobomimicEnv(RobosuiteTaskEnv):
         self.render_mode = "rgb_array"
         self.env_kwargs = robosuite_kwargs(obs_mode, self.cameras or ("agentview",), image_size)
         # hard_reset=False: resets keep the compiled model (robomimic's files do not store this key).
-        self._env = robosuite.make(self.spec_task.env_name, hard_reset=False, **self.env_kwargs)
+        with global_numpy_seed(MODEL_SEED):
+            self._env = robosuite.make(self.spec_task.env_name, hard_reset=False, **self.env_kwargs)
         features: dict[str, spaces.Space] = {
             "robot0_eef_pos": spaces.Box(-BOUND, BOUND, (3,), np.float32),
             "robot0_eef_quat": spaces.Box(-1.0, 1.0, (4,), np.float32),
@@ -159,12 +160,8 @@ class RobomimicEnv(RobosuiteTaskEnv):
         super().reset(seed=seed)
         # robosuite draws object placements and joint noise from numpy's global RNG: seed it from this
         # env's generator for the reset only, then give the caller's global state back.
-        saved = np.random.get_state()
-        np.random.seed(int(self.np_random.integers(2**31)))
-        try:
+        with global_numpy_seed(int(self.np_random.integers(2**31))):
             raw = self._env.reset()
-        finally:
-            np.random.set_state(saved)
         self._open_gripper_ramp()
         return self._observe(raw), {"is_success": False}
 

@@ -8,6 +8,8 @@ A subclass sets `self._env` (an object whose `step(action)` returns robosuite's 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import gymnasium as gym
@@ -25,6 +27,22 @@ def check_scene_cameras(
     if unknown:
         raise error(f"cameras={list(cameras)}: {unknown} not in the scene; expected some of {list(scene_cameras)}")
     return cameras
+
+
+# robosuite builds a model (Lift's cube size, for one) from numpy's global RNG: every env of a task is built with
+# this seed, so two envs reset with the same seed are the same scene (evaluations repeat across processes).
+MODEL_SEED = 0
+
+
+@contextlib.contextmanager
+def global_numpy_seed(seed: int) -> Iterator[None]:
+    """numpy's global RNG seeded with `seed` inside the block (robosuite draws from it), the caller's state after."""
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(saved)
 
 
 class RobosuiteTaskEnv(gym.Env):
