@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from .nets.encoders import check_vision
 from .samplers.diffusion import SPACINGS
+from .shortcut import check_shortcut_steps
 
 FeatureKind = Literal["state", "image"]
 
@@ -59,6 +60,11 @@ class DiffusionPolicyConfig:
     # Flow samplers' step-start times t_i = 1 − (1 − i/n)^p: 1 is uniform, 2–3 shortens the steps near the
     # data end (PushT flow Euler-10: 65.0 % uniform, 87.0 % at p = 3; BENCHMARKS.md "Fast inference").
     flow_time_power: float = 1.0
+    # Shortcut flow model (policies/shortcut.py; Frans et al. 2025): 0 is plain flow matching; M (a power of two,
+    # e.g. 128) conditions the network on the step size d ∈ {0, 2/M, …, 1} and trains `flow_shortcut_fraction` of
+    # each batch on self-consistency, so the same weights sample with M small steps or a few large ones.
+    flow_shortcut_steps: int = 0
+    flow_shortcut_fraction: float = 0.25
     # Denoiser network.
     network: Literal["unet", "transformer", "mode"] = "unet"
     down_dims: tuple[int, ...] = (256, 512, 1024)
@@ -128,6 +134,7 @@ class DiffusionPolicyConfig:
                 "prediction_type='epsilon' with objective='flow': at t = 0 the flow path holds no data, so ε does "
                 "not determine the velocity; expected 'velocity' or 'sample'"
             )
+        self._check_shortcut()
         missing = sorted({"action", *(f.kind for f in self.input_features.values())} - set(self.normalization))
         if missing:
             raise ValueError(
@@ -151,6 +158,18 @@ class DiffusionPolicyConfig:
                 f"sampler={self.sampler!r} does not fit objective={self.objective!r}; "
                 f"expected one of {samplers[self.objective]}"
             )
+
+    def _check_shortcut(self) -> None:
+        check_shortcut_steps(self.flow_shortcut_steps)
+        if not self.flow_shortcut_steps:
+            return
+        if self.objective != "flow" or self.prediction_type != "velocity":
+            raise ValueError(
+                f"flow_shortcut_steps={self.flow_shortcut_steps} with objective={self.objective!r}, "
+                f"prediction_type={self.prediction_type!r}: a shortcut model is a flow model predicting velocity"
+            )
+        if not 0.0 <= self.flow_shortcut_fraction < 1.0:
+            raise ValueError(f"flow_shortcut_fraction={self.flow_shortcut_fraction}: expected a share in [0, 1)")
 
     def _check_mode_and_task(self) -> None:
         networks = ("unet", "transformer", "mode")

@@ -25,6 +25,7 @@ from .normalize import Normalizer
 from .samplers import DiffusionSchedule, FlowSchedule
 from .samplers.factory import make_sampler
 from .samplers.parameterization import training_target
+from .shortcut import ShortcutDenoiser, StepSizeCode, shortcut_batch
 from .text_encoder import TaskConditioner
 
 
@@ -69,6 +70,8 @@ class DiffusionPolicy(ChunkPolicy):
                 config.task_conditioning, config.task_instructions, config.task_embed_dim
             )
             cond_dim += self.task_conditioner.out_dim
+        step_code = StepSizeCode(config.flow_shortcut_steps) if config.flow_shortcut_steps else None
+        cond_dim += step_code.n_codes if step_code is not None else 0
         if config.network == "unet":
             self.net = ConditionalUnet1D(
                 config.action_dim,
@@ -91,7 +94,10 @@ class DiffusionPolicy(ChunkPolicy):
             self.schedule = DiffusionSchedule(config.num_train_steps, config.beta_schedule)
         else:
             self.schedule = FlowSchedule(train_time_sampling=config.flow_time_sampling)
-        self.denoiser = NetDenoiser(self.net, self.schedule, config.prediction_type)
+        if step_code is None:
+            self.denoiser = NetDenoiser(self.net, self.schedule, config.prediction_type)
+        else:
+            self.denoiser = ShortcutDenoiser(self.net, self.schedule, config.prediction_type, step_code)
         self.sampler = build_sampler(config, self.schedule)
         refresh_expert_cache(self)
         self.reset()
@@ -143,10 +149,15 @@ class DiffusionPolicy(ChunkPolicy):
         x0 = self.normalizer.normalize(self.config.action_key, action)
         eps = torch.randn(x0.shape, generator=generator, device=generator.device if generator else "cpu").to(x0.device)
         t = self.schedule.sample_training_times(x0.shape[0], generator).to(x0.device)
-        alpha, sigma = self.schedule.alpha_sigma(t)
-        x_t = alpha[:, None, None] * x0 + sigma[:, None, None] * eps
-        pred = self.denoiser.raw(x_t, t, cond)
-        loss = nn.functional.mse_loss(pred, training_target(self.config.prediction_type, x0, eps))
+        if isinstance(self.denoiser, ShortcutDenoiser):
+            fraction = self.config.flow_shortcut_fraction
+            x_t, t, d, target = shortcut_batch(self.denoiser, x0, eps, t, cond, fraction, generator)
+            loss = nn.functional.mse_loss(self.denoiser.raw(x_t, t, cond, d), target)
+        else:
+            alpha, sigma = self.schedule.alpha_sigma(t)
+            x_t = alpha[:, None, None] * x0 + sigma[:, None, None] * eps
+            pred = self.denoiser.raw(x_t, t, cond)
+            loss = nn.functional.mse_loss(pred, training_target(self.config.prediction_type, x0, eps))
         if isinstance(self.net, MoDEDenoiserNet):
             loss = loss + self.config.mode_balance_weight * self.net.balance_loss
         return loss

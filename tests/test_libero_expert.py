@@ -80,17 +80,42 @@ def _diffpilot_data(*overrides: str):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
 
 
-def test_diffpilot_data_writes_one_hdf5_per_libero_task(tmp_path):
+def test_diffpilot_data_writes_one_hdf5_per_libero_task_and_a_multitask_policy_trains_on_them(tmp_path):
     """`diffpilot data task=libero_object` through the real CLI: one robomimic hdf5 per selected task, the expert's
-    successes only; a second run refuses to overwrite, and a suite without an expert is a named error."""
+    successes only; a second run refuses to overwrite, and a suite without an expert is a named error. Then
+    `diffpilot train` with task conditioning reads the directory as one multi-task dataset (each file's frames
+    carry its task index) and takes the suite's instructions."""
+    import subprocess
+    import sys
+
+    from diffpilot.policies.datasets.loading import load_episodes
+    from diffpilot.policies.registry import load_policy
+
     out = tmp_path / "libero"
-    proc = _diffpilot_data("task=libero_object", "task.tasks=[0]", "n=1", "seed=7", f"output={out}")
+    proc = _diffpilot_data("task=libero_object", "task.tasks=[0,2]", "n=1", "seed=7", f"output={out}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "libero_object task 0" in proc.stdout and "1/1 successful" in proc.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["libero_object_task0.hdf5"]
+    assert sorted(p.name for p in out.iterdir()) == ["libero_object_task0.hdf5", "libero_object_task2.hdf5"]
     data = read_robomimic_hdf5(out / "libero_object_task0.hdf5", ["robot0_eef_pos", "object", "action"])
     assert data.num_episodes == 1 and data.arrays["object"].shape[1] == 98
     again = _diffpilot_data("task=libero_object", "task.tasks=[0]", "n=1", "seed=7", f"output={out}")
     assert again.returncode != 0 and "pass overwrite=true" in again.stderr
+
+    both, _ = load_episodes(out, "robomimic_hdf5", ["object", "task_index", "action"])
+    assert both.num_episodes == 2
+    first = both.arrays["task_index"][both.episode_ranges[:, 0], 0].tolist()
+    assert first == [0, 2] and both.tasks[2] == "pick the salad dressing and place it in the basket"
+    run = tmp_path / "run"
+    train = [
+        sys.executable, "-m", "diffpilot.cli", "train", "task=libero_object", f"dataset.root={out}",
+        "dataset.format=robomimic_hdf5", "policy=mode_small", "policy.task_conditioning=id+text", "policy.d_model=32",
+        "policy.mode_expert_hidden=32", "policy.n_layers=1", f"output_dir={run}", "train.steps=2", "train.batch_size=4",
+        "train.warmup_steps=1",
+    ]  # fmt: skip
+    proc = subprocess.run(train, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    policy = load_policy(run / "checkpoints" / "last" / "pretrained_model")
+    assert len(policy.config.task_instructions) == 10  # the suite's, indexed by LIBERO's task_index
+    assert policy.config.task_instructions[2] == both.tasks[2]
     goal = _diffpilot_data("task=libero_goal", "n=1", f"output={tmp_path / 'goal'}")
     assert goal.returncode != 0 and "suite='libero_goal': no scripted expert" in goal.stderr

@@ -257,3 +257,33 @@ def test_robomimic_bench_gives_the_same_rows_with_worker_processes(lift_file, tm
     assert sorted(rows[0]["checkpoints"]) == ["step_0000001", "step_0000002"]
     assert rows[0]["checkpoints"] == rows[1]["checkpoints"]
     assert all(len(c["per_seed"]) == 2 and c["mean_steps"] <= 5 for c in rows[0]["checkpoints"].values())
+
+
+def test_several_files_load_as_one_multitask_dataset(lift_file, tmp_path):
+    """A list of files (or a directory of them: LIBERO ships one file per task) is one dataset whose frames carry
+    their file's task index; two files that give one task index two instructions are a named error."""
+    import shutil
+
+    for name, kwargs in (("a.hdf5", {"task_index": 3, "language_instruction": "lift it"}), ("b.hdf5", {})):
+        shutil.copy(lift_file, tmp_path / name)
+        with h5py.File(tmp_path / name, "r+") as f:
+            args = json.loads(f["data"].attrs["env_args"])
+            args["env_kwargs"].update(kwargs)
+            f["data"].attrs["env_args"] = json.dumps(args)
+    single = read_robomimic_hdf5(lift_file, ["action"])
+    data, _ = load_episodes(tmp_path, "robomimic_hdf5", ["object", "task_index", "action"])
+    assert data.num_episodes == 2 * single.num_episodes and data.num_frames == 2 * single.num_frames
+    per_episode = data.arrays["task_index"][data.episode_ranges[:, 0], 0].tolist()
+    assert per_episode == [3] * single.num_episodes + [1] * single.num_episodes  # b.hdf5: its position
+    assert data.tasks == ["", "Lift", "", "lift it"]
+    listed, _ = load_episodes([str(tmp_path / "b.hdf5"), str(tmp_path / "a.hdf5")], "robomimic_hdf5", ["action"])
+    assert listed.num_frames == data.num_frames
+    with h5py.File(tmp_path / "b.hdf5", "r+") as f:
+        args = json.loads(f["data"].attrs["env_args"])
+        args["env_kwargs"].update(task_index=3, language_instruction="lift it twice")
+        f["data"].attrs["env_args"] = json.dumps(args)
+    with pytest.raises(DatasetFormatError, match="task_index=3 with instruction 'lift it twice'"):
+        load_episodes(tmp_path, "robomimic_hdf5", ["action"])
+    with pytest.raises(FileNotFoundError, match=r"a directory with no \.hdf5 files"):
+        (tmp_path / "empty").mkdir()
+        load_episodes(tmp_path / "empty", "robomimic_hdf5", ["action"])

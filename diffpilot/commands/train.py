@@ -7,11 +7,13 @@ import json
 from pathlib import Path
 
 import hydra
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from diffpilot.policies.checkpoint import atomic_write_json
 from diffpilot.policies.datasets.loading import feature_shape, load_episodes
+from diffpilot.policies.datasets.robomimic_hdf5 import TASK_KEY
 from diffpilot.policies.datasets.windowed import WindowedDataset
 from diffpilot.policies.diffusion_config import DiffusionPolicyConfig, InputFeature
 from diffpilot.policies.diffusion_policy import DiffusionPolicy
@@ -52,16 +54,44 @@ def _periodic_eval(cfg: DictConfig, task: dict):
     return run
 
 
+def task_instructions(task: dict, data) -> list[str]:
+    """The instruction of every task index a task-conditioned policy is trained on: a LIBERO suite's own list
+    (the env's task_index is the suite's index), else the dataset's tasks by index (LeRobot's tasks table, or one
+    instruction per robomimic/LIBERO file). Raises if a task index in the data has no instruction."""
+    if task.get("env") == "libero":
+        from diffpilot.envs.libero import list_tasks
+
+        instructions = [t.instruction for t in list_tasks(task["suite"])]
+    else:
+        instructions = list(data.tasks)
+    used = np.unique(data.arrays[TASK_KEY]).tolist()
+    missing = [i for i in used if i >= len(instructions) or not instructions[i]]
+    if missing:
+        raise ConfigError(
+            f"dataset {data.source}: task_index {missing} has no instruction (the data names {len(instructions)} "
+            "tasks); pass policy.task_instructions=[…] with one per task index"
+        )
+    return instructions
+
+
 def run_training(cfg: DictConfig) -> dict:
     set_threads(cfg.train.num_threads)
     task = OmegaConf.to_container(cfg.task, resolve=True)
-    keys = [*task["obs_keys"], task["action_key"]]
-    data, stats = load_episodes(cfg.dataset.root, cfg.dataset.format, keys)
+    policy_cfg = OmegaConf.to_container(cfg.policy, resolve=True)
+    conditioned = policy_cfg.get("task_conditioning", "none") != "none"
+    if conditioned and policy_cfg.get("task_key", TASK_KEY) != TASK_KEY:
+        raise ConfigError(f"policy.task_key={policy_cfg['task_key']!r}: training reads the datasets' {TASK_KEY!r}")
+    obs_keys = [*task["obs_keys"], *([TASK_KEY] if conditioned else [])]
+    root = cfg.dataset.root
+    root = OmegaConf.to_container(root) if OmegaConf.is_list(root) else root  # a list of per-task files
+    data, stats = load_episodes(root, cfg.dataset.format, [*obs_keys, task["action_key"]])
+    if conditioned and not policy_cfg.get("task_instructions"):
+        policy_cfg["task_instructions"] = task_instructions(task, data)
     torch.manual_seed(cfg.train.seed)  # the initial weights follow train.seed
-    policy = build_policy(OmegaConf.to_container(cfg.policy, resolve=True), task, data)
+    policy = build_policy(policy_cfg, task, data)
     policy.load_stats(stats)
     pc = policy.config
-    dataset = WindowedDataset(data, task["obs_keys"], task["action_key"], pc.n_obs_steps, pc.horizon, pc.n_action_steps)
+    dataset = WindowedDataset(data, obs_keys, task["action_key"], pc.n_obs_steps, pc.horizon, pc.n_action_steps)
     train_cfg = TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True))
     output_dir = Path(cfg.output_dir)
     trainer = Trainer(

@@ -8,15 +8,18 @@ import numpy as np
 
 from .episodes import DatasetFormatError, EpisodeData
 from .lerobot_v3 import LeRobotV3Dataset
-from .robomimic_hdf5 import read_robomimic_hdf5
+from .robomimic_hdf5 import read_robomimic_task_files
 from .stats import compute_stats
 from .zarr_replay import read_zarr_replay
 
 FORMATS = ("lerobot_v3", "zarr", "robomimic_hdf5")
 
 
-def load_episodes(root: str | Path, fmt: str, keys: list[str]) -> tuple[EpisodeData, dict[str, dict[str, np.ndarray]]]:
-    """Load `keys` (videos decoded to (N, H, W, 3) uint8) and the stats for them."""
+def load_episodes(
+    root: str | Path | list, fmt: str, keys: list[str]
+) -> tuple[EpisodeData, dict[str, dict[str, np.ndarray]]]:
+    """Load `keys` (videos decoded to (N, H, W, 3) uint8) and the stats for them. robomimic_hdf5 also takes a
+    list of files or a directory of them, one task per file (LIBERO's layout; see read_robomimic_task_files)."""
     if fmt == "lerobot_v3":
         ds = LeRobotV3Dataset(root)
         missing = [k for k in keys if k not in ds.features]
@@ -38,7 +41,7 @@ def load_episodes(root: str | Path, fmt: str, keys: list[str]) -> tuple[EpisodeD
         data.arrays = {k: data.arrays[k] for k in keys}
         stats = compute_stats(data.arrays, data.episode_ranges)
     elif fmt == "robomimic_hdf5":
-        data = read_robomimic_hdf5(root, keys)
+        data = read_robomimic_task_files(root, keys)  # a file, a list of files or a directory (LIBERO)
         stats = compute_stats(data.arrays, data.episode_ranges)
     else:
         raise ValueError(f"dataset.format={fmt!r}: expected one of {FORMATS}")

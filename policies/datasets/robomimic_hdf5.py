@@ -298,3 +298,69 @@ def read_robomimic_hdf5(path: str | Path, keys: Iterable[str], filter_key: str |
     """Open `path` and return `keys` of its demos (all, or those of mask/`filter_key`) as EpisodeData."""
     with RobomimicHdf5(path) as f:
         return f.episodes(keys, filter_key)
+
+
+TASK_KEY = "task_index"
+
+
+def hdf5_files(root: str | Path | Sequence[str | Path]) -> list[Path]:
+    """The files a robomimic `dataset.root` names: one file, a list of files, or a directory of *.hdf5 files
+    (LIBERO ships a suite as one file per task), in sorted order."""
+    if isinstance(root, (str, Path)):
+        path = Path(root)
+        if path.is_dir():
+            files = sorted([*path.glob("*.hdf5"), *path.glob("*.h5")])
+            if not files:
+                raise FileNotFoundError(f"dataset.root={str(path)!r}: a directory with no .hdf5 files")
+            return files
+        return [path]
+    files = [Path(p) for p in root]
+    if not files:
+        raise ValueError("dataset.root=[]: expected at least one robomimic hdf5 file")
+    return files
+
+
+def task_of(f: RobomimicHdf5, position: int) -> tuple[int, str]:
+    """A file's task index and instruction: env_kwargs' task_index / language_instruction (our LIBERO files),
+    LIBERO's `problem_info` attribute for the instruction, else the file's position and env name."""
+    kwargs = f.env_args.env_kwargs
+    instruction = kwargs.get("language_instruction")
+    info = f._file["data"].attrs.get("problem_info")
+    if instruction is None and info is not None:
+        instruction = json.loads(info).get("language_instruction")
+    return int(kwargs.get("task_index", position)), str(instruction or f.env_args.env_name)
+
+
+def read_robomimic_task_files(
+    root: str | Path | Sequence[str | Path], keys: Iterable[str], filter_key: str | None = None
+) -> EpisodeData:
+    """`keys` of the demos in one or several robomimic hdf5 files, one task per file (LIBERO's layout), as one
+    EpisodeData. `task_index` may be asked for where the files do not store it: every frame of a file gets that
+    file's task index (see `task_of`). `tasks` lists the instructions by task index ("" where no file has it)."""
+    keys = list(keys)
+    files = hdf5_files(root)
+    parts: list[EpisodeData] = []
+    instructions: dict[int, str] = {}
+    for position, path in enumerate(files):
+        with RobomimicHdf5(path) as f:
+            index, instruction = task_of(f, position)
+            if instructions.get(index, instruction) != instruction:
+                raise DatasetFormatError(
+                    f"{path}: task_index={index} with instruction {instruction!r}, but another file gives that index "
+                    f"{instructions[index]!r}; expected one instruction per task index"
+                )
+            instructions[index] = instruction
+            stored = [k for k in keys if k != TASK_KEY or TASK_KEY in f.obs_keys]
+            part = f.episodes(stored, filter_key)
+            if TASK_KEY in keys and TASK_KEY not in f.obs_keys:
+                part.arrays[TASK_KEY] = np.full((part.num_frames, 1), index, dtype=np.int64)
+            parts.append(part)
+    offsets = np.cumsum([0] + [p.num_frames for p in parts[:-1]])
+    tasks = [instructions.get(i, "") for i in range(max(instructions) + 1)]
+    return EpisodeData(
+        {k: np.concatenate([p.arrays[k] for p in parts], axis=0) for k in keys},
+        np.concatenate([p.episode_ranges + o for p, o in zip(parts, offsets)], axis=0),
+        FPS,
+        source=", ".join(str(f) for f in files),
+        tasks=tasks,
+    )

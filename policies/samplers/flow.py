@@ -62,18 +62,24 @@ class FlowSampler:
         x = x_init
         batch = x.shape[0]
         ends = [*times[1:], 1.0]
+        # A step-aware denoiser (a shortcut model) is told the Euler step it is asked for; midpoint and Heun
+        # combine instantaneous velocities (step 0).
+        step_aware = getattr(denoiser, "step_aware", False)
+
+        def velocity(x_at: torch.Tensor, t_at: float, ask: dict) -> torch.Tensor:
+            return denoiser.predict(x_at, torch.full((batch,), t_at, device=x_at.device), cond, "velocity", **ask)
+
         for t, t_next in zip(times, ends):
             dt = t_next - t
-            v = denoiser.predict(x, torch.full((batch,), t, device=x.device), cond, "velocity")
+            ask = {"step": dt if self.method == "euler" else 0.0} if step_aware else {}
+            v = velocity(x, t, ask)
             if self.method == "midpoint":
-                x_mid = x + 0.5 * dt * v
-                v = denoiser.predict(x_mid, torch.full((batch,), t + 0.5 * dt, device=x.device), cond, "velocity")
+                v = velocity(x + 0.5 * dt * v, t + 0.5 * dt, ask)
             elif self.method == "heun" and t_next < 1.0:
                 # Trapezoid corrector, skipped on a step that ends at t = 1 (Euler there, as in EDM): at t = 1 the
                 # noise is independent of x_1, so the field there is E[x0 − ε | x_1] = x_1 — not the limit along a
                 # path (x0 − its own ε) when the data lie on a thin set such as expert action chunks, and outside
                 # the trained times t < 0.999 (PushT, flow Heun-5 with the corrector at t = 1: 13 % success).
-                v_next = denoiser.predict(x + dt * v, torch.full((batch,), t_next, device=x.device), cond, "velocity")
-                v = 0.5 * (v + v_next)
+                v = 0.5 * (v + velocity(x + dt * v, t_next, ask))
             x = x + dt * v
         return x

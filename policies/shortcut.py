@@ -1,0 +1,106 @@
+"""Shortcut flow models (Frans et al., "One Step Diffusion via Shortcut Models", ICLR 2025): one network
+conditioned on the step size d as well as on t, so that x_t + d·s(x_t, t, d) lands where many small steps would.
+
+d = 0 is the plain flow velocity (trained by flow matching); d ∈ {2/M, 4/M, …, 1} are shortcuts trained by
+self-consistency — one step of 2d must equal two steps of d:
+    s(x_t, t, 2d) ← stop-grad(½·(s(x_t, t, d) + s(x_t + d·s(x_t, t, d), t + d, d)))
+with the smallest d = 1/M queried as d = 0 (the flow field). The same weights then sample with many small steps
+(the full sampler) or with a few large ones (few-step sampling and RTI warm starts), which is what lets a warm
+start with ≤ 3 network evaluations be compared with the full sampler on the same weights.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .denoiser import NetDenoiser
+from .samplers.base import PredictionKind
+
+
+def check_shortcut_steps(m: int) -> None:
+    """M, the finest step count, must be a power of two ≥ 2 (0 turns shortcuts off)."""
+    if m != 0 and (m < 2 or m & (m - 1)):
+        raise ValueError(f"flow_shortcut_steps={m}: expected 0 (off) or a power of two ≥ 2, e.g. 128")
+
+
+class StepSizeCode(nn.Module):
+    """Step size d → one-hot (B, C) over the trained sizes {0, 2/M, 4/M, …, 1} (C = log2 M + 1); any other d is
+    snapped to the nearest trained size in log scale, and d < 1.5/M to 0 (the flow field)."""
+
+    def __init__(self, finest_steps: int):
+        super().__init__()
+        check_shortcut_steps(finest_steps)
+        self.finest_steps = finest_steps
+        self.n_codes = int(math.log2(finest_steps)) + 1
+
+    def index(self, d: torch.Tensor) -> torch.Tensor:
+        """(B,) step sizes → (B,) long code index: 0 for d = 0, k for d = 2^k / M."""
+        steps = d.float() * self.finest_steps  # d in units of the finest step
+        k = torch.log2(steps.clamp(min=1.0)).round().clamp(1, self.n_codes - 1).long()
+        return torch.where(steps < 1.5, torch.zeros_like(k), k)
+
+    def forward(self, d: torch.Tensor) -> torch.Tensor:
+        return nn.functional.one_hot(self.index(d), self.n_codes).float()
+
+
+@dataclass
+class ShortcutDenoiser(NetDenoiser):
+    """A NetDenoiser whose condition also carries the step size (`step_aware`: flow samplers pass the step they
+    take; `step=0` — the default — is the instantaneous flow velocity, what every other caller gets)."""
+
+    code: StepSizeCode | None = None
+    step_aware: bool = True
+
+    def raw(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, step: float | torch.Tensor = 0.0):
+        d = torch.as_tensor(step, dtype=torch.float32, device=x_t.device).expand(x_t.shape[0])
+        cond = torch.cat([cond, self.code(d).to(cond)], dim=-1)
+        return self.net(x_t, self.schedule.model_time(t), cond)
+
+    def predict(
+        self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, kind: PredictionKind, step: float = 0.0
+    ) -> torch.Tensor:
+        if kind != "velocity":
+            raise ValueError(f"kind={kind!r}: a shortcut denoiser answers with velocities only")
+        return self.raw(x_t, t, cond, step)
+
+
+def shortcut_batch(
+    denoiser: ShortcutDenoiser,
+    x0: torch.Tensor,
+    noise: torch.Tensor,
+    t: torch.Tensor,
+    cond: torch.Tensor,
+    fraction: float,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Training inputs and targets for a batch of data x0 (B, T, A), noise and flow times t (B,): the first
+    (1 − fraction)·B rows are flow matching (d = 0, target x0 − noise), the rest self-consistency at a random
+    trained size 2d with t redrawn in [0, 1 − 2d]. Returns (x_t, t, d, target)."""
+    b = x0.shape[0]
+    n_sc = round(fraction * b)
+    d = torch.zeros(b, device=x0.device)
+    target = x0 - noise
+    if n_sc:
+        m = denoiser.code.finest_steps
+        levels = denoiser.code.n_codes - 1  # 2d ∈ {2/M, …, 1}: 2d = 2^k / M for k = 1 … log2 M
+        k = torch.randint(1, levels + 1, (n_sc,), generator=generator).to(x0.device)
+        big = (2.0**k) / m
+        small = big / 2
+        t = t.clone()
+        t[b - n_sc :] = torch.rand(n_sc, generator=generator).to(x0.device) * (1.0 - big)
+        d[b - n_sc :] = big
+    x_t = t[:, None, None] * x0 + (1.0 - t[:, None, None]) * noise
+    if n_sc:
+        rows = slice(b - n_sc, b)
+        small_query = torch.where(small * m < 1.5, torch.zeros_like(small), small)  # the finest step is d = 0
+        with torch.no_grad():
+            xs, ts, cs = x_t[rows], t[rows], cond[rows]
+            v1 = denoiser.raw(xs, ts, cs, small_query)
+            v2 = denoiser.raw(xs + small[:, None, None] * v1, ts + small, cs, small_query)
+        target = target.clone()
+        target[rows] = 0.5 * (v1 + v2)
+    return x_t, t, d, target

@@ -1,0 +1,125 @@
+"""Shortcut flow models: step-size codes, the self-consistency targets, samplers telling the network its step, and a
+shortcut policy that trains, round-trips through safetensors and samples with 1 … 128 steps on the same weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from diffpilot.policies.diffusion_policy import DiffusionPolicy
+from diffpilot.policies.samplers import FlowSampler
+from diffpilot.policies.shortcut import ShortcutDenoiser, StepSizeCode, shortcut_batch
+
+from .conftest import tiny_config
+
+SHORTCUT = dict(
+    objective="flow",
+    prediction_type="velocity",
+    sampler="flow_euler",
+    clip_sample=None,
+    flow_shortcut_steps=8,
+    num_inference_steps=2,
+)
+
+
+def test_step_sizes_map_to_the_trained_codes():
+    code = StepSizeCode(128)
+    d = torch.tensor([0.0, 1 / 128, 1 / 64, 1 / 8, 0.1, 0.3, 1.0, 2.0])
+    # 0 and the finest step are the flow field (code 0); 2^k/128 is code k; others snap in log scale
+    assert code.index(d).tolist() == [0, 0, 1, 4, 4, 5, 7, 7]
+    assert code(d).shape == (8, code.n_codes) and code.n_codes == 8
+
+
+def test_shortcut_steps_must_be_a_power_of_two():
+    with pytest.raises(ValueError, match="flow_shortcut_steps=96: expected 0 \\(off\\) or a power of two"):
+        tiny_config(**{**SHORTCUT, "flow_shortcut_steps": 96})
+    with pytest.raises(ValueError, match="a shortcut model is a flow model predicting velocity"):
+        tiny_config(flow_shortcut_steps=8)  # a diffusion policy
+    with pytest.raises(ValueError, match=r"flow_shortcut_fraction=1\.0"):
+        tiny_config(**{**SHORTCUT, "flow_shortcut_fraction": 1.0})
+
+
+class _LinearNet(torch.nn.Module):
+    """velocity = a·x + b·cond (first action columns) + time/1000: simple enough to recompute targets by hand."""
+
+    def forward(self, x, time, cond):
+        return 0.5 * x + cond[:, None, : x.shape[-1]] + (time / 1000.0)[:, None, None]
+
+
+def test_self_consistency_rows_average_two_half_steps():
+    from diffpilot.policies.samplers import FlowSchedule
+
+    code = StepSizeCode(8)
+    den = ShortcutDenoiser(_LinearNet(), FlowSchedule(), "velocity", code)
+    gen = torch.Generator().manual_seed(0)
+    x0, noise, cond = torch.randn(8, 4, 2), torch.randn(8, 4, 2), torch.randn(8, 3)
+    t = torch.rand(8) * 0.9
+    x_t, t_out, d, target = shortcut_batch(den, x0, noise, t, cond, fraction=0.5, generator=gen)
+    fm, sc = slice(0, 4), slice(4, 8)
+    assert (d[fm] == 0).all() and torch.equal(t_out[fm], t[fm])
+    torch.testing.assert_close(target[fm], (x0 - noise)[fm])
+    assert set(d[sc].tolist()) <= {0.25, 0.5, 1.0} and (t_out[sc] + d[sc] <= 1.0 + 1e-6).all()
+    torch.testing.assert_close(x_t, t_out[:, None, None] * x0 + (1 - t_out[:, None, None]) * noise)
+    for i in range(4, 8):
+        half = float(d[i]) / 2
+        query = 0.0 if half * 8 < 1.5 else half  # the finest step asks the flow field
+        xi, ti, ci = x_t[i : i + 1], t_out[i : i + 1], cond[i : i + 1]
+        v1 = den.raw(xi, ti, ci, query)
+        v2 = den.raw(xi + half * v1, ti + half, ci, query)
+        torch.testing.assert_close(target[i : i + 1], 0.5 * (v1 + v2))
+
+
+class _StepRecorder:
+    step_aware = True
+
+    def __init__(self):
+        self.steps = []
+
+    def predict(self, x_t, t, cond, kind, step=0.0):
+        self.steps.append(round(step, 6))
+        return torch.zeros_like(x_t)
+
+
+class _PlainDenoiser:
+    def predict(self, x_t, t, cond, kind):  # no `step` argument: must never be passed one
+        return torch.zeros_like(x_t)
+
+
+def test_flow_sampler_tells_a_step_aware_denoiser_its_euler_step():
+    x = torch.randn(2, 4, 2)
+    rec = _StepRecorder()
+    FlowSampler(num_inference_steps=4).sample(rec, x, None)
+    assert rec.steps == [0.25] * 4
+    rec = _StepRecorder()
+    FlowSampler().sample(rec, x, None, timesteps=[0.625, 0.75, 0.875])  # a warm start: 3 steps of 1/8
+    assert rec.steps == [0.125] * 3
+    rec = _StepRecorder()
+    FlowSampler(num_inference_steps=2, method="midpoint").sample(rec, x, None)
+    assert rec.steps == [0.0] * 4  # midpoint combines instantaneous velocities
+    FlowSampler(num_inference_steps=3).sample(_PlainDenoiser(), x, None)
+
+
+def test_shortcut_policy_trains_round_trips_and_samples_with_any_step_count(tmp_path):
+    torch.manual_seed(0)
+    policy = DiffusionPolicy(tiny_config(**SHORTCUT))
+    assert isinstance(policy.denoiser, ShortcutDenoiser)
+    batch = {k: torch.randn(8, 2, v.shape[0]) for k, v in policy.config.input_features.items()}
+    batch["action"] = torch.rand(8, 16, 2) * 2 - 1
+    loss = policy.compute_loss(batch, generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in policy.net.parameters() if p.requires_grad)
+    policy.save_pretrained(tmp_path / "sc")
+    loaded = DiffusionPolicy.from_pretrained(tmp_path / "sc").eval()
+    window = {k: v for k, v in batch.items() if k != "action"}
+    noise = torch.randn(8, 16, 2)
+    asked = []
+    original = loaded.denoiser.code.index
+    loaded.denoiser.code.index = lambda d: asked.append(d[0].item()) or original(d)
+    for steps, code in ((1, 3), (2, 2), (8, 0)):
+        asked.clear()
+        loaded.set_sampler(num_inference_steps=steps)
+        out = loaded.predict_chunk(window, noise=noise)
+        assert out.shape == (8, 16, 2) and torch.isfinite(out).all()
+        assert [original(torch.tensor([a])).item() for a in asked] == [code] * steps
+    policy.eval().set_sampler(num_inference_steps=8)
+    torch.testing.assert_close(policy.predict_chunk(window, noise=noise), loaded.predict_chunk(window, noise=noise))
