@@ -49,7 +49,7 @@ class Variant:
     """One way of producing a chunk: which model, which sampler and steps, optional RTI or accelerator."""
 
     name: str
-    model: str  # "diffusion" | "flow" | "gpc"
+    model: str  # "diffusion" | "flow" | "shortcut" | "gpc"
     sampler: str
     steps: int
     spacing: str = "leading"  # DDIM step spacing
@@ -61,7 +61,7 @@ class Variant:
     notes: dict = field(default_factory=dict)
 
 
-def variants(rti_start: int, flow_rti_start: float, pad: str) -> list[Variant]:
+def variants(rti_start: int, flow_rti_start: float, pad: str, shortcut_rti_start: float = 0.625) -> list[Variant]:
     return [
         Variant("ddpm-100", "diffusion", "ddpm", 100),
         Variant("ddim-10", "diffusion", "ddim", 10),
@@ -87,6 +87,21 @@ def variants(rti_start: int, flow_rti_start: float, pad: str) -> list[Variant]:
             10,
             rti=(flow_rti_start, 3, pad),
             time_power=3.0,
+        ),
+        # The shortcut flow model (--shortcut): the same weights with 128 / 100 small steps (the flow field: its full
+        # sampler), a few large ones, and warm starts of 3 steps whose size is a trained one (1/8 from t = 0.625).
+        Variant("shortcut flow-128", "shortcut", "flow_euler", 128),
+        Variant("shortcut flow-100", "shortcut", "flow_euler", 100),
+        Variant("shortcut-8", "shortcut", "flow_euler", 8),
+        Variant("shortcut-4", "shortcut", "flow_euler", 4),
+        Variant("shortcut-2", "shortcut", "flow_euler", 2),
+        Variant("shortcut-1", "shortcut", "flow_euler", 1),
+        Variant(
+            f"shortcut rti-3 (from t={shortcut_rti_start})",
+            "shortcut",
+            "flow_euler",
+            8,
+            rti=(shortcut_rti_start, 3, pad),
         ),
         Variant("gpc ddim-10 (diffusion+flow)", "gpc", "ddim", 10, shapes=("state",)),
         Variant("ddim-10 torch.compile", "diffusion", "ddim", 10, backend="compile", shapes=("state",)),
@@ -191,15 +206,14 @@ def time_chunks(policy, obs: dict, repeats: int, warm: bool) -> list[float]:
 
 def net_only_ms(policy, repeats: int = 50) -> float:
     """One network evaluation alone at batch 1: the floor a sampler's per-step Python overhead adds to."""
-    net = policy.denoiser.net
     x = torch.randn(1, policy.config.horizon, policy.config.action_dim)
     cond = torch.randn(1, policy.obs_encoder.output_dim)
-    t = torch.tensor([10.0])
+    t = torch.tensor([0.01])
     with torch.inference_mode():
-        net(x, t, cond)
+        policy.denoiser.raw(x, t, cond)  # the network plus its time scaling (and a shortcut model's step code)
         start = time.perf_counter()
         for _ in range(repeats):
-            net(x, t, cond)
+            policy.denoiser.raw(x, t, cond)
     return (time.perf_counter() - start) * 1000 / repeats
 
 
@@ -240,7 +254,7 @@ def rollouts(base: dict, todo: list[Variant], args) -> dict:
         "episodes": args.episodes,
         "seed": args.seed,
         "n_action_steps": args.n_action_steps,
-        "policies": [args.diffusion, args.flow],
+        "policies": [args.diffusion, args.flow, args.shortcut],
         "by_variant": success,
     }
 
@@ -263,6 +277,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--diffusion", help="trained diffusion policy directory (state shape)")
     parser.add_argument("--flow", help="trained flow policy directory (state shape)")
+    parser.add_argument(
+        "--shortcut", help="trained shortcut flow policy directory (state shape; policy=flow_shortcut_small)"
+    )
     parser.add_argument("--episodes", type=int, default=0, help="PushT rollouts per variant (state shape)")
     parser.add_argument("--seed", type=int, default=100_000)
     parser.add_argument("--n-envs", type=int, default=50)
@@ -272,6 +289,7 @@ def main() -> None:
     parser.add_argument("--peer-repeats", type=int, default=3)
     parser.add_argument("--rti-start", type=int, default=50)
     parser.add_argument("--flow-rti-start", type=float, default=0.5)
+    parser.add_argument("--shortcut-rti-start", type=float, default=0.625, help="flow time of the shortcut warm start")
     parser.add_argument("--rti-pad", choices=("hold", "extrapolate"), default="extrapolate")
     parser.add_argument("--n-action-steps", type=int, help="actions executed per chunk (default: the checkpoint's)")
     parser.add_argument("--only", nargs="*", help="variant names to run (default: all)")
@@ -286,18 +304,24 @@ def main() -> None:
         "shapes": [],
     }
     todo = [
-        v for v in variants(args.rti_start, args.flow_rti_start, args.rti_pad) if not args.only or v.name in args.only
+        v
+        for v in variants(args.rti_start, args.flow_rti_start, args.rti_pad, args.shortcut_rti_start)
+        if not args.only or v.name in args.only
     ]
     for shape in args.shapes:
-        if shape == "state" and args.diffusion:
+        if shape == "state" and (args.diffusion or args.shortcut):
             needed = {m for v in todo for m in (("diffusion", "flow") if v.model == "gpc" else (v.model,))}
-            paths = {"diffusion": args.diffusion, "flow": args.flow}
+            paths = {"diffusion": args.diffusion, "flow": args.flow, "shortcut": args.shortcut}
             missing = sorted(m for m in needed if not paths[m])
             if missing:
                 raise SystemExit(f"--{missing[0]} is required by the variants chosen (--only {args.only})")
             base = {m: load_policy(paths[m]) for m in needed}
         else:
-            base = {"diffusion": untrained(shape, "diffusion_unet_small"), "flow": untrained(shape, "flow_unet_small")}
+            base = {
+                "diffusion": untrained(shape, "diffusion_unet_small"),
+                "flow": untrained(shape, "flow_unet_small"),
+                "shortcut": untrained(shape, "flow_shortcut_small"),
+            }
         obs = observation(shape)
         for threads in [] if args.no_latency else args.threads:
             torch.set_num_threads(threads)
@@ -341,7 +365,7 @@ def main() -> None:
                     f"  nfe {nfe}{extra}"
                 )
             report["shapes"].append(entry)
-        if shape == "state" and args.episodes > 0 and args.diffusion and not args.success_from:
+        if shape == "state" and args.episodes > 0 and (args.diffusion or args.shortcut) and not args.success_from:
             report["success"] = rollouts(base, todo, args)
     if args.success_from:
         report["success"] = json.loads(Path(args.success_from).read_text())["success"]
