@@ -1,16 +1,21 @@
-"""MoDE vs a dense transformer diffusion policy at equal total parameters, on a multi-task PushT suite.
+"""MoDE vs a dense transformer diffusion policy at equal total parameters and training budget, on a multi-task suite.
 
-The suite (envs/pusht_tasks.py): gym-pusht's PushT with three goal poses for the T, one per task, that the
-observation does not show; each task has an instruction. Demonstrations come from the scripted expert (which
-reads the goal from the simulator), written as one LeRobot v3 dataset with the instructions as its tasks. Both
-policies see the state observation plus the task (learned id embedding + all-MiniLM-L6-v2 embedding of the
-instruction), train with the same recipe and number of steps, and are evaluated on every task on unseen seeds.
+Suites (--suite):
+- libero_object (default): LIBERO-Object's eight tasks whose scripted expert solves all 50 initial states
+  (0, 2, 3, 4, 5, 7, 8, 9), from state; 50 expert demonstrations per task (one robomimic hdf5 per task); both
+  policies from `configs/experiment/libero_object_multitask_cpu.yaml` (MoDE: policy=mode_small, dense:
+  policy=mode_dense_small), evaluated with LIBERO's protocol (50 official initial states per task).
+- pusht: gym-pusht's PushT with three goal poses for the T, one per task, that the observation does not show
+  (envs/pusht_tasks.py); 100 expert demonstrations per task as one LeRobot v3 dataset.
+Both policies see the task as a learned id embedding + the all-MiniLM-L6-v2 embedding of its instruction.
 
 Measured in the same run: total / active parameters, FLOPs per chunk, per-chunk latency at batch 1 on one thread
-(MoDE with and without expert caching, dense), success with a 95 % Wilson interval. Writes bench/results/mode.json.
+(MoDE with and without expert caching, dense, interleaved), success with a 95 % Wilson interval per policy and per
+task. Writes bench/results/mode.json (libero_object) or mode_pusht.json.
 
-  python bench/mode.py                                   # demos + train both + evaluate + latency (≈ 1 h on CPU)
-  python bench/mode.py --stages latency,eval             # reuse runs/mode/{dense,mode} checkpoints
+  python bench/mode.py                                     # demos + train both + latency + evaluate (hours on CPU)
+  python bench/mode.py --stages latency,eval               # reuse runs/mode_libero/{dense,mode} checkpoints
+  python bench/mode.py --suite pusht --steps 1500 --batch-size 64 --lr 1e-3   # the earlier PushT suite
 """
 
 from __future__ import annotations
@@ -47,7 +52,6 @@ from diffpilot.policies.train import TrainConfig, Trainer
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 OBS_KEYS = ["observation.state", "observation.environment_state"]
-SUITE = "multi-task PushT (gym-pusht, 3 goal poses with instructions; envs/pusht_tasks.py)"
 
 
 # ------------------------------------------------------------------------------------------- demonstrations
@@ -167,68 +171,177 @@ def evaluate_suite(policy: DiffusionPolicy, episodes: int, seed: int, n_envs: in
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stages", default="data,train,latency,eval")
-    parser.add_argument("--data", type=Path, default=ROOT / "data" / "pusht_multitask")
-    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "mode")
-    parser.add_argument("--demos-per-task", type=int, default=100)
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes per task")
-    parser.add_argument("--seed", type=int, default=100_000)
-    parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=RESULTS / "mode.json")
-    args = parser.parse_args()
-    stages = set(args.stages.split(","))
-    torch.set_num_threads(1)
+# ------------------------------------------------------------------------------------------- LIBERO-Object suite
+LIBERO_EXPERIMENT = "libero_object_multitask_cpu"
 
-    report: dict = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    report.update(suite=SUITE, tasks=len(PUSHT_TASKS), instructions=[t.instruction for t in PUSHT_TASKS])
-    if "data" in stages:
-        report["data"] = make_suite_dataset(args.data, args.demos_per_task, 0, workers=2)
+
+def libero_cfg(overrides: list[str]):
+    """The composed `diffpilot train` config of the LIBERO multi-task experiment with `overrides`."""
+    with initialize_config_module("diffpilot.configs", version_base="1.3"):
+        return compose("train", overrides=[f"experiment={LIBERO_EXPERIMENT}", *overrides])
+
+
+def libero_train(name: str, out: Path, data: Path, args) -> dict:
+    """`diffpilot train experiment=libero_object_multitask_cpu policy=<name>` (budget overrides from args)."""
+    from diffpilot.commands.train import run_training
+
+    overrides = [f"policy={name}", f"output_dir={out}", f"dataset.root={data}"]
+    overrides += [f"train.{k}={v}" for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr))
+                  if v is not None]  # fmt: skip
+    cfg = libero_cfg(overrides)
+    tic = time.perf_counter()
+    result = run_training(cfg)
+    ckpt = Path(result["checkpoint"]) / "pretrained_model"
+    return {
+        "checkpoint": str(ckpt.relative_to(ROOT) if ckpt.is_relative_to(ROOT) else ckpt),
+        "train_seconds": time.perf_counter() - tic,
+        "policy_config": name,
+        "steps": cfg.train.steps,
+        "batch_size": cfg.train.batch_size,
+        "lr": cfg.train.lr,
+        "command": f"diffpilot train experiment={LIBERO_EXPERIMENT} " + " ".join(overrides),
+    }
+
+
+def libero_evaluate(policy: DiffusionPolicy, task_cfg: dict, out: Path, args) -> dict:
+    """LIBERO's protocol on the suite's tasks (`args.episodes` each from initial state 0 on); pooled success."""
+    from diffpilot.commands.eval_libero import run_libero_evaluation
+
+    info = run_libero_evaluation(policy, task_cfg, args.episodes, args.seed, args.n_envs, out)
+    return {
+        "success": info["success_rate"],
+        "success_ci95": info["success_ci95"],
+        "episodes": info["episodes"],
+        "mean_task_success": info["mean_task_success"],
+        "per_task": {
+            k: {key: t[key] for key in ("instruction", "success_rate", "success_ci95", "episodes", "mean_steps")}
+            for k, t in info["tasks"].items()
+        },
+        "eval_info": str(out / "eval_info.json"),
+    }
+
+
+def libero_suite(args, report: dict) -> tuple[Path, dict]:
+    """Data and training stages of the LIBERO-Object suite; returns the runs directory and the task config."""
+    from diffpilot.commands.data_libero import make_libero_demonstrations
+
+    cfg = libero_cfg([])
+    task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
+    data = args.data or ROOT / "runs" / "libero" / "demos"
+    runs = args.runs or ROOT / "runs" / "mode_libero"
+    report.update(suite=SUITES["libero_object"], tasks=len(task_cfg["tasks"]), task_indices=task_cfg["tasks"])
+    if "data" in args.stages:
+        files = [data / f"libero_object_task{t}.hdf5" for t in task_cfg["tasks"]]
+        if all(f.is_file() for f in files):
+            report["data"] = {"dataset": str(data), "reused": True}
+        else:
+            report["data"] = make_libero_demonstrations(task_cfg, args.demos_per_task or 50, 0, data)
+    loaded, _ = load_episodes(data, "robomimic_hdf5", ["task_index", "action"])
+    first = loaded.arrays["task_index"][loaded.episode_ranges[:, 0], 0]
+    report["instructions"] = {int(t): loaded.tasks[int(t)] for t in task_cfg["tasks"]}
+    report["dataset"] = {
+        "root": str(data.relative_to(ROOT) if data.is_relative_to(ROOT) else data),
+        "episodes": loaded.num_episodes,
+        "frames": loaded.num_frames,
+        "episodes_per_task": {int(t): int((first == t).sum()) for t in task_cfg["tasks"]},
+    }
+    if "train" in args.stages:
+        for key, name in POLICY_CONFIGS.items():
+            report.setdefault(key, {})["train"] = libero_train(name, runs / key, data, args)
+            atomic_write_json(args.out, report)
+    return runs, task_cfg
+
+
+def pusht_suite(args, report: dict) -> Path:
+    """Data and training stages of the multi-task PushT suite; returns the runs directory."""
+    data_root = args.data or ROOT / "data" / "pusht_multitask"
+    runs = args.runs or ROOT / "runs" / "mode"
+    report.update(suite=SUITES["pusht"], tasks=len(PUSHT_TASKS), instructions=[t.instruction for t in PUSHT_TASKS])
+    if "data" in args.stages:
+        report["data"] = make_suite_dataset(data_root, args.demos_per_task or 100, 0, workers=2)
         print(json.dumps(report["data"]))
-    data, stats = load_episodes(args.data, "lerobot_v3", [*OBS_KEYS, "action", TASK_KEY])
+    data, stats = load_episodes(data_root, "lerobot_v3", [*OBS_KEYS, "action", TASK_KEY])
     first = data.arrays[TASK_KEY].reshape(-1)[data.episode_ranges[:, 0]]
     report["dataset"] = {
-        "root": str(args.data.relative_to(ROOT) if args.data.is_relative_to(ROOT) else args.data),
+        "root": str(data_root.relative_to(ROOT) if data_root.is_relative_to(ROOT) else data_root),
         "episodes": data.num_episodes,
         "frames": data.num_frames,
         "episodes_per_task": np.bincount(first, minlength=len(PUSHT_TASKS)).tolist(),
         "tasks": list(data.tasks),
     }
-    names = {"dense": "mode_dense_small", "mode": "mode_small"}
     train_cfg = TrainConfig(
-        steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=200, log_every=100, num_threads=1
+        steps=args.steps or 1500,
+        batch_size=args.batch_size or 64,
+        lr=args.lr or 1e-3,
+        warmup_steps=200,
+        log_every=100,
+        num_threads=1,
     )
-    if "train" in stages:
-        for key, name in names.items():
+    if "train" in args.stages:
+        for key, name in POLICY_CONFIGS.items():
             report.setdefault(key, {})["train"] = {
-                **train_policy(name, data, stats, args.runs / key, train_cfg),
+                **train_policy(name, data, stats, runs / key, train_cfg),
                 "policy_config": name,
-                "steps": args.steps,
-                "batch_size": args.batch_size,
-                "lr": args.lr,
+                "steps": train_cfg.steps,
+                "batch_size": train_cfg.batch_size,
+                "lr": train_cfg.lr,
             }
             atomic_write_json(args.out, report)
+    return runs
+
+
+SUITES = {
+    "libero_object": "LIBERO-Object, 8 tasks (0, 2, 3, 4, 5, 7, 8, 9), state observations, LIBERO's protocol",
+    "pusht": "multi-task PushT (gym-pusht, 3 goal poses with instructions; envs/pusht_tasks.py)",
+}
+POLICY_CONFIGS = {"dense": "mode_dense_small", "mode": "mode_small"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", choices=sorted(SUITES), default="libero_object")
+    parser.add_argument("--stages", default="data,train,latency,eval")
+    parser.add_argument("--data", type=Path, help="demonstrations (default: per suite)")
+    parser.add_argument("--runs", type=Path, help="where the two policies train (default: runs/mode_libero, runs/mode)")
+    parser.add_argument("--demos-per-task", type=int, help="default: 50 (LIBERO), 100 (PushT)")
+    parser.add_argument("--steps", type=int, help="training steps (default: the experiment config's; PushT 1500)")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes per task")
+    parser.add_argument("--seed", type=int, default=100_000)
+    parser.add_argument("--n-envs", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--out", type=Path, help="default: bench/results/mode.json (LIBERO), mode_pusht.json")
+    args = parser.parse_args()
+    args.stages = set(args.stages.split(","))
+    args.out = args.out or RESULTS / ("mode.json" if args.suite == "libero_object" else "mode_pusht.json")
+    torch.set_num_threads(1)
+
+    report: dict = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    if args.suite == "libero_object":
+        runs, task_cfg = libero_suite(args, report)
+    else:
+        runs, task_cfg = pusht_suite(args, report), None
     policies = {
-        key: DiffusionPolicy.from_pretrained(args.runs / key / "checkpoints" / "last" / "pretrained_model")
-        for key in names
+        key: DiffusionPolicy.from_pretrained(runs / key / "checkpoints" / "last" / "pretrained_model")
+        for key in POLICY_CONFIGS
     }
     for key, policy in policies.items():
         report.setdefault(key, {}).update(count_policy(policy).to_dict())
-    if "latency" in stages:
+    if "latency" in args.stages:
         lat = latencies(policies["dense"], policies["mode"], args.repeats, args.rounds)
         report["dense"]["p50_ms"] = lat["dense"]["p50_ms"]
         report["mode"]["p50_ms_cached"] = lat["mode_cached"]["p50_ms"]
         report["mode"]["p50_ms_uncached"] = lat["mode_uncached"]["p50_ms"]
         report["latency"] = {**lat, "batch": 1, "threads": 1, "machine": platform.processor() or platform.machine()}
         atomic_write_json(args.out, report)
-    if "eval" in stages:
+    if "eval" in args.stages:
         for key, policy in policies.items():
-            report[key]["eval"] = evaluate_suite(policy, args.episodes, args.seed, n_envs=10)
+            if task_cfg is not None:
+                report[key]["eval"] = libero_evaluate(policy, task_cfg, runs / key / "eval", args)
+            else:
+                report[key]["eval"] = evaluate_suite(policy, args.episodes, args.seed, n_envs=args.n_envs)
             report[key]["success"] = report[key]["eval"]["success"]
             atomic_write_json(args.out, report)
     d, m = report["dense"], report["mode"]
