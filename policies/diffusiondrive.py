@@ -159,6 +159,7 @@ class SceneEncoder(nn.Module):
         self.agent = nn.Sequential(nn.Linear(c.agent_features, d), nn.ReLU(), nn.Linear(d, d))
         self.type_emb = nn.Parameter(torch.randn(3, d) * 0.02)  # ego, route, agent
         self.register_buffer("ego_scale", torch.tensor(EGO_STATUS_SCALE[: c.ego_dim]))
+        self.register_buffer("history_scale", torch.tensor([20.0, 5.0, 1.0]), persistent=False)
         scale = [50.0, 50.0, 1.0, 1.0, 10.0, 10.0, 5.0, 5.0] + [1.0] * (c.agent_features - 8)
         self.register_buffer("agent_scale", torch.tensor(scale[: c.agent_features]))
 
@@ -168,7 +169,7 @@ class SceneEncoder(nn.Module):
         f16 = self.stem(bev)  # (B, 32, S/4, S/4)
         feat = self.head(f16).flatten(2).transpose(1, 2) + self.bev_pos  # (B, 64, D)
         ego = as_tensor(obs, "ego_status", (c.ego_dim,), device) / self.ego_scale
-        hist = as_tensor(obs, "history", (c.history_frames, 3), device) / torch.tensor([20.0, 5.0, 1.0], device=device)
+        hist = as_tensor(obs, "history", (c.history_frames, 3), device) / self.history_scale
         route = as_tensor(obs, "route", (c.route_points, 2), device) / 50.0
         agents = as_tensor(obs, "agents", (c.max_agents, c.agent_features), device)
         mask = as_tensor(obs, "agents_mask", (c.max_agents,), device) > 0.5
@@ -262,6 +263,7 @@ class CascadeDecoder(nn.Module):
 
 
 SCORE_TERMS = ("nc", "dac", "ep", "ttc", "c")  # the PDM score's sub-scores the score head predicts
+PDMS_WEIGHTS = torch.tensor([5.0, 5.0, 2.0]) / 12  # of EP, TTC and C in the PDM score
 GEOMETRY_FEATURES = 3 * POSES  # per pose: clearance to the agents' constant-velocity forecast, drivable, red light
 # The ego box (a Chrysler Pacifica, as the simulator's): rear axle -> centre, and the radius of its bounding circle.
 HORIZON_TIMES = 0.5 * torch.arange(1, POSES + 1, dtype=torch.float32)  # (8,) seconds of the trajectory's poses
@@ -330,7 +332,7 @@ class ScoreHead(nn.Module):
     def pdm_score(logits: torch.Tensor) -> torch.Tensor:
         """(…, 5) sub-score logits -> (…) predicted PDMS = NC · DAC · (5 EP + 5 TTC + 2 C) / 12."""
         s = logits.sigmoid()
-        return s[..., 0] * s[..., 1] * (s[..., 2:] @ s.new_tensor([5.0, 5.0, 2.0]) / 12)  # NC · DAC · (EP, TTC, C)
+        return s[..., 0] * s[..., 1] * (s[..., 2:] @ PDMS_WEIGHTS.to(s))  # NC · DAC · (5 EP + 5 TTC + 2 C) / 12
 
 
 class PoseDecoder(nn.Module):
@@ -402,6 +404,8 @@ class DiffusionDrivePolicy(nn.Module):
         self.schedule = DiffusionSchedule(c.num_train_steps, c.beta_schedule)
         clip = None if c.variant == "anchored" else 1.0
         self.sampler = DDIMSampler(self.schedule, num_inference_steps=c.vanilla_steps, eta=0.0, clip_sample=clip)
+        # anchored inference starts from the anchors noised to trunc_start_level: that level's noise scale
+        self._start_sigma = float(1.0 - self.schedule.alphas_cumprod[c.trunc_start_level]) ** 0.5
 
     @property
     def device(self) -> torch.device:
@@ -460,15 +464,9 @@ class DiffusionDrivePolicy(nn.Module):
         return loss
 
     # ----------------------------------------------------------------- inference
-    @torch.inference_mode()
-    def plan_details(
-        self, obs_batch: dict[str, Any], generator: torch.Generator | None = None, extras: bool = True
-    ) -> dict[str, Any]:
-        """All candidate trajectories (B, K, 8, 3) in metres, their confidences (B, K) (anchored; K = 1 and
-        confidence 1 for vanilla), the chosen index (B,), the anchors (K, 8, 3) and (anchored) the final query
-        features (B, K, d), the trajectories in normalised units (B, K, 8, 3) and their geometry (B, K, 24) that
-        the score head reads (unless `extras` is False).
-        With a score head the confidence is its predicted PDM score."""
+    def _propose(self, obs_batch: dict[str, Any], generator: torch.Generator | None, extras: bool) -> dict[str, Any]:
+        """The planner's tensors for a batch: trajectories (B, K, 8, 3) in metres, confidence (B, K) and, when
+        `extras` or a score head needs them, the final query features, normalised trajectories and geometry."""
         c = self.config
         dev = self.device
         ctx = self.encoder(obs_batch, dev)
@@ -476,37 +474,47 @@ class DiffusionDrivePolicy(nn.Module):
         gen = generator or torch.Generator().manual_seed(c.seed)
         den = _SceneDenoiser(self, ctx)
         steps = self.timesteps()
+        out: dict[str, Any] = {"denoiser_calls": len(steps)}
         if c.variant == "anchored":
             k = len(self.anchors)
             noise = torch.randn((b, k * POSES, 3), generator=gen).to(dev)
-            sigma = float(1.0 - self.schedule.alphas_cumprod[c.trunc_start_level]) ** 0.5
-            y = self.sampler.sample(den, sigma * noise, ctx["global"], steps, gen)  # from the noised anchors (y = 0)
+            y = self.sampler.sample(den, self._start_sigma * noise, ctx["global"], steps, gen)  # from the anchors
             trajs = self.anchors + y.view(b, k, POSES, 3) * self.offset_scale
-            features = den.last_features
-            head_inputs = extras or self.score_head is not None
-            traj_units = self.traj_scale.normalize(trajs) if head_inputs else None
-            geometry = proposal_geometry(obs_batch, trajs, c, ctx) if head_inputs else None
+            if extras or self.score_head is not None:
+                out["features"], out["trajectories_normalized"] = den.last_features, self.traj_scale.normalize(trajs)
+                out["geometry"] = proposal_geometry(obs_batch, trajs, c, ctx)
             if self.score_head is None:
                 conf = den.last_logits.sigmoid()
             else:
-                conf = self.score_head.pdm_score(self.score_head(features, traj_units, geometry))
+                head = self.score_head(out["features"], out["trajectories_normalized"], out["geometry"])
+                conf = self.score_head.pdm_score(head)
         else:
             noise = torch.randn((b, POSES, 3), generator=gen).to(dev)
-            x = self.sampler.sample(den, noise, ctx["global"], steps, gen)
-            trajs = self.traj_scale.unnormalize(x)[:, None]
+            trajs = self.traj_scale.unnormalize(self.sampler.sample(den, noise, ctx["global"], steps, gen))[:, None]
             conf = torch.ones(b, 1, device=dev)
-        best = conf.argmax(1)
-        out = {
-            "trajectories": trajs.cpu().numpy(),
-            "confidence": conf.cpu().numpy(),
-            "best": best.cpu().numpy(),
-            "anchors": self.anchors.cpu().numpy(),
-            "denoiser_calls": len(steps),
-        }
-        if c.variant == "anchored" and extras:
-            out["features"], out["trajectories_normalized"] = features.cpu().numpy(), traj_units.cpu().numpy()
-            out["geometry"] = geometry.cpu().numpy()
+        out["trajectories"], out["confidence"] = trajs, conf
         return out
+
+    @torch.inference_mode()
+    def plan_details(
+        self, obs_batch: dict[str, Any], generator: torch.Generator | None = None, extras: bool = True
+    ) -> dict[str, Any]:
+        """All candidate trajectories (B, K, 8, 3) in metres, their confidences (B, K) (anchored; K = 1 and
+        confidence 1 for vanilla), the chosen index (B,), the anchors (K, 8, 3) and (anchored) the final query
+        features (B, K, d), the trajectories in normalised units (B, K, 8, 3) and their geometry (B, K, 24) that
+        the score head reads (unless `extras` is False), as numpy arrays.
+        With a score head the confidence is its predicted PDM score."""
+        out = self._propose(obs_batch, generator, extras and self.config.variant == "anchored")
+        out["best"] = out["confidence"].argmax(1)
+        out["anchors"] = self.anchors
+        return {k: v.cpu().numpy() if torch.is_tensor(v) else v for k, v in out.items()}
+
+    @torch.inference_mode()
+    def plan(self, obs_batch: dict[str, Any]) -> np.ndarray:
+        """(B, 8, 3): the most confident anchor's trajectory (anchored) or the sampled one (vanilla)."""
+        out = self._propose(obs_batch, None, extras=False)
+        best = out["confidence"].argmax(1)
+        return out["trajectories"][torch.arange(len(best), device=best.device), best].cpu().numpy()
 
     def fit_score_head(
         self,
@@ -555,11 +563,6 @@ class DiffusionDrivePolicy(nn.Module):
             losses.append(total / len(sc))
         self.score_head.eval()
         return losses
-
-    def plan(self, obs_batch: dict[str, Any]) -> np.ndarray:
-        """(B, 8, 3): the most confident anchor's trajectory (anchored) or the sampled one (vanilla)."""
-        d = self.plan_details(obs_batch, extras=False)
-        return d["trajectories"][np.arange(len(d["best"])), d["best"]]
 
     # ----------------------------------------------------------------- checkpoints
     def save_pretrained(self, directory: str | Path) -> None:
