@@ -207,7 +207,12 @@ def libero_evaluate(policy: DiffusionPolicy, task_cfg: dict, out: Path, args) ->
     """LIBERO's protocol on the suite's tasks (`args.episodes` each from initial state 0 on); pooled success."""
     from diffpilot.commands.eval_libero import run_libero_evaluation
 
-    info = run_libero_evaluation(policy, task_cfg, args.episodes, args.seed, args.n_envs, out)
+    saved = out / "eval_info.json"
+    info = json.loads(saved.read_text()) if args.reuse_eval and saved.is_file() else None
+    same = info is not None and info["episodes_per_task"] == args.episodes
+    same = same and set(info["tasks"]) == {str(t) for t in task_cfg["tasks"]}
+    if not (same and info["init_states"].startswith(f"seed {args.seed} ")):  # not the same protocol: run it
+        info = run_libero_evaluation(policy, task_cfg, args.episodes, args.seed, args.n_envs, out)
     return {
         "success": info["success_rate"],
         "success_ci95": info["success_ci95"],
@@ -310,6 +315,9 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes per task")
     parser.add_argument("--seed", type=int, default=100_000)
     parser.add_argument("--n-envs", type=int, default=10)
+    parser.add_argument(
+        "--reuse-eval", action="store_true", help="LIBERO: take <runs>/<policy>/eval/eval_info.json when it matches"
+    )
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path, help="default: bench/results/mode.json (LIBERO), mode_pusht.json")
