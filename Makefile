@@ -16,7 +16,7 @@ help:
 	@echo "make test       the test suite (fast; slow tests: make test-all)"
 	@echo "make lint       ruff"
 	@echo "make bench      benchmarks → bench/results/*.json"
-	@echo "make bench-inference  latency vs LeRobot, few-step / RTI / GPC success (trains 2 CPU models: ~1 h)"
+	@echo "make bench-inference  latency vs LeRobot, few-step / RTI / GPC success (trains 3 CPU models: ~4 h)"
 	@echo "make compat     LeRobot 0.4.4 peer venv + dataset round trip both ways (~8 GB download)"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -77,18 +77,20 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/pusht.py
 
-# The fast-inference benchmarks: two CPU-trained PushT state models (diffusion + flow, configs
-# experiment=pusht_cpu), every sampler's latency beside LeRobot's DiffusionPolicy and its success on
-# 200 episodes, then GPC over the two (bench/results/inference.json, bench/results/compose/).
+# The fast-inference benchmarks: three CPU-trained PushT state models (diffusion, flow and the shortcut flow
+# model, configs experiment=pusht_cpu), every sampler's latency beside LeRobot's DiffusionPolicy and its success on
+# 200 episodes, then GPC over the first two (bench/results/inference.json, bench/results/compose/).
 INFER_D := runs/cpu_diffusion/checkpoints/last/pretrained_model
 INFER_F := runs/cpu_flow/checkpoints/last/pretrained_model
+INFER_S := runs/cpu_shortcut/checkpoints/last/pretrained_model
 bench-inference: $(STAMP) $(COMPAT_STAMP)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	test -f data/pusht/meta/info.json || $(BIN)/diffpilot data episodes=200 obs_mode=all output=data/pusht
 	test -f $(INFER_D)/config.json || $(BIN)/diffpilot train experiment=pusht_cpu output_dir=runs/cpu_diffusion
 	test -f $(INFER_F)/config.json || \
 		$(BIN)/diffpilot train experiment=pusht_cpu policy=flow_unet_small output_dir=runs/cpu_flow
-	$(BIN)/python bench/inference.py --diffusion $(INFER_D) --flow $(INFER_F) --episodes 200
+	test -f $(INFER_S)/config.json || $(BIN)/diffpilot train experiment=pusht_shortcut_cpu
+	$(BIN)/python bench/inference.py --diffusion $(INFER_D) --flow $(INFER_F) --shortcut $(INFER_S) --episodes 200
 	$(BIN)/diffpilot compose parents=[$(INFER_D),$(INFER_F)] output_dir=runs/compose
 	mkdir -p bench/results/compose && cp runs/compose/compose.json runs/compose/weight_sweep.png bench/results/compose/
 
