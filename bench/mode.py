@@ -10,8 +10,8 @@ Suites (--suite):
 Both policies see the task as a learned id embedding + the all-MiniLM-L6-v2 embedding of its instruction.
 
 Measured in the same run: total / active parameters, FLOPs per chunk, per-chunk latency at batch 1 on one thread
-(MoDE with and without expert caching, dense, interleaved), success with a 95 % Wilson interval per policy and per
-task. Writes bench/results/mode.json (libero_object) or mode_pusht.json.
+(or each of --threads; MoDE with and without expert caching, dense, interleaved), success with a 95 % Wilson interval
+per policy and per task. Writes bench/results/mode.json (libero_object) or mode_pusht.json.
 
   python bench/mode.py                                     # demos + train both + latency + evaluate (hours on CPU)
   python bench/mode.py --stages latency,eval               # reuse runs/mode_libero/{dense,mode} checkpoints
@@ -320,6 +320,7 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1], help="torch threads for the latency rows")
     parser.add_argument("--out", type=Path, help="default: bench/results/mode.json (LIBERO), mode_pusht.json")
     args = parser.parse_args()
     args.stages = set(args.stages.split(","))
@@ -338,11 +339,19 @@ def main() -> None:
     for key, policy in policies.items():
         report.setdefault(key, {}).update(count_policy(policy).to_dict())
     if "latency" in args.stages:
-        lat = latencies(policies["dense"], policies["mode"], args.repeats, args.rounds)
+        machine = platform.processor() or platform.machine()
+        by_threads = {}
+        for threads in args.threads:  # the first count gives the headline numbers
+            torch.set_num_threads(threads)
+            lat = latencies(policies["dense"], policies["mode"], args.repeats, args.rounds)
+            by_threads[str(threads)] = {**lat, "batch": 1, "threads": threads, "machine": machine}
+            print(f"{threads} thread(s):", {k: round(v["p50_ms"], 2) for k, v in lat.items()})
+        torch.set_num_threads(1)
+        lat = by_threads[str(args.threads[0])]
         report["dense"]["p50_ms"] = lat["dense"]["p50_ms"]
         report["mode"]["p50_ms_cached"] = lat["mode_cached"]["p50_ms"]
         report["mode"]["p50_ms_uncached"] = lat["mode_uncached"]["p50_ms"]
-        report["latency"] = {**lat, "batch": 1, "threads": 1, "machine": platform.processor() or platform.machine()}
+        report["latency"], report["latency_by_threads"] = lat, by_threads
         atomic_write_json(args.out, report)
     if "eval" in args.stages:
         for key, policy in policies.items():
