@@ -77,11 +77,25 @@ def load_pretrained_module(cls, config_from_dict, directory: str | Path, map_loc
             f"policy checkpoint {directory / CONFIG_FILE}: type is {found!r}; expected {cls.type_name!r}"
         )
     module = cls(config_from_dict(meta["config"]))
-    state = load_tensors(directory / WEIGHTS_FILE, "policy checkpoint")
-    missing, unexpected = module.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(
-            f"policy checkpoint {directory / WEIGHTS_FILE}: missing tensors {missing[:5]}, "
-            f"unexpected tensors {unexpected[:5]} for this config"
-        )
+    load_weights_into(module, directory)
     return module.to(map_location).eval()
+
+
+def load_weights_into(module, directory: str | Path) -> None:
+    """A saved policy's weights (and normalisation stats) into `module`, which must have the same tensors and shapes
+    (e.g. `diffpilot train init_from=…`: fine-tuning starts from them)."""
+    path = Path(directory) / WEIGHTS_FILE
+    state = load_tensors(path, "policy checkpoint")
+    own = module.state_dict()
+    wrong = [
+        f"{k} {tuple(v.shape)} (here {tuple(own[k].shape)})"
+        for k, v in state.items()
+        if k in own and v.shape != own[k].shape
+    ]
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or unexpected or wrong:
+        raise CheckpointError(
+            f"policy checkpoint {path}: missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}, "
+            f"other shapes {wrong[:5]} for this config"
+        )
+    module.load_state_dict(state)

@@ -139,3 +139,34 @@ def test_evaluation_during_training_does_not_change_the_run(tmp_path):
     a = load_file(plain / "training_state/model.safetensors")
     b = load_file(evaluated / "training_state/model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_init_from_starts_a_new_run_from_saved_weights(tmp_path, lerobot_dataset):
+    """`diffpilot train init_from=<pretrained_model>`: a new run (fresh schedule and step count) whose weights, EMA and
+    stats start as the saved policy's; a policy of another shape is a named error, as is init_from with resume."""
+    import torch
+    from hydra import compose, initialize_config_module
+
+    from diffpilot.commands.common import ConfigError
+    from diffpilot.commands.train import run_training
+
+    base = [
+        f"dataset.root={lerobot_dataset}", "train.batch_size=4", "train.warmup_steps=1", "policy.down_dims=[16,32]",
+        "policy.time_embed_dim=16", "policy.n_groups=4", "train.num_threads=1",
+    ]  # fmt: skip
+    saved = tmp_path / "a" / "checkpoints" / "last" / "pretrained_model"
+    with initialize_config_module("diffpilot.configs", version_base="1.3"):
+        first = compose("train", overrides=[*base, "train.steps=2", f"output_dir={tmp_path / 'a'}"])
+        tuned = [*base, "train.steps=1", "train.lr=0", f"output_dir={tmp_path / 'b'}", f"init_from={saved}"]
+        second = compose("train", overrides=tuned)
+        other_shape = compose("train", overrides=[*tuned, "policy.down_dims=[16,64]"])
+        both = compose("train", overrides=[*tuned, f"resume={saved.parent}"])
+    run_training(first)
+    run_training(second)  # lr 0: the one step leaves the loaded weights as they are
+    a = DiffusionPolicy.from_pretrained(saved).state_dict()
+    b = DiffusionPolicy.from_pretrained(tmp_path / "b" / "checkpoints" / "last" / "pretrained_model").state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ConfigError, match="init_from=.*other shapes"):
+        run_training(other_shape)
+    with pytest.raises(ConfigError, match="expected one of the two"):
+        run_training(both)

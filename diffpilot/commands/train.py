@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from diffpilot.policies.checkpoint import atomic_write_json
+from diffpilot.policies.checkpoint import CheckpointError, atomic_write_json, load_weights_into
 from diffpilot.policies.datasets.loading import feature_shape, load_episodes
 from diffpilot.policies.datasets.robomimic_hdf5 import TASK_KEY
 from diffpilot.policies.datasets.windowed import WindowedDataset
@@ -90,6 +90,13 @@ def run_training(cfg: DictConfig) -> dict:
     torch.manual_seed(cfg.train.seed)  # the initial weights follow train.seed
     policy = build_policy(policy_cfg, task, data)
     policy.load_stats(stats)
+    if cfg.get("init_from"):  # fine-tuning: a saved policy's weights (its stats too) as the starting point
+        if cfg.resume:
+            raise ConfigError(f"init_from={cfg.init_from!r} with resume={cfg.resume!r}: expected one of the two")
+        try:
+            load_weights_into(policy, cfg.init_from)
+        except (CheckpointError, FileNotFoundError) as err:
+            raise ConfigError(f"init_from={cfg.init_from!r}: {err}") from None
     pc = policy.config
     dataset = WindowedDataset(data, obs_keys, task["action_key"], pc.n_obs_steps, pc.horizon, pc.n_action_steps)
     train_cfg = TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True))
