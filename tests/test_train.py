@@ -166,7 +166,7 @@ def test_init_from_starts_a_new_run_from_saved_weights(tmp_path, lerobot_dataset
     a = DiffusionPolicy.from_pretrained(saved).state_dict()
     b = DiffusionPolicy.from_pretrained(tmp_path / "b" / "checkpoints" / "last" / "pretrained_model").state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    with pytest.raises(ConfigError, match="init_from=.*other shapes"):
+    with pytest.raises(ConfigError, match=r"init_from=.*other shapes"):
         run_training(other_shape)
     with pytest.raises(ConfigError, match="expected one of the two"):
         run_training(both)
