@@ -65,6 +65,10 @@ class DiffusionPolicyConfig:
     # each batch on self-consistency, so the same weights sample with M small steps or a few large ones.
     flow_shortcut_steps: int = 0
     flow_shortcut_fraction: float = 0.25
+    # Steps of the self-consistency target: a jump of 2d is trained towards K steps of 2d/K of the model itself
+    # (2: the paper's two half steps; 8: a target from nearly the flow field's own path, for fine-tuning large
+    # steps of a model whose small steps are already good; costs K − 2 more no-grad evaluations on those rows).
+    flow_shortcut_target_steps: int = 2
     # Denoiser network.
     network: Literal["unet", "transformer", "mode"] = "unet"
     down_dims: tuple[int, ...] = (256, 512, 1024)
@@ -170,6 +174,9 @@ class DiffusionPolicyConfig:
             )
         if not 0.0 <= self.flow_shortcut_fraction < 1.0:
             raise ValueError(f"flow_shortcut_fraction={self.flow_shortcut_fraction}: expected a share in [0, 1)")
+        k = self.flow_shortcut_target_steps
+        if k < 2 or k & (k - 1):
+            raise ValueError(f"flow_shortcut_target_steps={k}: expected a power of two ≥ 2 (2: two half steps)")
 
     def _check_mode_and_task(self) -> None:
         networks = ("unet", "transformer", "mode")

@@ -150,8 +150,8 @@ class DiffusionPolicy(ChunkPolicy):
         eps = torch.randn(x0.shape, generator=generator, device=generator.device if generator else "cpu").to(x0.device)
         t = self.schedule.sample_training_times(x0.shape[0], generator).to(x0.device)
         if isinstance(self.denoiser, ShortcutDenoiser):
-            fraction = self.config.flow_shortcut_fraction
-            x_t, t, d, target = shortcut_batch(self.denoiser, x0, eps, t, cond, fraction, generator)
+            fraction, k = self.config.flow_shortcut_fraction, self.config.flow_shortcut_target_steps
+            x_t, t, d, target = shortcut_batch(self.denoiser, x0, eps, t, cond, fraction, generator, target_steps=k)
             loss = nn.functional.mse_loss(self.denoiser.raw(x_t, t, cond, d), target)
         else:
             alpha, sigma = self.schedule.alpha_sigma(t)

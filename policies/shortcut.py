@@ -76,10 +76,13 @@ def shortcut_batch(
     cond: torch.Tensor,
     fraction: float,
     generator: torch.Generator | None = None,
+    target_steps: int = 2,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Training inputs and targets for a batch of data x0 (B, T, A), noise and flow times t (B,): the first
     (1 − fraction)·B rows are flow matching (d = 0, target x0 − noise), the rest self-consistency at a random
-    trained size 2d with t redrawn in [0, 1 − 2d]. Returns (x_t, t, d, target)."""
+    trained size 2d with t redrawn in [0, 1 − 2d], towards the mean velocity of `target_steps` steps of 2d/K
+    (K = 2: the paper's two half steps; steps finer than 1/M use the flow field, d = 0). Returns
+    (x_t, t, d, target)."""
     b = x0.shape[0]
     n_sc = round(fraction * b)
     d = torch.zeros(b, device=x0.device)
@@ -89,7 +92,7 @@ def shortcut_batch(
         levels = denoiser.code.n_codes - 1  # 2d ∈ {2/M, …, 1}: 2d = 2^k / M for k = 1 … log2 M
         k = torch.randint(1, levels + 1, (n_sc,), generator=generator).to(x0.device)
         big = (2.0**k) / m
-        small = big / 2
+        small = big / target_steps
         t = t.clone()
         t[b - n_sc :] = torch.rand(n_sc, generator=generator).to(x0.device) * (1.0 - big)
         d[b - n_sc :] = big
@@ -98,9 +101,10 @@ def shortcut_batch(
         rows = slice(b - n_sc, b)
         small_query = torch.where(small * m < 1.5, torch.zeros_like(small), small)  # the finest step is d = 0
         with torch.no_grad():
-            xs, ts, cs = x_t[rows], t[rows], cond[rows]
-            v1 = denoiser.raw(xs, ts, cs, small_query)
-            v2 = denoiser.raw(xs + small[:, None, None] * v1, ts + small, cs, small_query)
+            x, ts, cs = x_t[rows], t[rows], cond[rows]
+            for _ in range(target_steps):
+                x = x + small[:, None, None] * denoiser.raw(x, ts, cs, small_query)
+                ts = ts + small
         target = target.clone()
-        target[rows] = 0.5 * (v1 + v2)
+        target[rows] = (x - x_t[rows]) / big[:, None, None]
     return x_t, t, d, target

@@ -124,3 +124,22 @@ def test_expert_options_set_the_pusht_experts_tunables_and_bad_ones_fail_by_name
     with pytest.raises(ConfigError, match="bogus"):  # before anything is written
         make_demonstrations("pusht", "state", 1, 0, tmp_path / "demos", expert_options={"bogus": 1})
     assert not (tmp_path / "demos").exists()
+
+
+def test_expert_action_noise_perturbs_the_target_but_not_the_plan():
+    def first_actions(**tunables):
+        env = make_pusht_env("state")
+        env.reset(seed=3)
+        expert = ExpertPushT(seed=7, **tunables)
+        expert.reset(env.unwrapped.sim)
+        return expert.act(), expert._target.copy()
+
+    clean, clean_target = first_actions()
+    again, _ = first_actions(action_noise=0.0)
+    noisy, noisy_target = first_actions(action_noise=15.0)
+    np.testing.assert_array_equal(clean, again)  # no noise: the same stream, the same actions
+    np.testing.assert_array_equal(clean_target, noisy_target)  # the plan is untouched
+    offset = np.abs(noisy - clean)
+    assert offset.max() > 0.1 and offset.max() < 90.0, offset  # a draw of N(0, 15²) per axis
+    with pytest.raises(ValueError, match=r"action_noise=-1\.0"):
+        ExpertPushT(seed=0, action_noise=-1.0)

@@ -37,6 +37,8 @@ def test_shortcut_steps_must_be_a_power_of_two():
         tiny_config(flow_shortcut_steps=8)  # a diffusion policy
     with pytest.raises(ValueError, match=r"flow_shortcut_fraction=1\.0"):
         tiny_config(**{**SHORTCUT, "flow_shortcut_fraction": 1.0})
+    with pytest.raises(ValueError, match=r"flow_shortcut_target_steps=3: expected a power of two"):
+        tiny_config(**{**SHORTCUT, "flow_shortcut_target_steps": 3})
 
 
 class _LinearNet(torch.nn.Module):
@@ -67,6 +69,27 @@ def test_self_consistency_rows_average_two_half_steps():
         v1 = den.raw(xi, ti, ci, query)
         v2 = den.raw(xi + half * v1, ti + half, ci, query)
         torch.testing.assert_close(target[i : i + 1], 0.5 * (v1 + v2))
+
+
+def test_self_consistency_target_from_k_small_steps():
+    """target_steps=4: a jump of 2d is trained towards four steps of 2d/4 (their mean velocity)."""
+    from diffpilot.policies.samplers import FlowSchedule
+
+    code = StepSizeCode(16)
+    den = ShortcutDenoiser(_LinearNet(), FlowSchedule(), "velocity", code)
+    gen = torch.Generator().manual_seed(1)
+    x0, noise, cond = torch.randn(6, 4, 2), torch.randn(6, 4, 2), torch.randn(6, 3)
+    x_t, t_out, d, target = shortcut_batch(den, x0, noise, torch.rand(6), cond, 1 / 3, gen, target_steps=4)
+    two = shortcut_batch(den, x0, noise, torch.rand(6), cond, 1 / 3, torch.Generator().manual_seed(1))[3]
+    for i in (4, 5):
+        quarter = float(d[i]) / 4
+        query = 0.0 if quarter * 16 < 1.5 else quarter
+        x, ti, ci = x_t[i : i + 1], t_out[i : i + 1], cond[i : i + 1]
+        for _ in range(4):
+            x, ti = x + quarter * den.raw(x, ti, ci, query), ti + quarter
+        torch.testing.assert_close(target[i : i + 1], (x - x_t[i : i + 1]) / d[i])
+        assert not torch.allclose(target[i], two[i])  # not the two-half-step target
+    torch.testing.assert_close(target[:4], (x0 - noise)[:4])
 
 
 class _StepRecorder:

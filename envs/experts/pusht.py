@@ -54,6 +54,7 @@ class ExpertPushTConfig:
     score_jitter: float = 0.3
     dwell_steps: int = 1  # target held still after a push
     retreat_steps: int = 2  # steps of backing off assumed when predicting a push's outcome
+    action_noise: float = 0.0  # std of Gaussian noise on each returned target (a noisy demonstrator; the plan is kept)
 
 
 def _rotation(theta: float) -> np.ndarray:
@@ -297,6 +298,8 @@ class ExpertPushT:
         if unknown:
             raise TypeError(f"unknown ExpertPushT tunables: {sorted(unknown)}")
         self.cfg = replace(ExpertPushTConfig(), **tunables)
+        if not self.cfg.action_noise >= 0:
+            raise ValueError(f"action_noise={self.cfg.action_noise}: expected a standard deviation ≥ 0 (pixels)")
         self._rng = np.random.default_rng(seed)
         self._env = None
         self._sim_env = None
@@ -331,6 +334,9 @@ class ExpertPushT:
         else:
             self._push_step(push)
         self._target = np.clip(self._target, 0.0, 512.0)
+        if self.cfg.action_noise > 0:
+            noisy = self._target + self._rng.normal(0.0, self.cfg.action_noise, 2)
+            return np.clip(noisy, 0.0, 512.0).astype(np.float32)
         return self._target.astype(np.float32)
 
     # ------------------------------------------------------------------ state access
