@@ -2,7 +2,7 @@
 
 `ChunkEnv` turns a per-step env into one whose action is a chunk of `n_action_steps` actions: it runs
 them (stopping at the episode's end), answers with the window of the last `n_obs_steps` observations
-and a sparse reward, and remembers its episode (seed + executed actions) so that the episode can be
+and its reward, and remembers its episode (seed + executed actions) so that the episode can be
 replayed exactly on resume. `ChunkVecEnv` runs several of them through `gymnasium.vector` with explicit
 per-episode seeds and resets finished episodes itself.
 """
@@ -16,20 +16,26 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+REWARDS = ("env", "success")  # the chunk reward: the env's own r − 1, or success − 1 (sparse)
+
 
 class ChunkEnv(gym.Wrapper):
     """Executes an action chunk (n_action_steps, A) per step; observations are windows (n_obs_steps, …).
 
-    Reward per chunk: the mean over executed steps of `r − 1` with r the env's own reward in [0, 1] (0 once
-    the task is solved; PushT's r is its coverage / 0.95, robomimic's is sparse success), and the episode
-    terminates at success. `info["env_steps"]` is how many underlying steps
+    Reward per chunk: the mean over executed steps of `r − 1`, with r the env's own reward in [0, 1] (`reward=
+    "env"`; 1 once the task is solved; PushT's r is its coverage / 0.95, robomimic's is sparse success) or
+    its success alone (`reward="success"`: −1 per step until solved, PushT's sparse variant), and the
+    episode terminates at success. `info["env_steps"]` is how many underlying steps
     ran. `reset(options={"replay": actions})` re-runs an episode's executed actions (k, A) after reset.
     """
 
-    def __init__(self, env: gym.Env, n_obs_steps: int, n_action_steps: int):
+    def __init__(self, env: gym.Env, n_obs_steps: int, n_action_steps: int, reward: str = "env"):
         super().__init__(env)
         if n_obs_steps < 1 or n_action_steps < 1:
             raise ValueError(f"n_obs_steps={n_obs_steps}, n_action_steps={n_action_steps}: expected ≥ 1 each")
+        if reward not in REWARDS:
+            raise ValueError(f"reward={reward!r}: expected one of {REWARDS}")
+        self.reward = reward
         self.n_obs_steps = n_obs_steps
         self.n_action_steps = n_action_steps
         base_space = env.observation_space
@@ -81,7 +87,8 @@ class ChunkEnv(gym.Wrapper):
         for action in chunk:
             reward, terminated, truncated, info = self._run(action)
             success = bool(info.get("is_success", False))
-            total += (1.0 if success else float(reward)) - 1.0
+            r = 1.0 if success else (float(reward) if self.reward == "env" else 0.0)
+            total += r - 1.0
             steps += 1
             if success or terminated or truncated:
                 break
@@ -123,14 +130,17 @@ class ChunkVecEnv:
         n_action_steps: int,
         seed: int = 0,
         vector: str = "sync",
+        reward: str = "env",
     ):
         if n_envs < 1:
             raise ValueError(f"n_envs={n_envs}: expected ≥ 1")
         if vector not in ("sync", "async"):
             raise ValueError(f"vector={vector!r}: expected 'sync' or 'async'")
+        if reward not in REWARDS:
+            raise ValueError(f"algo.reward={reward!r}: expected one of {REWARDS}")
 
         def factory() -> gym.Env:
-            return ChunkEnv(make_env(), n_obs_steps, n_action_steps)
+            return ChunkEnv(make_env(), n_obs_steps, n_action_steps, reward)
 
         vec_cls = gym.vector.SyncVectorEnv if vector == "sync" else gym.vector.AsyncVectorEnv
         self.envs = vec_cls([factory] * n_envs, autoreset_mode=gym.vector.AutoresetMode.DISABLED)

@@ -129,7 +129,9 @@ class DPPO(ChunkRLTrainer):
         levels = self.base.sampler.default_timesteps(cfg.num_inference_steps)
         self.chain = DenoisingChain(self.base, self.finetuned, levels, cfg.ft_steps, cfg.exploration_std)
         pcfg = policy.config
-        self.vec = ChunkVecEnv(make_env, cfg.n_envs, pcfg.n_obs_steps, pcfg.n_action_steps, cfg.train_seed, cfg.vector)
+        self.vec = ChunkVecEnv(
+            make_env, cfg.n_envs, pcfg.n_obs_steps, pcfg.n_action_steps, cfg.train_seed, cfg.vector, cfg.reward
+        )
         self.value = mlp(policy.obs_encoder.output_dim, cfg.hidden, 1)
         self.modules = {"finetuned_net": self.finetuned.net, "value": self.value}
         self.optimizers = {

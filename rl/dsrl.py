@@ -96,7 +96,9 @@ class DSRL(ChunkRLTrainer):
         self.output_dir = Path(output_dir)
         self.sampler = FrozenChunkSampler(policy, cfg.num_inference_steps)
         pcfg = policy.config
-        vec = ChunkVecEnv(make_env, cfg.n_envs, pcfg.n_obs_steps, pcfg.n_action_steps, cfg.train_seed, cfg.vector)
+        vec = ChunkVecEnv(
+            make_env, cfg.n_envs, pcfg.n_obs_steps, pcfg.n_action_steps, cfg.train_seed, cfg.vector, cfg.reward
+        )
         self.env = LatentNoiseVecEnv(vec, self.sampler)
         self.vec = vec
         self.algo_name = f"dsrl_{cfg.variant}"

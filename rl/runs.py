@@ -17,6 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 from diffpilot.atomic import atomic_write_json
 from diffpilot.commands.common import ConfigError, env_factory
 
+from .chunk_env import REWARDS
+
 
 @dataclass
 class ChunkRLConfig:
@@ -32,9 +34,12 @@ class ChunkRLConfig:
     eval_episodes: int = 100
     eval_seed: int = 100_000
     eval_n_envs: int = 10
+    reward: str = "env"  # env: the env's own r − 1 per step; success: success − 1 (sparse)
 
     def __post_init__(self) -> None:
         check_fields(self, positive=("num_inference_steps", "n_envs", "env_steps"), non_negative=("eval_episodes",))
+        if self.reward not in REWARDS:
+            raise ValueError(f"algo.reward={self.reward!r}: expected one of {REWARDS}")
 
 
 def check_fields(cfg: Any, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = ()) -> None:

@@ -294,3 +294,17 @@ def test_dsrl_bench_leaves_out_methods_given_as_none(tmp_path):
     assert 0 <= result["base_success"] <= 1 and 0 <= result["dsrl_sac"] <= 1
     assert result["details"]["evaluations"]["base"]["episodes"] == 2
     assert result["env_steps"] >= 100 and out.with_suffix(".png").is_file()
+
+
+def test_chunk_env_success_reward_is_minus_one_until_solved():
+    chunk = np.tile(np.array([[300.0, 300.0]], np.float32), (4, 1))
+    rewards = {}
+    for kind in ("env", "success"):
+        env = ChunkEnv(MAKE_ENV(), n_obs_steps=2, n_action_steps=4, reward=kind)
+        env.reset(seed=3)
+        rewards[kind] = env.step(chunk)[1]
+    assert rewards["success"] == -1.0 and rewards["env"] > -1.0  # same steps: only the env's r counts coverage
+    with pytest.raises(ValueError, match="reward='dense'"):
+        ChunkEnv(MAKE_ENV(), 2, 4, reward="dense")
+    with pytest.raises(ValueError, match=r"algo\.reward='dense'"):
+        small_cfg(reward="dense")
