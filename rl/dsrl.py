@@ -133,7 +133,7 @@ class DSRL(ChunkRLTrainer):
         if cfg.offline_data:  # demonstrations train Q^A from the start (their rows carry no noise)
             from .offline import demo_transitions
 
-            self.replay.add(**demo_transitions(cfg.offline_data, cfg.offline_format, policy))
+            self.replay.add(**demo_transitions(cfg.offline_data, cfg.offline_format, policy, cfg.reward))
         self._init_log(transitions=0, updates=0)
         self.update_credit = 0.0
         self.losses: dict[str, float] = {}

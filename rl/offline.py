@@ -15,13 +15,14 @@ from diffpilot.policies.datasets.loading import load_episodes
 REWARD_KEY = "next.reward"
 
 
-def demo_transitions(root: str | Path, fmt: str, policy) -> dict[str, np.ndarray]:
+def demo_transitions(root: str | Path, fmt: str, policy, reward: str = "env") -> dict[str, np.ndarray]:
     """Cut every episode into chunks of n_action_steps, the way ChunkEnv executes them.
 
     Returns the replay fields (M, …): obs and next_obs are the policy's conditions of the observation
     windows (n_obs_steps, first frame repeated at the start), action the normalised executed chunk
     (M, n_action_steps·A; the last chunk of an episode is padded with its final action), reward the mean
-    of r − 1 over the chunk's real steps (0 on success), done 1 on the episode's successful last chunk.
+    of r − 1 over the chunk's real steps (0 on success; `reward="success"`: r is 1 on success, else 0, as
+    ChunkEnv's sparse reward), done 1 on the episode's successful last chunk.
     `noise` is zero: demonstrations have none (only the NA critic reads these rows' actions).
     """
     cfg = policy.config
@@ -40,6 +41,8 @@ def demo_transitions(root: str | Path, fmt: str, policy) -> dict[str, np.ndarray
             actions.append(idx)
             step_rewards = data.arrays[REWARD_KEY][start + t : start + t + real].astype(np.float32).reshape(-1)
             success = step_rewards >= 1.0
+            if reward == "success":
+                step_rewards = success.astype(np.float32)
             rewards.append(float(np.mean(step_rewards - 1.0)))
             dones.append(float(success.any()))
     obs = _conditions(policy, data.arrays, np.asarray(windows))

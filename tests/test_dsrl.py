@@ -259,6 +259,9 @@ def test_noise_aliasing_learns_from_demonstrations(tmp_path):
     assert rows["done"].sum() == 2  # each successful demonstration ends with one terminal chunk
     assert rows["reward"].max() <= 0.0 and rows["reward"].min() >= -1.0
     assert np.abs(rows["action"]).max() <= 1.0 + 1e-5  # normalised by the policy's own statistics
+    sparse = demo_transitions(tmp_path / "demos", "lerobot_v3", policy, reward="success")
+    assert set(np.unique(sparse["reward"][sparse["done"] == 0])) == {-1.0}  # no credit for coverage
+    assert (sparse["reward"] <= rows["reward"] + 1e-6).all() and (sparse["reward"] < rows["reward"] - 0.1).any()
     trainer = DSRL(policy, MAKE_ENV, small_cfg(variant="na", offline_data=str(tmp_path / "demos")), tmp_path / "run")
     assert len(trainer.replay) == m
     trainer.train(stop_at=160)
