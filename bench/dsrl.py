@@ -6,6 +6,9 @@ against the base policy. Writes bench/results/dsrl.json and a learning-curve PNG
       --dppo runs/dsrl/dppo --episodes 100 [--na-offline runs/dsrl/dsrl_na_offline] [--modes]
   python bench/dsrl.py --task lift --base runs/dsrl_lift/base_policy --sac runs/dsrl_lift/dsrl_sac \\
       --na none --dppo none --out bench/results/dsrl_lift.json   # a method given as `none` is left out (null)
+
+--noise-laws 1 1.5 0 also evaluates the frozen base fed fixed noise laws instead of N(0, I): w = m·tanh(z),
+z ~ N(0, I), for each m (what a DSRL actor with scale m and unit σ starts from; 0: always the zero noise).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from diffpilot.atomic import atomic_path, atomic_write_json
 from diffpilot.commands.common import env_factory
 from diffpilot.policies.registry import load_policy
 from diffpilot.rl.dsrl import load_steered_policy
+from diffpilot.rl.latent_env import FrozenChunkSampler, LatentSteering
 from diffpilot.rl.runs import evaluate_policy
 
 RESULTS = Path(__file__).parent / "results"
@@ -75,6 +79,17 @@ def plot(curves: dict[str, list[dict]], base: float, out: Path, title: str) -> N
     plt.close(fig)
 
 
+def fixed_noise_policy(base_dir: Path, steps: int, scale: float):
+    """The frozen base whose DDIM noise is m·tanh(z), z ~ N(0, I), instead of z itself (m = 0: zero noise)."""
+    policy = load_policy(base_dir)
+    policy.set_sampler("ddim", steps)
+    sampler = FrozenChunkSampler(policy, steps)
+    policy.chunk_planner = LatentSteering(
+        sampler, lambda cond: scale * torch.tanh(torch.randn(cond.shape[0], sampler.noise_dim))
+    )
+    return policy
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=sorted(TASKS), default="pusht_state")
@@ -87,6 +102,9 @@ def main() -> None:
     parser.add_argument("--n-envs", type=int, default=10)
     parser.add_argument("--na-offline", type=Path, help="optional: a DSRL-NA run that also learned from demonstrations")
     parser.add_argument("--modes", action="store_true", help="also evaluate the DSRL actors' deterministic mode")
+    parser.add_argument(
+        "--noise-laws", type=float, nargs="*", default=[], metavar="M", help="also the base fed m·tanh(N(0, I)) noise"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "dsrl.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -99,6 +117,8 @@ def main() -> None:
     steps = json.loads((args.base / "config.json").read_text())["config"]["num_inference_steps"]
     base_policy.set_sampler("ddim", steps)
     evals = {"base": measure("base", base_policy, args)}
+    for m in args.noise_laws:
+        evals[f"base_noise_{m:g}tanh"] = measure(f"base, {m:g}·tanh(z)", fixed_noise_policy(args.base, steps, m), args)
     for name in [n for n in runs if n.startswith("dsrl")]:
         evals[name] = measure(name, load_steered_policy(runs[name]["checkpoint"], load_policy(args.base)), args)
         if args.modes:  # the actor's mode m·tanh(μ(s)) instead of sampled noise

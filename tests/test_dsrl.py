@@ -290,12 +290,14 @@ def test_dsrl_bench_leaves_out_methods_given_as_none(tmp_path):
     bench = Path(__file__).parents[1] / "bench" / "dsrl.py"
     out = tmp_path / "dsrl_small.json"
     args = ["--task", "pusht_state", "--base", str(policy_dir), "--sac", str(tmp_path / "sac"), "--na", "none"]
-    args += ["--dppo", "none", "--episodes", "2", "--n-envs", "2", "--out", str(out)]
+    args += ["--dppo", "none", "--episodes", "2", "--n-envs", "2", "--noise-laws", "1", "0", "--out", str(out)]
     subprocess.run([sys.executable, str(bench), *args], check=True, capture_output=True, timeout=120)
     result = json.loads(out.read_text())
     assert result["task"] == "pusht_state" and result["dsrl_na"] is None and result["dppo"] is None
     assert 0 <= result["base_success"] <= 1 and 0 <= result["dsrl_sac"] <= 1
-    assert result["details"]["evaluations"]["base"]["episodes"] == 2
+    evaluations = result["details"]["evaluations"]
+    assert evaluations["base"]["episodes"] == 2
+    assert evaluations["base_noise_1tanh"]["episodes"] == evaluations["base_noise_0tanh"]["episodes"] == 2
     assert result["env_steps"] >= 100 and out.with_suffix(".png").is_file()
 
 
