@@ -32,6 +32,9 @@ from .sac import SquashedGaussianActor, TwinQ, actor_loss, alpha_loss, polyak, t
 VARIANTS = ("sac", "na")
 
 
+TANH_NORMAL_ENTROPY = 0.670  # nats per dim of tanh(z), z ~ N(0, 1) (Monte Carlo, 10⁷ samples)
+
+
 @dataclass
 class DSRLConfig(ChunkRLConfig):
     """Settings of configs/algo/dsrl_{sac,na}.yaml (see there for what each means)."""
@@ -75,6 +78,13 @@ class DSRLConfig(ChunkRLConfig):
             )
         if not 0 < self.gamma <= 1 or not 0 < self.tau <= 1:
             raise ValueError(f"algo.gamma={self.gamma}, algo.tau={self.tau}: expected both in (0, 1]")
+        if self.noise_scale > 0 and self.target_entropy_per_dim >= math.log(2 * self.noise_scale):
+            # no law on [−m, m] is broader than the uniform (log 2m per dim): the temperature would grow forever
+            raise ValueError(
+                f"algo.target_entropy_per_dim={self.target_entropy_per_dim} with algo.noise_scale={self.noise_scale}: "
+                f"expected < log(2·{self.noise_scale}) = {math.log(2 * self.noise_scale):.3f}, the entropy of the "
+                f"uniform noise law (m·tanh(N(0, 1)) has {TANH_NORMAL_ENTROPY:.3f} + log m)"
+            )
 
 
 class Temperature(torch.nn.Module):

@@ -205,6 +205,15 @@ def test_config_errors_name_the_field():
         DSRLConfig(n_envs=0)
     with pytest.raises(ValueError, match="unknown keys \\['utd_ratio'\\]"):
         algo_config(DSRLConfig, {"runner": "x", "utd_ratio": 3})
+    # no noise law on [−1, 1] has more entropy than the uniform's log 2 per dim: an unreachable target
+    with pytest.raises(ValueError, match=r"algo\.target_entropy_per_dim=0\.8 with algo\.noise_scale=1\.0"):
+        DSRLConfig(noise_scale=1.0, target_entropy_per_dim=0.8)
+    assert DSRLConfig(noise_scale=1.0, target_entropy_per_dim=0.5).noise_scale == 1.0
+    from diffpilot.rl.dsrl import TANH_NORMAL_ENTROPY
+
+    z = torch.randn(1_000_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    entropy = 0.5 * np.log(2 * np.pi * np.e) + float(torch.log1p(-torch.tanh(z) ** 2).mean())
+    assert abs(entropy - TANH_NORMAL_ENTROPY) < 0.005  # the constant quoted in the error message
 
 
 def tiny_rl_overrides(policy_dir, output_dir) -> list[str]:
