@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from .nets.encoders import check_vision
 from .samplers.diffusion import SPACINGS
-from .shortcut import check_shortcut_steps
+from .shortcut import check_shortcut_grid, check_shortcut_steps
 
 FeatureKind = Literal["state", "image"]
 
@@ -69,6 +69,11 @@ class DiffusionPolicyConfig:
     # (2: the paper's two half steps; 8: a target from nearly the flow field's own path, for fine-tuning large
     # steps of a model whose small steps are already good; costs K − 2 more no-grad evaluations on those rows).
     flow_shortcut_target_steps: int = 2
+    # Restrict the self-consistency rows to these jump sizes 2d and start times (empty: every trained size, t
+    # uniform): a fine-tune that spends them on one few-step sampler's grid, e.g. RTI's three steps of 1/8 from
+    # t = 0.625 (sizes [0.125], times [0.625, 0.75, 0.875]; with target steps 2d·M = 16 the target is the flow field).
+    flow_shortcut_sizes: tuple[float, ...] = ()
+    flow_shortcut_times: tuple[float, ...] = ()
     # Denoiser network.
     network: Literal["unet", "transformer", "mode"] = "unet"
     down_dims: tuple[int, ...] = (256, 512, 1024)
@@ -113,6 +118,8 @@ class DiffusionPolicyConfig:
             k: v if isinstance(v, InputFeature) else InputFeature(**v) for k, v in dict(self.input_features).items()
         }
         self.down_dims = tuple(self.down_dims)
+        self.flow_shortcut_sizes = tuple(float(v) for v in self.flow_shortcut_sizes)
+        self.flow_shortcut_times = tuple(float(v) for v in self.flow_shortcut_times)
         self.crop_shape = tuple(self.crop_shape) if self.crop_shape else None
         self.normalization = dict(self.normalization)
         self.task_instructions = [str(s) for s in self.task_instructions]
@@ -177,6 +184,7 @@ class DiffusionPolicyConfig:
         k = self.flow_shortcut_target_steps
         if k < 2 or k & (k - 1):
             raise ValueError(f"flow_shortcut_target_steps={k}: expected a power of two ≥ 2 (2: two half steps)")
+        check_shortcut_grid(self.flow_shortcut_steps, self.flow_shortcut_sizes, self.flow_shortcut_times)
 
     def _check_mode_and_task(self) -> None:
         networks = ("unet", "transformer", "mode")

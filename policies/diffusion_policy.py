@@ -150,8 +150,13 @@ class DiffusionPolicy(ChunkPolicy):
         eps = torch.randn(x0.shape, generator=generator, device=generator.device if generator else "cpu").to(x0.device)
         t = self.schedule.sample_training_times(x0.shape[0], generator).to(x0.device)
         if isinstance(self.denoiser, ShortcutDenoiser):
-            fraction, k = self.config.flow_shortcut_fraction, self.config.flow_shortcut_target_steps
-            x_t, t, d, target = shortcut_batch(self.denoiser, x0, eps, t, cond, fraction, generator, target_steps=k)
+            c = self.config
+            grid = dict(
+                target_steps=c.flow_shortcut_target_steps, sizes=c.flow_shortcut_sizes, times=c.flow_shortcut_times
+            )
+            x_t, t, d, target = shortcut_batch(
+                self.denoiser, x0, eps, t, cond, c.flow_shortcut_fraction, generator, **grid
+            )
             loss = nn.functional.mse_loss(self.denoiser.raw(x_t, t, cond, d), target)
         else:
             alpha, sigma = self.schedule.alpha_sigma(t)

@@ -27,6 +27,26 @@ def check_shortcut_steps(m: int) -> None:
         raise ValueError(f"flow_shortcut_steps={m}: expected 0 (off) or a power of two ≥ 2, e.g. 128")
 
 
+def check_shortcut_grid(m: int, sizes: tuple[float, ...], times: tuple[float, ...]) -> None:
+    """`flow_shortcut_sizes` must be trained jump sizes 2d = 2^k / M (k ≥ 1) and every `flow_shortcut_times`
+    entry a start t with t + 2d ≤ 1 for each of them."""
+    trained = [2.0**k / m for k in range(1, int(math.log2(m)) + 1)] if m else []
+    for size in sizes:
+        if not any(abs(size - z) < 1e-9 for z in trained):
+            raise ValueError(f"flow_shortcut_sizes entry {size}: expected one of the trained jumps 2^k/{m}: {trained}")
+    if times and not sizes:
+        raise ValueError(
+            f"flow_shortcut_times={list(times)} without flow_shortcut_sizes: expected the jump sizes taken from "
+            "these start times too (e.g. [0.125] for RTI's steps of 1/8)"
+        )
+    for t in times:
+        if not 0.0 <= t <= 1.0 - max(sizes) + 1e-9:
+            raise ValueError(
+                f"flow_shortcut_times entry {t}: expected a start in [0, {1.0 - max(sizes)}] so that a jump of "
+                f"{max(sizes)} (the largest of flow_shortcut_sizes) ends by t = 1"
+            )
+
+
 class StepSizeCode(nn.Module):
     """Step size d → one-hot (B, C) over the trained sizes {0, 2/M, 4/M, …, 1} (C = log2 M + 1); any other d is
     snapped to the nearest trained size in log scale, and d < 1.5/M to 0 (the flow field)."""
@@ -77,12 +97,15 @@ def shortcut_batch(
     fraction: float,
     generator: torch.Generator | None = None,
     target_steps: int = 2,
+    sizes: tuple[float, ...] = (),
+    times: tuple[float, ...] = (),
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Training inputs and targets for a batch of data x0 (B, T, A), noise and flow times t (B,): the first
     (1 − fraction)·B rows are flow matching (d = 0, target x0 − noise), the rest self-consistency at a random
     trained size 2d with t redrawn in [0, 1 − 2d], towards the mean velocity of `target_steps` steps of 2d/K
-    (K = 2: the paper's two half steps; steps finer than 1/M use the flow field, d = 0). Returns
-    (x_t, t, d, target)."""
+    (K = 2: the paper's two half steps; steps finer than 1/M use the flow field, d = 0). `sizes` / `times`
+    restrict those rows to the listed sizes 2d and start times (a few-step sampler's own grid, e.g. RTI's three
+    steps of 1/8 from t = 0.625: sizes (0.125,), times (0.625, 0.75, 0.875)). Returns (x_t, t, d, target)."""
     b = x0.shape[0]
     n_sc = round(fraction * b)
     d = torch.zeros(b, device=x0.device)
@@ -90,11 +113,19 @@ def shortcut_batch(
     if n_sc:
         m = denoiser.code.finest_steps
         levels = denoiser.code.n_codes - 1  # 2d ∈ {2/M, …, 1}: 2d = 2^k / M for k = 1 … log2 M
-        k = torch.randint(1, levels + 1, (n_sc,), generator=generator).to(x0.device)
-        big = (2.0**k) / m
+        if sizes:
+            pick = torch.randint(len(sizes), (n_sc,), generator=generator)
+            big = torch.tensor(sizes, dtype=torch.float32)[pick].to(x0.device)
+        else:
+            k = torch.randint(1, levels + 1, (n_sc,), generator=generator).to(x0.device)
+            big = (2.0**k) / m
         small = big / target_steps
         t = t.clone()
-        t[b - n_sc :] = torch.rand(n_sc, generator=generator).to(x0.device) * (1.0 - big)
+        if times:
+            pick = torch.randint(len(times), (n_sc,), generator=generator)
+            t[b - n_sc :] = torch.tensor(times, dtype=torch.float32)[pick].to(x0.device)
+        else:
+            t[b - n_sc :] = torch.rand(n_sc, generator=generator).to(x0.device) * (1.0 - big)
         d[b - n_sc :] = big
     x_t = t[:, None, None] * x0 + (1.0 - t[:, None, None]) * noise
     if n_sc:

@@ -92,6 +92,40 @@ def test_self_consistency_target_from_k_small_steps():
     torch.testing.assert_close(target[:4], (x0 - noise)[:4])
 
 
+def test_self_consistency_rows_on_a_restricted_grid_target_the_flow_field():
+    """sizes/times: every self-consistency row is a jump of 1/8 from t ∈ {0.625, 0.75, 0.875} (RTI's grid), and with
+    K = 2d·M steps its target is the flow field's own path (d = 0 at every small step)."""
+    from diffpilot.policies.samplers import FlowSchedule
+
+    code = StepSizeCode(16)
+    den = ShortcutDenoiser(_LinearNet(), FlowSchedule(), "velocity", code)
+    x0, noise, cond = torch.randn(40, 4, 2), torch.randn(40, 4, 2), torch.randn(40, 3)
+    times = (0.625, 0.75, 0.875)
+    gen = torch.Generator().manual_seed(2)
+    x_t, t_out, d, target = shortcut_batch(
+        den, x0, noise, torch.rand(40), cond, 0.5, gen, target_steps=2, sizes=(0.125,), times=times
+    )
+    assert d[:20].eq(0).all() and d[20:].eq(0.125).all()
+    assert {round(v, 6) for v in t_out[20:].tolist()} == set(times)  # 20 draws hit all three starts
+    for i in (20, 33):
+        x, ti, ci = x_t[i : i + 1], t_out[i : i + 1], cond[i : i + 1]
+        for _ in range(2):  # 2 steps of 1/16 = the finest step: the flow field
+            x, ti = x + (1 / 16) * den.raw(x, ti, ci, 0.0), ti + 1 / 16
+        torch.testing.assert_close(target[i : i + 1], (x - x_t[i : i + 1]) / 0.125)
+
+
+def test_restricted_grid_must_fit_the_trained_sizes():
+    with pytest.raises(ValueError, match=r"flow_shortcut_sizes entry 0\.1: expected one of the trained jumps"):
+        tiny_config(**{**SHORTCUT, "flow_shortcut_sizes": [0.1]})
+    with pytest.raises(ValueError, match=r"flow_shortcut_times entry 0\.9: expected a start in \[0, 0\.75\]"):
+        tiny_config(**{**SHORTCUT, "flow_shortcut_sizes": [0.25], "flow_shortcut_times": [0.5, 0.9]})
+    with pytest.raises(ValueError, match=r"flow_shortcut_times=\[0\.5\] without flow_shortcut_sizes"):
+        tiny_config(**{**SHORTCUT, "flow_shortcut_times": [0.5]})
+    cfg = tiny_config(**{**SHORTCUT, "flow_shortcut_sizes": [0.25], "flow_shortcut_times": [0.5, 0.75]})
+    assert cfg.flow_shortcut_sizes == (0.25,) and cfg.flow_shortcut_times == (0.5, 0.75)
+    assert type(cfg).from_dict(cfg.to_dict()) == cfg  # survives config.json
+
+
 class _StepRecorder:
     step_aware = True
 
@@ -146,3 +180,24 @@ def test_shortcut_policy_trains_round_trips_and_samples_with_any_step_count(tmp_
         assert [original(torch.tensor([a])).item() for a in asked] == [code] * steps
     policy.eval().set_sampler(num_inference_steps=8)
     torch.testing.assert_close(policy.predict_chunk(window, noise=noise), loaded.predict_chunk(window, noise=noise))
+
+
+def test_chunk_error_bench_is_zero_on_the_fine_path_and_positive_for_few_steps(tmp_path, lerobot_dataset):
+    """bench/chunk_error.py: the same step list as the reference lands exactly on it; one big step does not."""
+    import importlib.util
+    from pathlib import Path
+
+    from diffpilot.policies.datasets.loading import load_episodes
+
+    spec = importlib.util.spec_from_file_location("chunk_error", Path(__file__).parents[1] / "bench" / "chunk_error.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    torch.manual_seed(0)
+    policy = DiffusionPolicy(tiny_config(**SHORTCUT))
+    policy.load_stats(load_episodes(lerobot_dataset, "lerobot_v3", [*policy.observation_keys, "action"])[1])
+    policy.save_pretrained(tmp_path / "sc")
+    errors = bench.chunk_errors(tmp_path / "sc", lerobot_dataset, [(0.0, 8), (0.5, 4), (0.0, 1)], 16, 8, 0)
+    assert errors["0:8"] == 0.0 and errors["0.5:4"] == 0.0  # steps of 1/8: the reference's own
+    assert errors["0:1"] > 0.0
+    with pytest.raises(SystemExit, match="expected <start time in"):
+        bench.parse_pair("1.2:3")
