@@ -83,6 +83,7 @@ bench: $(STAMP)
 INFER_D := runs/cpu_diffusion/checkpoints/last/pretrained_model
 INFER_F := runs/cpu_flow/checkpoints/last/pretrained_model
 INFER_S := runs/cpu_shortcut/checkpoints/last/pretrained_model
+INFER_R := runs/cpu_shortcut_rti/checkpoints/step_0001500/pretrained_model   # RTI fine-tune, picked on search seeds
 bench-inference: $(STAMP) $(COMPAT_STAMP)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	test -f data/pusht/meta/info.json || $(BIN)/diffpilot data episodes=200 obs_mode=all output=data/pusht
@@ -91,6 +92,10 @@ bench-inference: $(STAMP) $(COMPAT_STAMP)
 		$(BIN)/diffpilot train experiment=pusht_cpu policy=flow_unet_small output_dir=runs/cpu_flow
 	test -f $(INFER_S)/config.json || $(BIN)/diffpilot train experiment=pusht_shortcut_cpu
 	$(BIN)/python bench/inference.py --diffusion $(INFER_D) --flow $(INFER_F) --shortcut $(INFER_S) --episodes 200
+	test -f $(INFER_R)/config.json || $(BIN)/diffpilot train experiment=pusht_shortcut_rti_cpu
+	$(BIN)/python bench/inference.py --shortcut $(INFER_R) --episodes 200 --shapes state --n-action-steps 4 \
+		--only "shortcut flow-128" shortcut-8 shortcut-4 shortcut-1 "shortcut rti-3 (from t=0.625)" \
+		--output bench/results/inference_shortcut_rti.json
 	$(BIN)/diffpilot compose parents=[$(INFER_D),$(INFER_F)] output_dir=runs/compose
 	mkdir -p bench/results/compose && cp runs/compose/compose.json runs/compose/weight_sweep.png bench/results/compose/
 
