@@ -74,6 +74,9 @@ class DiffusionPolicyConfig:
     # t = 0.625 (sizes [0.125], times [0.625, 0.75, 0.875]; with target steps 2d·M = 16 the target is the flow field).
     flow_shortcut_sizes: tuple[float, ...] = ()
     flow_shortcut_times: tuple[float, ...] = ()
+    # > 0: those rows start from RTI's input — the chunk shifted by this many executed steps with a linear tail —
+    # rather than from the data chunk (the n_action_steps of the RTI the fine-tune is for; 0: off).
+    flow_shortcut_warm_shift: int = 0
     # Denoiser network.
     network: Literal["unet", "transformer", "mode"] = "unet"
     down_dims: tuple[int, ...] = (256, 512, 1024)
@@ -185,6 +188,11 @@ class DiffusionPolicyConfig:
         if k < 2 or k & (k - 1):
             raise ValueError(f"flow_shortcut_target_steps={k}: expected a power of two ≥ 2 (2: two half steps)")
         check_shortcut_grid(self.flow_shortcut_steps, self.flow_shortcut_sizes, self.flow_shortcut_times)
+        if not 0 <= self.flow_shortcut_warm_shift <= self.horizon - 2:
+            raise ValueError(
+                f"flow_shortcut_warm_shift={self.flow_shortcut_warm_shift}: expected 0 (off) … horizon − 2 = "
+                f"{self.horizon - 2} executed steps"
+            )
 
     def _check_mode_and_task(self) -> None:
         networks = ("unet", "transformer", "mode")

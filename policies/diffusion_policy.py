@@ -152,7 +152,10 @@ class DiffusionPolicy(ChunkPolicy):
         if isinstance(self.denoiser, ShortcutDenoiser):
             c = self.config
             grid = dict(
-                target_steps=c.flow_shortcut_target_steps, sizes=c.flow_shortcut_sizes, times=c.flow_shortcut_times
+                target_steps=c.flow_shortcut_target_steps,
+                sizes=c.flow_shortcut_sizes,
+                times=c.flow_shortcut_times,
+                warm_shift=c.flow_shortcut_warm_shift,
             )
             x_t, t, d, target = shortcut_batch(
                 self.denoiser, x0, eps, t, cond, c.flow_shortcut_fraction, generator, **grid

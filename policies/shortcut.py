@@ -99,13 +99,16 @@ def shortcut_batch(
     target_steps: int = 2,
     sizes: tuple[float, ...] = (),
     times: tuple[float, ...] = (),
+    warm_shift: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Training inputs and targets for a batch of data x0 (B, T, A), noise and flow times t (B,): the first
     (1 − fraction)·B rows are flow matching (d = 0, target x0 − noise), the rest self-consistency at a random
     trained size 2d with t redrawn in [0, 1 − 2d], towards the mean velocity of `target_steps` steps of 2d/K
     (K = 2: the paper's two half steps; steps finer than 1/M use the flow field, d = 0). `sizes` / `times`
     restrict those rows to the listed sizes 2d and start times (a few-step sampler's own grid, e.g. RTI's three
-    steps of 1/8 from t = 0.625: sizes (0.125,), times (0.625, 0.75, 0.875)). Returns (x_t, t, d, target)."""
+    steps of 1/8 from t = 0.625: sizes (0.125,), times (0.625, 0.75, 0.875)). `warm_shift` = k > 0 builds those rows'
+    x_t from what an RTI warm start is given instead of the data chunk: the chunk's first T − k steps with a linear
+    tail of k (the previous chunk shifted by k executed steps, `rti.pad=extrapolate`). Returns (x_t, t, d, target)."""
     b = x0.shape[0]
     n_sc = round(fraction * b)
     d = torch.zeros(b, device=x0.device)
@@ -127,7 +130,11 @@ def shortcut_batch(
         else:
             t[b - n_sc :] = torch.rand(n_sc, generator=generator).to(x0.device) * (1.0 - big)
         d[b - n_sc :] = big
-    x_t = t[:, None, None] * x0 + (1.0 - t[:, None, None]) * noise
+    start = x0
+    if n_sc and warm_shift:
+        start = x0.clone()
+        start[b - n_sc :] = warm_start_chunk(x0[b - n_sc :], warm_shift)
+    x_t = t[:, None, None] * start + (1.0 - t[:, None, None]) * noise
     if n_sc:
         rows = slice(b - n_sc, b)
         small_query = torch.where(small * m < 1.5, torch.zeros_like(small), small)  # the finest step is d = 0
@@ -139,3 +146,15 @@ def shortcut_batch(
         target = target.clone()
         target[rows] = (x - x_t[rows]) / big[:, None, None]
     return x_t, t, d, target
+
+
+def warm_start_chunk(chunk: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, T, A) chunk → what RTI re-noises when this chunk's window came k steps after the previous one: its first
+    T − k steps (the previous chunk's last T − k) and a tail of k steps extrapolated at their last velocity."""
+    horizon = chunk.shape[1]
+    if not 0 < k <= horizon - 2:
+        raise ValueError(f"warm_shift={k}: expected 1 … horizon − 2 = {horizon - 2} executed steps")
+    kept = chunk[:, : horizon - k]
+    velocity = kept[:, -1:] - kept[:, -2:-1]
+    steps = torch.arange(1, k + 1, dtype=chunk.dtype, device=chunk.device)[None, :, None]
+    return torch.cat([kept, kept[:, -1:] + velocity * steps], dim=1)

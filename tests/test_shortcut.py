@@ -201,3 +201,54 @@ def test_chunk_error_bench_is_zero_on_the_fine_path_and_positive_for_few_steps(t
     assert errors["0:1"] > 0.0
     with pytest.raises(SystemExit, match="expected <start time in"):
         bench.parse_pair("1.2:3")
+
+
+def test_warm_shift_rows_start_from_what_rti_would_renoise():
+    """warm_shift=k: a self-consistency row's x_t is built from the chunk RTI's warm start would hold — the previous
+    window's chunk shifted by k with an extrapolated tail (RTIWarmStart._shift) — the flow-matching rows from data."""
+    from types import SimpleNamespace
+
+    from diffpilot.policies.samplers import FlowSchedule
+    from diffpilot.policies.shortcut import warm_start_chunk
+    from diffpilot.policies.warmstart import RTIWarmStart
+
+    previous = torch.randn(6, 20, 2)  # a trajectory; window i+4's chunk overlaps window i's by 12 steps
+    prev_chunk, chunk = previous[:, :16], previous[:, 4:]
+    shifted = RTIWarmStart._shift(SimpleNamespace(pad="extrapolate"), prev_chunk, 4)
+    torch.testing.assert_close(warm_start_chunk(chunk, 4), shifted)
+    den = ShortcutDenoiser(_LinearNet(), FlowSchedule(), "velocity", StepSizeCode(16))
+    noise, cond = torch.randn(6, 16, 2), torch.randn(6, 3)
+    args = (den, chunk, noise, torch.rand(6), cond, 0.5, torch.Generator().manual_seed(0))
+    x_t, t, d, target = shortcut_batch(*args, sizes=(0.125,), times=(0.625,), warm_shift=4)
+    rows = slice(3, 6)
+    torch.testing.assert_close(x_t[rows], 0.625 * shifted[rows] + 0.375 * noise[rows])
+    torch.testing.assert_close(x_t[:3], t[:3, None, None] * chunk[:3] + (1 - t[:3, None, None]) * noise[:3])
+    with pytest.raises(ValueError, match=r"flow_shortcut_warm_shift=15: expected 0 \(off\) … horizon − 2 = 14"):
+        tiny_config(**{**SHORTCUT, "flow_shortcut_warm_shift": 15})
+
+
+def test_rti_fine_tune_experiment_trains_from_the_shortcut_experiment(tmp_path, lerobot_dataset):
+    """experiment=pusht_shortcut_cpu, then experiment=pusht_shortcut_rti_cpu from its weights (one step each): the
+    fine-tune's grid reaches the saved config and the loaded policy still samples RTI's three jumps."""
+    from hydra import compose, initialize_config_module
+
+    from diffpilot.commands.train import run_training
+
+    common = [f"dataset.root={lerobot_dataset}", "train.steps=1", "train.batch_size=8", "train.warmup_steps=1",
+              "train.save_every=0", "eval.episodes=0", "train.num_threads=1"]  # fmt: skip
+    with initialize_config_module("diffpilot.configs", version_base="1.3"):
+        base_cfg = compose("train", ["experiment=pusht_shortcut_cpu", f"output_dir={tmp_path / 'base'}", *common])
+        base = run_training(base_cfg)
+        rti_cfg = compose(
+            "train",
+            ["experiment=pusht_shortcut_rti_cpu", f"init_from={base['checkpoint']}/pretrained_model",
+             "policy.flow_shortcut_warm_shift=4", f"output_dir={tmp_path / 'rti'}", *common],
+        )  # fmt: skip
+    result = run_training(rti_cfg)
+    policy = DiffusionPolicy.from_pretrained(f"{result['checkpoint']}/pretrained_model").eval()
+    c = policy.config
+    assert (c.flow_shortcut_sizes, c.flow_shortcut_times) == ((0.125,), (0.625, 0.75, 0.875))
+    assert (c.flow_shortcut_target_steps, c.flow_shortcut_warm_shift) == (16, 4)
+    window = {k: torch.randn(2, c.n_obs_steps, *v.shape) for k, v in c.input_features.items()}
+    chunk = policy.predict_chunk(window, noise=torch.randn(2, c.horizon, c.action_dim), timesteps=[0.625, 0.75, 0.875])
+    assert chunk.shape == (2, c.horizon, c.action_dim) and torch.isfinite(chunk).all()
