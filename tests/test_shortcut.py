@@ -219,8 +219,9 @@ def test_warm_shift_rows_start_from_what_rti_would_renoise():
     den = ShortcutDenoiser(_LinearNet(), FlowSchedule(), "velocity", StepSizeCode(16))
     noise, cond = torch.randn(6, 16, 2), torch.randn(6, 3)
     args = (den, chunk, noise, torch.rand(6), cond, 0.5, torch.Generator().manual_seed(0))
-    x_t, t, d, target = shortcut_batch(*args, sizes=(0.125,), times=(0.625,), warm_shift=4)
+    x_t, t, d, _ = shortcut_batch(*args, sizes=(0.125,), times=(0.625,), warm_shift=4)
     rows = slice(3, 6)
+    assert d[rows].eq(0.125).all() and t[rows].eq(0.625).all()
     torch.testing.assert_close(x_t[rows], 0.625 * shifted[rows] + 0.375 * noise[rows])
     torch.testing.assert_close(x_t[:3], t[:3, None, None] * chunk[:3] + (1 - t[:3, None, None]) * noise[:3])
     with pytest.raises(ValueError, match=r"flow_shortcut_warm_shift=15: expected 0 \(off\) … horizon − 2 = 14"):
