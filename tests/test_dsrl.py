@@ -212,7 +212,7 @@ def test_config_errors_name_the_field():
     from diffpilot.rl.dsrl import TANH_NORMAL_ENTROPY
 
     z = torch.randn(1_000_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    entropy = 0.5 * np.log(2 * np.pi * np.e) + float(torch.log1p(-torch.tanh(z) ** 2).mean())
+    entropy = 0.5 * np.log(2 * np.pi * np.e) + float(torch.log1p(-(torch.tanh(z) ** 2)).mean())
     assert abs(entropy - TANH_NORMAL_ENTROPY) < 0.005  # the constant quoted in the error message
 
 
