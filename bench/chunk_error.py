@@ -38,6 +38,11 @@ def parse_pair(text: str) -> tuple[float, int]:
     return pair
 
 
+def uniform_times(start: float, steps: int) -> list[float]:
+    """Start times of `steps` equal Euler steps from `start` to 1 (whatever the policy's flow_time_power)."""
+    return [start + (1.0 - start) * i / steps for i in range(steps)]
+
+
 @torch.no_grad()
 def chunk_errors(policy_dir: Path, dataset: Path, pairs: list[tuple[float, int]], windows: int, fine: int, seed: int):
     """{'<start>:<steps>': RMS distance to the fine path} over `windows` dataset windows."""
@@ -58,11 +63,8 @@ def chunk_errors(policy_dir: Path, dataset: Path, pairs: list[tuple[float, int]]
     out = {}
     for start, steps in pairs:
         x_start = sampler.add_noise(x1, noise, start)
-        uniform = [start + (1.0 - start) * i / steps for i in range(steps)]
-        n_fine = max(1, round(fine * (1.0 - start)))
-        fine_times = [start + (1.0 - start) * i / n_fine for i in range(n_fine)]
-        few = sampler.sample(den, x_start, cond, timesteps=uniform)
-        ref = sampler.sample(den, x_start, cond, timesteps=fine_times)
+        few = sampler.sample(den, x_start, cond, timesteps=uniform_times(start, steps))
+        ref = sampler.sample(den, x_start, cond, timesteps=uniform_times(start, max(1, round(fine * (1.0 - start)))))
         out[f"{start:g}:{steps}"] = float((few - ref).pow(2).mean().sqrt())
     return out
 

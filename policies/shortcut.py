@@ -19,6 +19,7 @@ from torch import nn
 
 from .denoiser import NetDenoiser
 from .samplers.base import PredictionKind
+from .warmstart import shift_chunk
 
 
 def check_shortcut_steps(m: int) -> None:
@@ -154,7 +155,5 @@ def warm_start_chunk(chunk: torch.Tensor, k: int) -> torch.Tensor:
     horizon = chunk.shape[1]
     if not 0 < k <= horizon - 2:
         raise ValueError(f"warm_shift={k}: expected 1 … horizon − 2 = {horizon - 2} executed steps")
-    kept = chunk[:, : horizon - k]
-    velocity = kept[:, -1:] - kept[:, -2:-1]
-    steps = torch.arange(1, k + 1, dtype=chunk.dtype, device=chunk.device)[None, :, None]
-    return torch.cat([kept, kept[:, -1:] + velocity * steps], dim=1)
+    # rolled by k, the chunk's first T − k steps are a previous chunk's last ones: RTI's own shift does the rest
+    return shift_chunk(chunk.roll(k, dims=1), k, "extrapolate")

@@ -8,6 +8,18 @@ from __future__ import annotations
 import torch
 
 
+def shift_chunk(chunk: torch.Tensor, k: int, pad: str) -> torch.Tensor:
+    """Drop the k executed steps of a (B, H, A) chunk and pad k steps at the end: its last action held ("hold")
+    or continued at its last velocity ("extrapolate")."""
+    last = chunk[:, -1:]
+    if pad == "hold":
+        tail = last.expand(-1, k, -1)
+    else:
+        velocity = chunk[:, -1:] - chunk[:, -2:-1]
+        tail = last + velocity * torch.arange(1, k + 1, dtype=chunk.dtype, device=chunk.device)[None, :, None]
+    return torch.cat([chunk[:, k:], tail], dim=1)
+
+
 class RTIWarmStart:
     """Chunk planner for `DiffusionPolicy.chunk_planner`.
 
@@ -55,14 +67,7 @@ class RTIWarmStart:
         return bool((obs_now - previous).abs().max() > self.jump_threshold)
 
     def _shift(self, chunk: torch.Tensor, k: int) -> torch.Tensor:
-        """Drop the k executed steps of a (B, H, A) chunk and pad k steps at the end."""
-        last = chunk[:, -1:]
-        if self.pad == "hold":
-            tail = last.expand(-1, k, -1)
-        else:
-            velocity = chunk[:, -1:] - chunk[:, -2:-1]
-            tail = last + velocity * torch.arange(1, k + 1, dtype=chunk.dtype, device=chunk.device)[None, :, None]
-        return torch.cat([chunk[:, k:], tail], dim=1)
+        return shift_chunk(chunk, k, self.pad)
 
     def __call__(self, window: dict) -> torch.Tensor:
         """Observation window (B, n_obs, …) → action chunk (B, horizon, A) in action units."""

@@ -136,8 +136,6 @@ class ChunkVecEnv:
             raise ValueError(f"n_envs={n_envs}: expected ≥ 1")
         if vector not in ("sync", "async"):
             raise ValueError(f"vector={vector!r}: expected 'sync' or 'async'")
-        if reward not in REWARDS:
-            raise ValueError(f"algo.reward={reward!r}: expected one of {REWARDS}")
 
         def factory() -> gym.Env:
             return ChunkEnv(make_env(), n_obs_steps, n_action_steps, reward)
