@@ -94,7 +94,8 @@ bench-inference: $(STAMP) $(COMPAT_STAMP)
 	$(BIN)/python bench/inference.py --diffusion $(INFER_D) --flow $(INFER_F) --shortcut $(INFER_S) --episodes 200
 	test -f $(INFER_R)/config.json || $(BIN)/diffpilot train experiment=pusht_shortcut_rti_cpu
 	$(BIN)/python bench/inference.py --shortcut $(INFER_R) --episodes 200 --shapes state --n-action-steps 4 \
-		--only "shortcut flow-128" shortcut-8 shortcut-4 shortcut-1 "shortcut rti-3 (from t=0.625)" \
+		--shortcut-rti-times 0.125 0.625 0.875 --only "shortcut flow-128" shortcut-8 shortcut-4 shortcut-1 \
+		"shortcut rti-3 (from t=0.625)" "shortcut rti-3 (t=0.125,0.625,0.875)" \
 		--output bench/results/inference_shortcut_rti.json
 	$(BIN)/diffpilot compose parents=[$(INFER_D),$(INFER_F)] output_dir=runs/compose
 	mkdir -p bench/results/compose && cp runs/compose/compose.json runs/compose/weight_sweep.png bench/results/compose/

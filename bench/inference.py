@@ -56,12 +56,21 @@ class Variant:
     eta: float = 0.0  # DDIM stochasticity (0: deterministic, 1: DDPM's posterior variance)
     time_power: float = 1.0  # flow step times 1 − (1 − i/n)^p (1: uniform)
     rti: tuple[float, int, str] | None = None  # (start, num_steps, pad)
+    rti_times: tuple[float, ...] | None = None  # an explicit RTI step list (default: num_steps even ones from start)
     backend: str = "eager"  # eager | compile | onnx
     shapes: tuple[str, ...] = ("state", "image")
     notes: dict = field(default_factory=dict)
 
 
-def variants(rti_start: int, flow_rti_start: float, pad: str, shortcut_rti_start: float = 0.625) -> list[Variant]:
+def variants(
+    rti_start: int,
+    flow_rti_start: float,
+    pad: str,
+    shortcut_rti_start: float = 0.625,
+    shortcut_rti_times: list[float] | None = None,
+) -> list[Variant]:
+    times = tuple(shortcut_rti_times) if shortcut_rti_times else None
+    shortcut_rti = f"shortcut rti-{len(times)} (t={','.join(f'{t:g}' for t in times)})" if times else ""
     return [
         Variant("ddpm-100", "diffusion", "ddpm", 100),
         Variant("ddim-10", "diffusion", "ddim", 10),
@@ -103,6 +112,11 @@ def variants(rti_start: int, flow_rti_start: float, pad: str, shortcut_rti_start
             8,
             rti=(shortcut_rti_start, 3, pad),
         ),
+        *(
+            [Variant(shortcut_rti, "shortcut", "flow_euler", 8, rti=(times[0], len(times), pad), rti_times=times)]
+            if times
+            else []
+        ),
         Variant("gpc ddim-10 (diffusion+flow)", "gpc", "ddim", 10, shapes=("state",)),
         Variant("ddim-10 torch.compile", "diffusion", "ddim", 10, backend="compile", shapes=("state",)),
         Variant("ddim-10 onnxruntime", "diffusion", "ddim", 10, backend="onnx", shapes=("state",)),
@@ -137,7 +151,7 @@ def configure(base: dict, v: Variant, n_action_steps: int | None = None) -> tupl
     policy.chunk_planner = None
     timesteps = policy.sampler.default_timesteps()
     if v.rti:
-        policy.chunk_planner = RTIWarmStart(policy, v.rti[0], v.rti[1], pad=v.rti[2])
+        policy.chunk_planner = RTIWarmStart(policy, v.rti[0], v.rti[1], pad=v.rti[2], timesteps=v.rti_times)
         timesteps = policy.chunk_planner.timesteps
     nfe = network_evaluations(policy.sampler, timesteps) * (2 if v.model == "gpc" else 1)
     return policy, nfe
@@ -290,6 +304,14 @@ def main() -> None:
     parser.add_argument("--rti-start", type=int, default=50)
     parser.add_argument("--flow-rti-start", type=float, default=0.5)
     parser.add_argument("--shortcut-rti-start", type=float, default=0.625, help="flow time of the shortcut warm start")
+    parser.add_argument(
+        "--shortcut-rti-times",
+        type=float,
+        nargs="+",
+        metavar="T",
+        help="an explicit shortcut RTI step list, e.g. 0.125 0.625 0.875 (jumps 1/2, 1/4, 1/8): adds the variant "
+        "'shortcut rti-3 (t=0.125,0.625,0.875)'",
+    )
     parser.add_argument("--rti-pad", choices=("hold", "extrapolate"), default="extrapolate")
     parser.add_argument("--n-action-steps", type=int, help="actions executed per chunk (default: the checkpoint's)")
     parser.add_argument("--only", nargs="*", help="variant names to run (default: all)")
@@ -305,7 +327,9 @@ def main() -> None:
     }
     todo = [
         v
-        for v in variants(args.rti_start, args.flow_rti_start, args.rti_pad, args.shortcut_rti_start)
+        for v in variants(
+            args.rti_start, args.flow_rti_start, args.rti_pad, args.shortcut_rti_start, args.shortcut_rti_times
+        )
         if not args.only or v.name in args.only
     ]
     for shape in args.shapes:

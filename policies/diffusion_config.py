@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from .nets.encoders import check_vision
 from .samplers.diffusion import SPACINGS
-from .shortcut import check_shortcut_grid, check_shortcut_steps
+from .shortcut import check_shortcut_grid, check_shortcut_steps, step_list_jumps
 
 FeatureKind = Literal["state", "image"]
 
@@ -74,6 +74,9 @@ class DiffusionPolicyConfig:
     # t = 0.625 (sizes [0.125], times [0.625, 0.75, 0.875]; with target steps 2d·M = 16 the target is the flow field).
     flow_shortcut_sizes: tuple[float, ...] = ()
     flow_shortcut_times: tuple[float, ...] = ()
+    # Or train exactly the steps of one uneven step list (each from its start time, jump = next time − t, the last
+    # to 1), e.g. RTI's [0.125, 0.625, 0.875]: jumps 1/2, 1/4, 1/8. Exclusive with sizes / times.
+    flow_shortcut_step_list: tuple[float, ...] = ()
     # > 0: those rows start from RTI's input — the chunk shifted by this many executed steps with a linear tail —
     # rather than from the data chunk (the n_action_steps of the RTI the fine-tune is for; 0: off).
     flow_shortcut_warm_shift: int = 0
@@ -123,6 +126,7 @@ class DiffusionPolicyConfig:
         self.down_dims = tuple(self.down_dims)
         self.flow_shortcut_sizes = tuple(float(v) for v in self.flow_shortcut_sizes)
         self.flow_shortcut_times = tuple(float(v) for v in self.flow_shortcut_times)
+        self.flow_shortcut_step_list = tuple(float(v) for v in self.flow_shortcut_step_list)
         self.crop_shape = tuple(self.crop_shape) if self.crop_shape else None
         self.normalization = dict(self.normalization)
         self.task_instructions = [str(s) for s in self.task_instructions]
@@ -188,6 +192,12 @@ class DiffusionPolicyConfig:
         if k < 2 or k & (k - 1):
             raise ValueError(f"flow_shortcut_target_steps={k}: expected a power of two ≥ 2 (2: two half steps)")
         check_shortcut_grid(self.flow_shortcut_steps, self.flow_shortcut_sizes, self.flow_shortcut_times)
+        if self.flow_shortcut_step_list and (self.flow_shortcut_sizes or self.flow_shortcut_times):
+            raise ValueError(
+                f"flow_shortcut_step_list={list(self.flow_shortcut_step_list)} with flow_shortcut_sizes / "
+                "flow_shortcut_times: expected one way of choosing the trained jumps (clear the other)"
+            )
+        step_list_jumps(self.flow_shortcut_steps, self.flow_shortcut_step_list)
         if not 0 <= self.flow_shortcut_warm_shift <= self.horizon - 2:
             raise ValueError(
                 f"flow_shortcut_warm_shift={self.flow_shortcut_warm_shift}: expected 0 (off) … horizon − 2 = "

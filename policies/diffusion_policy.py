@@ -25,7 +25,7 @@ from .normalize import Normalizer
 from .samplers import DiffusionSchedule, FlowSchedule
 from .samplers.factory import make_sampler
 from .samplers.parameterization import training_target
-from .shortcut import ShortcutDenoiser, StepSizeCode, shortcut_batch
+from .shortcut import ShortcutDenoiser, StepSizeCode, shortcut_batch, step_list_jumps
 from .text_encoder import TaskConditioner
 
 
@@ -156,6 +156,7 @@ class DiffusionPolicy(ChunkPolicy):
                 sizes=c.flow_shortcut_sizes,
                 times=c.flow_shortcut_times,
                 warm_shift=c.flow_shortcut_warm_shift,
+                jumps=step_list_jumps(c.flow_shortcut_steps, c.flow_shortcut_step_list),
             )
             x_t, t, d, target = shortcut_batch(
                 self.denoiser, x0, eps, t, cond, c.flow_shortcut_fraction, generator, **grid

@@ -11,6 +11,7 @@ start with ≤ 3 network evaluations be compared with the full sampler on the sa
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -46,6 +47,26 @@ def check_shortcut_grid(m: int, sizes: tuple[float, ...], times: tuple[float, ..
                 f"flow_shortcut_times entry {t}: expected a start in [0, {1.0 - max(sizes)}] so that a jump of "
                 f"{max(sizes)} (the largest of flow_shortcut_sizes) ends by t = 1"
             )
+
+
+def step_list_jumps(m: int, step_list: tuple[float, ...]) -> tuple[tuple[float, float], ...]:
+    """A few-step sampler's step list (strictly increasing flow times in [0, 1), the last step ending at 1) →
+    its (start t, jump 2d) pairs, each jump a trained size 2^k / M: e.g. [0.125, 0.625, 0.875] →
+    ((0.125, 0.5), (0.625, 0.25), (0.875, 0.125))."""
+    if not step_list:
+        return ()
+    times = [float(t) for t in step_list]
+    if any(not 0.0 <= t < 1.0 for t in times) or any(a >= b for a, b in itertools.pairwise(times)):
+        raise ValueError(f"flow_shortcut_step_list={times}: expected strictly increasing flow times in [0, 1)")
+    jumps = tuple((t, end - t) for t, end in itertools.pairwise([*times, 1.0]))
+    trained = [2.0**k / m for k in range(1, int(math.log2(m)) + 1)] if m else []
+    for t, size in jumps:
+        if not any(abs(size - z) < 1e-9 for z in trained):
+            raise ValueError(
+                f"flow_shortcut_step_list={times}: the step from t={t} is {size}; expected every step to be a "
+                f"trained jump 2^k/{m}: {trained}"
+            )
+    return jumps
 
 
 class StepSizeCode(nn.Module):
@@ -101,6 +122,7 @@ def shortcut_batch(
     sizes: tuple[float, ...] = (),
     times: tuple[float, ...] = (),
     warm_shift: int = 0,
+    jumps: tuple[tuple[float, float], ...] = (),
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Training inputs and targets for a batch of data x0 (B, T, A), noise and flow times t (B,): the first
     (1 − fraction)·B rows are flow matching (d = 0, target x0 − noise), the rest self-consistency at a random
@@ -109,7 +131,8 @@ def shortcut_batch(
     restrict those rows to the listed sizes 2d and start times (a few-step sampler's own grid, e.g. RTI's three
     steps of 1/8 from t = 0.625: sizes (0.125,), times (0.625, 0.75, 0.875)). `warm_shift` = k > 0 builds those rows'
     x_t from what an RTI warm start is given instead of the data chunk: the chunk's first T − k steps with a linear
-    tail of k (the previous chunk shifted by k executed steps, `rti.pad=extrapolate`). Returns (x_t, t, d, target)."""
+    tail of k (the previous chunk shifted by k executed steps, `rti.pad=extrapolate`). `jumps` ((t, 2d) pairs, from
+    `step_list_jumps`) instead trains exactly the steps of one uneven step list. Returns (x_t, t, d, target)."""
     b = x0.shape[0]
     n_sc = round(fraction * b)
     d = torch.zeros(b, device=x0.device)
@@ -117,7 +140,10 @@ def shortcut_batch(
     if n_sc:
         m = denoiser.code.finest_steps
         levels = denoiser.code.n_codes - 1  # 2d ∈ {2/M, …, 1}: 2d = 2^k / M for k = 1 … log2 M
-        if sizes:
+        if jumps:
+            pick = torch.randint(len(jumps), (n_sc,), generator=generator)
+            start_t, big = torch.tensor(jumps, dtype=torch.float32)[pick].to(x0.device).unbind(-1)
+        elif sizes:
             pick = torch.randint(len(sizes), (n_sc,), generator=generator)
             big = torch.tensor(sizes, dtype=torch.float32)[pick].to(x0.device)
         else:
@@ -125,7 +151,9 @@ def shortcut_batch(
             big = (2.0**k) / m
         small = big / target_steps
         t = t.clone()
-        if times:
+        if jumps:
+            t[b - n_sc :] = start_t
+        elif times:
             pick = torch.randint(len(times), (n_sc,), generator=generator)
             t[b - n_sc :] = torch.tensor(times, dtype=torch.float32)[pick].to(x0.device)
         else:

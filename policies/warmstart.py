@@ -28,7 +28,9 @@ class RTIWarmStart:
     observation value since the last chunk that still allows a warm start (None: never fall back);
     clip: clamp the shifted chunk to the normalised action range [−1, 1] (discrete dimensions such as a
     gripper stay in range); pad: how the executed steps' room at the end is filled — "hold" repeats the
-    last action (RTI-DP), "extrapolate" continues the chunk's last velocity (then clipped).
+    last action (RTI-DP), "extrapolate" continues the chunk's last velocity (then clipped); timesteps: an explicit
+    step list starting at `start` instead of the sampler's `num_steps` levels from it (e.g. flow times
+    [0.625, 0.875, 0.9375]: one long jump, then short ones near the data).
     """
 
     PADS = ("hold", "extrapolate")
@@ -41,15 +43,35 @@ class RTIWarmStart:
         jump_threshold: float | None = None,
         clip: bool = True,
         pad: str = "hold",
+        timesteps: list[float] | None = None,
     ):
         if pad not in self.PADS:
             raise ValueError(f"pad={pad!r}: expected one of {self.PADS}")
+        if timesteps is not None and (len(timesteps) != num_steps or float(timesteps[0]) != float(start)):
+            raise ValueError(
+                f"timesteps={list(timesteps)}: expected {num_steps} (num_steps) levels starting at start={start}"
+            )
         self.policy, self.num_steps, self.jump_threshold, self.clip = policy, num_steps, jump_threshold, clip
         self.pad = pad
-        self.timesteps = policy.sampler.default_timesteps(num_steps, start=start)
+        self.timesteps = (
+            list(timesteps) if timesteps is not None else policy.sampler.default_timesteps(num_steps, start=start)
+        )
         self.start = self.timesteps[0]
         self.full_samples = self.warm_samples = 0
         self.reset()
+
+    @classmethod
+    def from_config(cls, policy, rti: dict) -> RTIWarmStart:
+        """From the `rti:` block of the eval / serve configs (start, num_steps, jump_threshold, pad, timesteps)."""
+        timesteps = rti.get("timesteps")
+        return cls(
+            policy,
+            rti["start"],
+            rti["num_steps"],
+            rti.get("jump_threshold"),
+            pad=rti.get("pad", "hold"),
+            timesteps=list(timesteps) if timesteps else None,
+        )
 
     def reset(self) -> None:
         self._prev: torch.Tensor | None = None  # last clean chunk, normalised (B, horizon, A)

@@ -43,9 +43,7 @@ class PolicyRunner:
         if rti and rti.get("enabled"):
             from diffpilot.policies.warmstart import RTIWarmStart
 
-            self.planner = RTIWarmStart(
-                policy, rti["start"], rti["num_steps"], rti.get("jump_threshold"), pad=rti.get("pad", "hold")
-            )
+            self.planner = RTIWarmStart.from_config(policy, rti)
 
     def reset(self) -> None:
         if self.planner is not None:

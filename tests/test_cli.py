@@ -145,10 +145,12 @@ def test_compose_searches_weights_and_saves_a_loadable_policy(tmp_path):
     proc = diffpilot(
         "eval", f"policy_path={out}/pretrained_model", "episodes=2", "n_envs=2", "videos=0",
         "task.max_episode_steps=10", f"output_dir={tmp_path}/eval", "rti.enabled=true", "rti.start=20",
+        "rti.timesteps=[20,7,0]",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     info = json.loads((tmp_path / "eval" / "eval_info.json").read_text())
     assert info["sampler"] == "ddim" and info["rti"]["warm_samples"] > 0
+    assert info["rti"]["timesteps"] == [20, 7, 0]  # the explicit step list, not DDIM's even [20, 10, 0]
 
 
 def test_compose_needs_two_parents(tmp_path):

@@ -8,7 +8,7 @@ import torch
 
 from diffpilot.policies.diffusion_policy import DiffusionPolicy
 from diffpilot.policies.samplers import FlowSampler
-from diffpilot.policies.shortcut import ShortcutDenoiser, StepSizeCode, shortcut_batch
+from diffpilot.policies.shortcut import ShortcutDenoiser, StepSizeCode, shortcut_batch, step_list_jumps
 
 from .conftest import tiny_config
 
@@ -123,6 +123,32 @@ def test_restricted_grid_must_fit_the_trained_sizes():
         tiny_config(**{**SHORTCUT, "flow_shortcut_times": [0.5]})
     cfg = tiny_config(**{**SHORTCUT, "flow_shortcut_sizes": [0.25], "flow_shortcut_times": [0.5, 0.75]})
     assert cfg.flow_shortcut_sizes == (0.25,) and cfg.flow_shortcut_times == (0.5, 0.75)
+    assert type(cfg).from_dict(cfg.to_dict()) == cfg  # survives config.json
+
+
+def test_step_list_rows_train_exactly_the_jumps_of_an_uneven_step_list():
+    """flow_shortcut_step_list [0.125, 0.625, 0.875]: rows (t, 2d) are (0.125, 1/2), (0.625, 1/4), (0.875, 1/8) only."""
+    from diffpilot.policies.samplers import FlowSchedule
+
+    jumps = step_list_jumps(16, (0.125, 0.625, 0.875))
+    assert jumps == ((0.125, 0.5), (0.625, 0.25), (0.875, 0.125))
+    den = ShortcutDenoiser(_LinearNet(), FlowSchedule(), "velocity", StepSizeCode(16))
+    x0, noise, cond = torch.randn(60, 4, 2), torch.randn(60, 4, 2), torch.randn(60, 3)
+    gen = torch.Generator().manual_seed(3)
+    _, t_out, d, _ = shortcut_batch(den, x0, noise, torch.rand(60), cond, 0.5, gen, target_steps=4, jumps=jumps)
+    assert d[:30].eq(0).all()
+    assert {(round(a, 6), round(b, 6)) for a, b in zip(t_out[30:].tolist(), d[30:].tolist())} == set(jumps)
+
+
+def test_step_list_must_be_increasing_trained_jumps_and_exclusive_with_the_grid():
+    with pytest.raises(ValueError, match=r"the step from t=0\.5 is 0\.375; expected every step to be a trained jump"):
+        tiny_config(**{**SHORTCUT, "flow_shortcut_step_list": [0.25, 0.5, 0.875]})
+    with pytest.raises(ValueError, match=r"flow_shortcut_step_list=\[0\.5, 0\.5\]: expected strictly increasing"):
+        tiny_config(**{**SHORTCUT, "flow_shortcut_step_list": [0.5, 0.5]})
+    with pytest.raises(ValueError, match=r"expected one way of choosing the trained jumps"):
+        tiny_config(**{**SHORTCUT, "flow_shortcut_step_list": [0.5, 0.75], "flow_shortcut_sizes": [0.25]})
+    cfg = tiny_config(**{**SHORTCUT, "flow_shortcut_step_list": [0.5, 0.75]})
+    assert cfg.flow_shortcut_step_list == (0.5, 0.75)
     assert type(cfg).from_dict(cfg.to_dict()) == cfg  # survives config.json
 
 

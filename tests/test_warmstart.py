@@ -88,3 +88,22 @@ def test_shift_pads_by_holding_or_extrapolating():
     assert torch.allclose(extrapolated[0, :, 0], torch.arange(4, 12, dtype=torch.float32) * 0.1)
     with pytest.raises(ValueError, match="pad='zero'"):
         RTIWarmStart(policy, start=2, num_steps=3, pad="zero")
+
+
+def test_explicit_step_list_replaces_the_even_steps_and_must_start_at_start():
+    """timesteps=[0.125, 0.625, 0.875]: the warm chunk queries exactly those flow times (jumps 1/2, 1/4, 1/8)."""
+    policy = DiffusionPolicy(
+        tiny_config(objective="flow", prediction_type="velocity", sampler="flow_euler", clip_sample=None)
+    ).eval()
+    planner = RTIWarmStart(policy, start=0.125, num_steps=3, timesteps=[0.125, 0.625, 0.875])
+    assert planner.timesteps == [0.125, 0.625, 0.875] and planner.start == 0.125
+    window = {k: torch.as_tensor(v)[:, None].repeat(1, 2, 1) for k, v in _obs(1.0).items()}
+    planner(window)  # the first chunk: a full sample
+    asked, predict = [], policy.denoiser.predict
+    policy.denoiser.predict = lambda x, t, *a, **k: asked.append(round(float(t[0]), 6)) or predict(x, t, *a, **k)
+    planner(window)
+    assert asked == [0.125, 0.625, 0.875] and planner.warm_samples == 1
+    with pytest.raises(
+        ValueError, match=r"timesteps=\[0\.25, 0\.625, 0\.875\]: expected 3 \(num_steps\) levels starting"
+    ):
+        RTIWarmStart(policy, start=0.125, num_steps=3, timesteps=[0.25, 0.625, 0.875])

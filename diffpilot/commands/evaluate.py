@@ -55,9 +55,7 @@ def run_evaluation(
     policy = load_policy(policy_path, sampler, num_inference_steps, device, n_action_steps, timestep_spacing)
     torch.manual_seed(seed)  # the policy's sampling noise follows the evaluation seed: reruns give the same episodes
     if rti and rti.get("enabled"):
-        policy.chunk_planner = RTIWarmStart(
-            policy, rti["start"], rti["num_steps"], rti.get("jump_threshold"), pad=rti.get("pad", "hold")
-        )
+        policy.chunk_planner = RTIWarmStart.from_config(policy, rti)
     if task["env"] == "libero":  # a suite: every selected task, `episodes` each (LIBERO's protocol)
         from .eval_libero import run_libero_evaluation
 
