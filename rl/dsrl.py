@@ -27,7 +27,7 @@ from .chunk_env import ChunkVecEnv
 from .latent_env import FrozenChunkSampler, LatentNoiseVecEnv, LatentSteering
 from .replay import ReplayBuffer
 from .runs import ChunkRLConfig, ChunkRLTrainer, check_fields, run_algorithm
-from .sac import SquashedGaussianActor, TwinQ, actor_loss, alpha_loss, polyak, td_loss
+from .sac import LOG_STD_MAX, LOG_STD_MIN, SquashedGaussianActor, TwinQ, actor_loss, alpha_loss, polyak, td_loss
 
 VARIANTS = ("sac", "na")
 
@@ -55,6 +55,7 @@ class DSRLConfig(ChunkRLConfig):
     learning_starts: int = 1000
     init_alpha: float = 0.01
     target_entropy_per_dim: float = 0.8
+    actor_std: float | None = None
     distill_batch: int = 64
     distill_steps: int = 5
     offline_data: str | None = None
@@ -75,6 +76,11 @@ class DSRLConfig(ChunkRLConfig):
             raise ValueError(
                 f"algo.offline_data={self.offline_data!r} with algo.variant={self.variant!r}: only 'na' can learn "
                 "from demonstrations (SAC's latent critic needs each transition's noise)"
+            )
+        if self.actor_std is not None and not math.exp(LOG_STD_MIN) <= self.actor_std <= math.exp(LOG_STD_MAX):
+            raise ValueError(
+                f"algo.actor_std={self.actor_std}: expected null (σ learned) or a fixed σ in "
+                f"[{math.exp(LOG_STD_MIN):.4f}, {math.exp(LOG_STD_MAX):.2f}]"
             )
         if not 0 < self.gamma <= 1 or not 0 < self.tau <= 1:
             raise ValueError(f"algo.gamma={self.gamma}, algo.tau={self.tau}: expected both in (0, 1]")
@@ -114,7 +120,9 @@ class DSRL(ChunkRLTrainer):
         self.algo_name = f"dsrl_{cfg.variant}"
         obs_dim, noise_dim = self.env.obs_dim, self.sampler.noise_dim
         exec_dim = pcfg.n_action_steps * pcfg.action_dim
-        self.actor = SquashedGaussianActor(obs_dim, noise_dim, cfg.hidden, cfg.noise_scale, cfg.layer_norm)
+        self.actor = SquashedGaussianActor(
+            obs_dim, noise_dim, cfg.hidden, cfg.noise_scale, cfg.layer_norm, fixed_std=cfg.actor_std
+        )
         self.critic = TwinQ(obs_dim, noise_dim, cfg.hidden, cfg.layer_norm)  # Q^W
         self.temperature = Temperature(cfg.init_alpha)
         self.modules: dict[str, torch.nn.Module] = {
@@ -293,7 +301,7 @@ def load_steered_policy(checkpoint: str | Path, policy, deterministic: bool | No
     policy.set_sampler("ddim", cfg.num_inference_steps)
     sampler = FrozenChunkSampler(policy, cfg.num_inference_steps)
     actor = SquashedGaussianActor(
-        policy.obs_encoder.output_dim, sampler.noise_dim, cfg.hidden, cfg.noise_scale, cfg.layer_norm
+        policy.obs_encoder.output_dim, sampler.noise_dim, cfg.hidden, cfg.noise_scale, cfg.layer_norm, cfg.actor_std
     )
     tensors = load_tensors(checkpoint / "modules.safetensors", "DSRL checkpoint")
     actor.load_state_dict({k.removeprefix("actor."): v for k, v in tensors.items() if k.startswith("actor.")})

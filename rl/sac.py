@@ -24,14 +24,23 @@ def mlp(in_dim: int, hidden: list[int], out_dim: int, layer_norm: bool = False) 
 
 
 class SquashedGaussianActor(nn.Module):
-    """obs (B, O) → action m·tanh(u), u ~ N(μ(obs), σ(obs)), with its log-probability (B,)."""
+    """obs (B, O) → action m·tanh(u), u ~ N(μ(obs), σ(obs)), with its log-probability (B,). `fixed_std` σ > 0
+    keeps σ constant (only μ is learned): the law stays as broad as it starts, however the critic pulls."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], scale: float, layer_norm: bool = False):
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: list[int],
+        scale: float,
+        layer_norm: bool = False,
+        fixed_std: float | None = None,
+    ):
         super().__init__()
         if scale <= 0:
             raise ValueError(f"noise scale m={scale}: expected > 0")
         self.net = mlp(obs_dim, hidden, 2 * act_dim, layer_norm)
-        self.scale = scale
+        self.scale, self.fixed_std = scale, fixed_std
 
     def forward(self, obs: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """A reparameterised sample (B, A) and its log-probability (B,)."""
@@ -49,6 +58,8 @@ class SquashedGaussianActor(nn.Module):
 
     def _dist(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = self.net(obs).chunk(2, dim=-1)
+        if self.fixed_std is not None:
+            return mean, torch.full_like(mean, math.log(self.fixed_std))
         # starts near log σ = 0, so the first policy's noise m·tanh(u), u ~ N(≈0, 1), is as broad as the base's
         return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 

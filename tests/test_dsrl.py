@@ -162,6 +162,24 @@ def test_actor_log_prob_matches_torch_distributions():
     torch.testing.assert_close(actor.mode(obs), 1.5 * torch.tanh(mean))
 
 
+def test_actor_with_a_fixed_std_learns_only_its_mean():
+    """algo.actor_std: σ stays at the given value whatever the network's σ head says; the log-probability follows."""
+    torch.manual_seed(0)
+    actor = SquashedGaussianActor(4, 3, [16], scale=1.0, fixed_std=0.5)
+    obs = torch.randn(256, 4)
+    mean, log_std = actor._dist(obs)
+    assert torch.equal(log_std, torch.full_like(mean, np.log(0.5)))
+    w, logp = actor(obs, torch.Generator().manual_seed(1))
+    u = torch.atanh(w.clamp(-0.999, 0.999))
+    assert abs(float((u - mean).std()) - 0.5) < 0.05
+    loss = -logp.mean()
+    loss.backward()
+    grads = actor.net[-1].weight.grad  # output rows: 3 means, then 3 (unused) log-σ
+    assert grads[:3].abs().sum() > 0 and grads[3:].abs().sum() == 0
+    with pytest.raises(ValueError, match=r"algo\.actor_std=0\.0: expected null \(σ learned\) or a fixed σ"):
+        DSRLConfig(actor_std=0.0)
+
+
 @pytest.mark.parametrize("variant", ["sac", "na"])
 def test_training_updates_the_actor_and_leaves_the_base_policy_bit_identical(variant, tmp_path):
     policy = pusht_policy()
