@@ -29,12 +29,21 @@ def check_shortcut_steps(m: int) -> None:
         raise ValueError(f"flow_shortcut_steps={m}: expected 0 (off) or a power of two ≥ 2, e.g. 128")
 
 
+def trained_jumps(m: int) -> list[float]:
+    """The jump sizes 2d = 2^k / M (k ≥ 1) a shortcut model with finest step count M trains (none for M = 0)."""
+    return [2.0**k / m for k in range(1, int(math.log2(m)) + 1)] if m else []
+
+
+def is_trained_jump(size: float, m: int) -> bool:
+    return any(abs(size - z) < 1e-9 for z in trained_jumps(m))
+
+
 def check_shortcut_grid(m: int, sizes: tuple[float, ...], times: tuple[float, ...]) -> None:
     """`flow_shortcut_sizes` must be trained jump sizes 2d = 2^k / M (k ≥ 1) and every `flow_shortcut_times`
     entry a start t with t + 2d ≤ 1 for each of them."""
-    trained = [2.0**k / m for k in range(1, int(math.log2(m)) + 1)] if m else []
+    trained = trained_jumps(m)
     for size in sizes:
-        if not any(abs(size - z) < 1e-9 for z in trained):
+        if not is_trained_jump(size, m):
             raise ValueError(f"flow_shortcut_sizes entry {size}: expected one of the trained jumps 2^k/{m}: {trained}")
     if times and not sizes:
         raise ValueError(
@@ -59,12 +68,11 @@ def step_list_jumps(m: int, step_list: tuple[float, ...]) -> tuple[tuple[float, 
     if any(not 0.0 <= t < 1.0 for t in times) or any(a >= b for a, b in itertools.pairwise(times)):
         raise ValueError(f"flow_shortcut_step_list={times}: expected strictly increasing flow times in [0, 1)")
     jumps = tuple((t, end - t) for t, end in itertools.pairwise([*times, 1.0]))
-    trained = [2.0**k / m for k in range(1, int(math.log2(m)) + 1)] if m else []
     for t, size in jumps:
-        if not any(abs(size - z) < 1e-9 for z in trained):
+        if not is_trained_jump(size, m):
             raise ValueError(
                 f"flow_shortcut_step_list={times}: the step from t={t} is {size}; expected every step to be a "
-                f"trained jump 2^k/{m}: {trained}"
+                f"trained jump 2^k/{m}: {trained_jumps(m)}"
             )
     return jumps
 
@@ -140,24 +148,24 @@ def shortcut_batch(
     if n_sc:
         m = denoiser.code.finest_steps
         levels = denoiser.code.n_codes - 1  # 2d ∈ {2/M, …, 1}: 2d = 2^k / M for k = 1 … log2 M
-        if jumps:
+        if jumps:  # (start, size) pairs of one step list
             pick = torch.randint(len(jumps), (n_sc,), generator=generator)
             start_t, big = torch.tensor(jumps, dtype=torch.float32)[pick].to(x0.device).unbind(-1)
-        elif sizes:
-            pick = torch.randint(len(sizes), (n_sc,), generator=generator)
-            big = torch.tensor(sizes, dtype=torch.float32)[pick].to(x0.device)
         else:
-            k = torch.randint(1, levels + 1, (n_sc,), generator=generator).to(x0.device)
-            big = (2.0**k) / m
+            if sizes:
+                pick = torch.randint(len(sizes), (n_sc,), generator=generator)
+                big = torch.tensor(sizes, dtype=torch.float32)[pick].to(x0.device)
+            else:
+                k = torch.randint(1, levels + 1, (n_sc,), generator=generator).to(x0.device)
+                big = (2.0**k) / m
+            if times:
+                pick = torch.randint(len(times), (n_sc,), generator=generator)
+                start_t = torch.tensor(times, dtype=torch.float32)[pick].to(x0.device)
+            else:
+                start_t = torch.rand(n_sc, generator=generator).to(x0.device) * (1.0 - big)
         small = big / target_steps
         t = t.clone()
-        if jumps:
-            t[b - n_sc :] = start_t
-        elif times:
-            pick = torch.randint(len(times), (n_sc,), generator=generator)
-            t[b - n_sc :] = torch.tensor(times, dtype=torch.float32)[pick].to(x0.device)
-        else:
-            t[b - n_sc :] = torch.rand(n_sc, generator=generator).to(x0.device) * (1.0 - big)
+        t[b - n_sc :] = start_t
         d[b - n_sc :] = big
     start = x0
     if n_sc and warm_shift:

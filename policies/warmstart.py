@@ -63,14 +63,13 @@ class RTIWarmStart:
     @classmethod
     def from_config(cls, policy, rti: dict) -> RTIWarmStart:
         """From the `rti:` block of the eval / serve configs (start, num_steps, jump_threshold, pad, timesteps)."""
-        timesteps = rti.get("timesteps")
         return cls(
             policy,
             rti["start"],
             rti["num_steps"],
             rti.get("jump_threshold"),
             pad=rti.get("pad", "hold"),
-            timesteps=list(timesteps) if timesteps else None,
+            timesteps=rti.get("timesteps") or None,
         )
 
     def reset(self) -> None:
