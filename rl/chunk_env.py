@@ -25,17 +25,32 @@ class ChunkEnv(gym.Wrapper):
     Reward per chunk: the mean over executed steps of `r − 1`, with r the env's own reward in [0, 1] (`reward=
     "env"`; 1 once the task is solved; PushT's r is its coverage / 0.95, robomimic's is sparse success) or
     its success alone (`reward="success"`: −1 per step until solved, PushT's sparse variant), and the
-    episode terminates at success. `info["env_steps"]` is how many underlying steps
+    episode terminates at success. `shaping` = w > 0 adds potential-based shaping w·(γ·Φ(s') − Φ(s)) with
+    Φ the env's own reward r of the last step (0 after reset) and γ = `shaping_gamma`, the RL discount per
+    chunk: dense progress signal that leaves the optimal policy unchanged (Ng et al. 1999; every success
+    state has Φ = 1). `info["env_steps"]` is how many underlying steps
     ran. `reset(options={"replay": actions})` re-runs an episode's executed actions (k, A) after reset.
     """
 
-    def __init__(self, env: gym.Env, n_obs_steps: int, n_action_steps: int, reward: str = "env"):
+    def __init__(
+        self,
+        env: gym.Env,
+        n_obs_steps: int,
+        n_action_steps: int,
+        reward: str = "env",
+        shaping: float = 0.0,
+        shaping_gamma: float = 1.0,
+    ):
         super().__init__(env)
         if n_obs_steps < 1 or n_action_steps < 1:
             raise ValueError(f"n_obs_steps={n_obs_steps}, n_action_steps={n_action_steps}: expected ≥ 1 each")
         if reward not in REWARDS:
             raise ValueError(f"reward={reward!r}: expected one of {REWARDS}")
+        if not shaping >= 0 or not 0 < shaping_gamma <= 1:
+            raise ValueError(f"shaping={shaping}, shaping_gamma={shaping_gamma}: expected shaping ≥ 0, gamma in (0, 1]")
         self.reward = reward
+        self.shaping, self.shaping_gamma = shaping, shaping_gamma
+        self._potential = 0.0  # Φ of the current state: the env's reward at its last step
         self.n_obs_steps = n_obs_steps
         self.n_action_steps = n_action_steps
         base_space = env.observation_space
@@ -65,7 +80,7 @@ class ChunkEnv(gym.Wrapper):
         options = dict(options or {})
         replay = options.pop("replay", None)
         obs, info = self.env.reset(seed=seed, options=options or None)
-        self._history, self._actions = [obs], []
+        self._history, self._actions, self._potential = [obs], [], 0.0
         if replay is not None:
             for action in np.asarray(replay, dtype=np.float32).reshape(-1, self.action_space.shape[-1]):
                 self._run(action)
@@ -75,6 +90,7 @@ class ChunkEnv(gym.Wrapper):
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._history = [*self._history[-(self.n_obs_steps - 1) :], obs] if self.n_obs_steps > 1 else [obs]
         self._actions.append(np.asarray(action, dtype=np.float32))
+        self._potential = 1.0 if info.get("is_success", False) else float(np.clip(reward, 0.0, 1.0))
         return reward, terminated, truncated, info
 
     def step(self, chunk):
@@ -83,6 +99,7 @@ class ChunkEnv(gym.Wrapper):
             raise ValueError(f"action chunk has shape {chunk.shape}; expected {self.action_space.shape}")
         total, steps, success = 0.0, 0, False
         terminated = truncated = False
+        potential_before = self._potential
         info: dict = {}
         for action in chunk:
             reward, terminated, truncated, info = self._run(action)
@@ -93,7 +110,8 @@ class ChunkEnv(gym.Wrapper):
             if success or terminated or truncated:
                 break
         info = {**info, "env_steps": steps, "is_success": success}
-        return self._window(), total / steps, bool(terminated or success), bool(truncated and not success), info
+        reward = total / steps + self.shaping * (self.shaping_gamma * self._potential - potential_before)
+        return self._window(), reward, bool(terminated or success), bool(truncated and not success), info
 
     def episode_actions(self) -> np.ndarray:
         """The actions executed since the last reset, (k, A)."""
@@ -131,6 +149,8 @@ class ChunkVecEnv:
         seed: int = 0,
         vector: str = "sync",
         reward: str = "env",
+        shaping: float = 0.0,
+        shaping_gamma: float = 1.0,
     ):
         if n_envs < 1:
             raise ValueError(f"n_envs={n_envs}: expected ≥ 1")
@@ -138,7 +158,7 @@ class ChunkVecEnv:
             raise ValueError(f"vector={vector!r}: expected 'sync' or 'async'")
 
         def factory() -> gym.Env:
-            return ChunkEnv(make_env(), n_obs_steps, n_action_steps, reward)
+            return ChunkEnv(make_env(), n_obs_steps, n_action_steps, reward, shaping, shaping_gamma)
 
         vec_cls = gym.vector.SyncVectorEnv if vector == "sync" else gym.vector.AsyncVectorEnv
         self.envs = vec_cls([factory] * n_envs, autoreset_mode=gym.vector.AutoresetMode.DISABLED)

@@ -130,7 +130,15 @@ class DPPO(ChunkRLTrainer):
         self.chain = DenoisingChain(self.base, self.finetuned, levels, cfg.ft_steps, cfg.exploration_std)
         pcfg = policy.config
         self.vec = ChunkVecEnv(
-            make_env, cfg.n_envs, pcfg.n_obs_steps, pcfg.n_action_steps, cfg.train_seed, cfg.vector, cfg.reward
+            make_env,
+            cfg.n_envs,
+            pcfg.n_obs_steps,
+            pcfg.n_action_steps,
+            cfg.train_seed,
+            cfg.vector,
+            cfg.reward,
+            cfg.shaping,
+            cfg.gamma,
         )
         self.value = mlp(policy.obs_encoder.output_dim, cfg.hidden, 1)
         self.modules = {"finetuned_net": self.finetuned.net, "value": self.value}

@@ -113,7 +113,15 @@ class DSRL(ChunkRLTrainer):
         self.sampler = FrozenChunkSampler(policy, cfg.num_inference_steps)
         pcfg = policy.config
         vec = ChunkVecEnv(
-            make_env, cfg.n_envs, pcfg.n_obs_steps, pcfg.n_action_steps, cfg.train_seed, cfg.vector, cfg.reward
+            make_env,
+            cfg.n_envs,
+            pcfg.n_obs_steps,
+            pcfg.n_action_steps,
+            cfg.train_seed,
+            cfg.vector,
+            cfg.reward,
+            cfg.shaping,
+            cfg.gamma,
         )
         self.env = LatentNoiseVecEnv(vec, self.sampler)
         self.vec = vec
@@ -151,7 +159,9 @@ class DSRL(ChunkRLTrainer):
         if cfg.offline_data:  # demonstrations train Q^A from the start (their rows carry no noise)
             from .offline import demo_transitions
 
-            self.replay.add(**demo_transitions(cfg.offline_data, cfg.offline_format, policy, cfg.reward))
+            self.replay.add(
+                **demo_transitions(cfg.offline_data, cfg.offline_format, policy, cfg.reward, cfg.shaping, cfg.gamma)
+            )
         self._init_log(transitions=0, updates=0)
         self.update_credit = 0.0
         self.losses: dict[str, float] = {}

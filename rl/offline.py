@@ -15,14 +15,17 @@ from diffpilot.policies.datasets.loading import load_episodes
 REWARD_KEY = "next.reward"
 
 
-def demo_transitions(root: str | Path, fmt: str, policy, reward: str = "env") -> dict[str, np.ndarray]:
+def demo_transitions(
+    root: str | Path, fmt: str, policy, reward: str = "env", shaping: float = 0.0, gamma: float = 1.0
+) -> dict[str, np.ndarray]:
     """Cut every episode into chunks of n_action_steps, the way ChunkEnv executes them.
 
     Returns the replay fields (M, …): obs and next_obs are the policy's conditions of the observation
     windows (n_obs_steps, first frame repeated at the start), action the normalised executed chunk
     (M, n_action_steps·A; the last chunk of an episode is padded with its final action), reward the mean
     of r − 1 over the chunk's real steps (0 on success; `reward="success"`: r is 1 on success, else 0, as
-    ChunkEnv's sparse reward), done 1 on the episode's successful last chunk.
+    ChunkEnv's sparse reward) plus ChunkEnv's potential-based shaping `shaping`·(`gamma`·r_end − r_before) when
+    `shaping` > 0, done 1 on the episode's successful last chunk.
     `noise` is zero: demonstrations have none (only the NA critic reads these rows' actions).
     """
     cfg = policy.config
@@ -43,7 +46,12 @@ def demo_transitions(root: str | Path, fmt: str, policy, reward: str = "env") ->
             success = step_rewards >= 1.0
             if reward == "success":
                 step_rewards = success.astype(np.float32)
-            rewards.append(float(np.mean(step_rewards - 1.0)))
+            shaped = 0.0
+            if shaping > 0:  # Φ = the env reward of the step before the chunk (0 at the start) and of its last step
+                before = float(data.arrays[REWARD_KEY][start + t - 1]) if t > 0 else 0.0
+                after = float(data.arrays[REWARD_KEY][start + t + real - 1])
+                shaped = shaping * (gamma * min(after, 1.0) - min(before, 1.0))
+            rewards.append(float(np.mean(step_rewards - 1.0)) + shaped)
             dones.append(float(success.any()))
     obs = _conditions(policy, data.arrays, np.asarray(windows))
     next_obs = _conditions(policy, data.arrays, np.asarray(next_windows))

@@ -35,9 +35,12 @@ class ChunkRLConfig:
     eval_seed: int = 100_000
     eval_n_envs: int = 10
     reward: str = "env"  # env: the env's own r − 1 per step; success: success − 1 (sparse)
+    shaping: float = 0.0  # w: adds potential-based shaping w·(γ·r(s') − r(s)) to the chunk reward (0: none)
 
     def __post_init__(self) -> None:
-        check_fields(self, positive=("num_inference_steps", "n_envs", "env_steps"), non_negative=("eval_episodes",))
+        check_fields(
+            self, positive=("num_inference_steps", "n_envs", "env_steps"), non_negative=("eval_episodes", "shaping")
+        )
         if self.reward not in REWARDS:
             raise ValueError(f"algo.reward={self.reward!r}: expected one of {REWARDS}")
 

@@ -289,6 +289,10 @@ def test_noise_aliasing_learns_from_demonstrations(tmp_path):
     sparse = demo_transitions(tmp_path / "demos", "lerobot_v3", policy, reward="success")
     assert set(np.unique(sparse["reward"][sparse["done"] == 0])) == {-1.0}  # no credit for coverage
     assert (sparse["reward"] <= rows["reward"] + 1e-6).all() and (sparse["reward"] < rows["reward"] - 0.1).any()
+    shaped = demo_transitions(tmp_path / "demos", "lerobot_v3", policy, reward="success", shaping=3.0, gamma=1.0)
+    per_episode = np.split(shaped["reward"] - sparse["reward"], np.flatnonzero(sparse["done"])[:-1] + 1)
+    for bonus in per_episode:  # γ = 1: the shaping telescopes to w·(Φ(end) − Φ(start)) = 3·(1 − 0) per solved demo
+        assert bonus.sum() == pytest.approx(3.0, abs=1e-4)
     trainer = DSRL(policy, MAKE_ENV, small_cfg(variant="na", offline_data=str(tmp_path / "demos")), tmp_path / "run")
     assert len(trainer.replay) == m
     trainer.train(stop_at=160)
@@ -340,3 +344,27 @@ def test_chunk_env_success_reward_is_minus_one_until_solved():
         ChunkEnv(MAKE_ENV(), 2, 4, reward="dense")
     with pytest.raises(ValueError, match=r"algo\.reward='dense'"):
         small_cfg(reward="dense")
+
+
+def test_chunk_env_shaping_is_the_potential_difference_of_the_env_reward():
+    """shaping w adds w·(γ·Φ(s') − Φ(s)) per chunk, Φ = the env's r (PushT: coverage / 0.95, capped at 1)."""
+    w, gamma = 2.0, 0.9
+    plain = ChunkEnv(MAKE_ENV(), 2, 4, reward="success")
+    shaped = ChunkEnv(MAKE_ENV(), 2, 4, reward="success", shaping=w, shaping_gamma=gamma)
+    plain.reset(seed=3)
+    shaped.reset(seed=3)
+    rng = np.random.default_rng(0)
+    potential, moved = 0.0, False
+    for _ in range(6):
+        chunk = rng.uniform(150, 350, (4, 2)).astype(np.float32)
+        _, r_plain, *_ = plain.step(chunk)
+        _, r_shaped, _, _, info = shaped.step(chunk)
+        after = min(info["coverage"] / 0.95, 1.0)
+        assert r_shaped - r_plain == pytest.approx(w * (gamma * after - potential), abs=1e-6)
+        moved |= after != potential
+        potential = after
+    assert moved  # the block moved: the test saw a non-trivial potential
+    with pytest.raises(ValueError, match="shaping=-1"):
+        ChunkEnv(MAKE_ENV(), 2, 4, shaping=-1.0)
+    with pytest.raises(ValueError, match=r"algo\.shaping=-0\.5: expected ≥ 0"):
+        small_cfg(shaping=-0.5)
