@@ -143,3 +143,25 @@ def test_expert_action_noise_perturbs_the_target_but_not_the_plan():
     assert offset.max() > 0.1 and offset.max() < 90.0, offset  # a draw of N(0, 15²) per axis
     with pytest.raises(ValueError, match=r"action_noise=-1\.0"):
         ExpertPushT(seed=0, action_noise=-1.0)
+
+
+def test_expert_careless_operator_is_drawn_per_episode_and_picks_other_pushes():
+    def first_push(seed: int, **tunables):
+        env = make_pusht_env("state")
+        env.reset(seed=3)
+        expert = ExpertPushT(seed=seed, **tunables)
+        expert.reset(env.unwrapped.sim)
+        action = expert.act()
+        return action, tuple(np.round(expert._push.dir_local, 3)), expert.careless
+
+    default, _, careless = first_push(7)
+    same, _, _ = first_push(7, careless_fraction=0.0)
+    np.testing.assert_array_equal(default, same)  # fraction 0 draws nothing: old demonstrations stay reproducible
+    assert not careless
+    operators = [first_push(s, careless_fraction=0.5)[2] for s in range(12)]
+    assert any(operators) and not all(operators)  # drawn per episode
+    careful_dirs = {first_push(s)[1] for s in range(6)}
+    careless_dirs = {first_push(s, careless_fraction=1.0)[1] for s in range(6)}
+    assert len(careless_dirs) > len(careful_dirs)  # same state: the careless operator's push varies with the seed
+    with pytest.raises(ValueError, match=r"careless_fraction=1\.5"):
+        ExpertPushT(seed=0, careless_fraction=1.5)

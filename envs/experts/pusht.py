@@ -55,6 +55,8 @@ class ExpertPushTConfig:
     dwell_steps: int = 1  # target held still after a push
     retreat_steps: int = 2  # steps of backing off assumed when predicting a push's outcome
     action_noise: float = 0.0  # std of Gaussian noise on each returned target (a noisy demonstrator; the plan is kept)
+    careless_fraction: float = 0.0  # share of episodes by a careless operator (mixed-quality data, like robomimic's MH)
+    careless_jitter: float = 80.0  # the careless operator's score_jitter: it often picks a poor candidate push
 
 
 def _rotation(theta: float) -> np.ndarray:
@@ -300,6 +302,8 @@ class ExpertPushT:
         self.cfg = replace(ExpertPushTConfig(), **tunables)
         if not self.cfg.action_noise >= 0:
             raise ValueError(f"action_noise={self.cfg.action_noise}: expected a standard deviation ≥ 0 (pixels)")
+        if not 0.0 <= self.cfg.careless_fraction <= 1.0:
+            raise ValueError(f"careless_fraction={self.cfg.careless_fraction}: expected a share in [0, 1]")
         self._rng = np.random.default_rng(seed)
         self._env = None
         self._sim_env = None
@@ -321,6 +325,9 @@ class ExpertPushT:
         self._target = np.array(self._env.agent.position, dtype=np.float64)
         self._push: _Push | None = None
         self._escape_dir = np.array([1.0, 0.0])
+        careless = self.cfg.careless_fraction > 0 and self._rng.uniform() < self.cfg.careless_fraction
+        self.careless = bool(careless)  # this episode's operator (drawn only when careless_fraction > 0)
+        self._score_jitter = self.cfg.careless_jitter if careless else self.cfg.score_jitter
 
     def act(self) -> np.ndarray:
         """Next agent target position, shape (2,), float32."""
@@ -465,7 +472,7 @@ class ExpertPushT:
             k = np.arange(1, len(errs) + 1)
             scores = errs + step_cost * (k + transit_steps[k_cand])
             j = int(np.argmin(scores))
-            score = scores[j] + self._rng.uniform(0.0, cfg.score_jitter)
+            score = scores[j] + self._rng.uniform(0.0, self._score_jitter)
             if score < best[0]:
                 best = (score, _Push(starts[k_cand], dirs[k_cand], int(k[j]), speed, n_push, float(errs[j])))
         if best[1] is None:  # nothing reachable: nudge towards the block centre from where we are
