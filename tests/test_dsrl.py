@@ -368,3 +368,12 @@ def test_chunk_env_shaping_is_the_potential_difference_of_the_env_reward():
         ChunkEnv(MAKE_ENV(), 2, 4, shaping=-1.0)
     with pytest.raises(ValueError, match=r"algo\.shaping=-0\.5: expected ≥ 0"):
         small_cfg(shaping=-0.5)
+
+
+def test_pusht_recipe_config_extends_dsrl_sac():
+    with initialize_config_module("diffpilot.configs", version_base="1.3"):
+        base = compose("rl", ["algo=dsrl_sac"]).algo
+        recipe = compose("rl", ["algo=dsrl_sac_pusht"]).algo
+    cfg = algo_config(DSRLConfig, recipe)
+    assert (cfg.variant, cfg.reward, cfg.actor_std, cfg.hidden) == ("sac", "success", 1.0, [512, 512, 512])
+    assert recipe.runner == base.runner and recipe.utd == base.utd  # everything else inherited
