@@ -21,8 +21,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from .chunk_env import ChunkVecEnv
-from .runs import ChunkRLConfig, ChunkRLTrainer, check_fields, run_algorithm
+from .runs import ChunkRLConfig, ChunkRLTrainer, check_fields, run_algorithm, training_envs
 from .sac import mlp
 
 
@@ -128,18 +127,7 @@ class DPPO(ChunkRLTrainer):
             p.requires_grad_(True)
         levels = self.base.sampler.default_timesteps(cfg.num_inference_steps)
         self.chain = DenoisingChain(self.base, self.finetuned, levels, cfg.ft_steps, cfg.exploration_std)
-        pcfg = policy.config
-        self.vec = ChunkVecEnv(
-            make_env,
-            cfg.n_envs,
-            pcfg.n_obs_steps,
-            pcfg.n_action_steps,
-            cfg.train_seed,
-            cfg.vector,
-            cfg.reward,
-            cfg.shaping,
-            cfg.gamma,
-        )
+        self.vec = training_envs(make_env, cfg, policy.config)
         self.value = mlp(policy.obs_encoder.output_dim, cfg.hidden, 1)
         self.modules = {"finetuned_net": self.finetuned.net, "value": self.value}
         self.optimizers = {

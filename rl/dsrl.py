@@ -23,10 +23,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from .chunk_env import ChunkVecEnv
 from .latent_env import FrozenChunkSampler, LatentNoiseVecEnv, LatentSteering
 from .replay import ReplayBuffer
-from .runs import ChunkRLConfig, ChunkRLTrainer, check_fields, run_algorithm
+from .runs import ChunkRLConfig, ChunkRLTrainer, check_fields, run_algorithm, training_envs
 from .sac import LOG_STD_MAX, LOG_STD_MIN, SquashedGaussianActor, TwinQ, actor_loss, alpha_loss, polyak, td_loss
 
 VARIANTS = ("sac", "na")
@@ -112,17 +111,7 @@ class DSRL(ChunkRLTrainer):
         self.output_dir = Path(output_dir)
         self.sampler = FrozenChunkSampler(policy, cfg.num_inference_steps)
         pcfg = policy.config
-        vec = ChunkVecEnv(
-            make_env,
-            cfg.n_envs,
-            pcfg.n_obs_steps,
-            pcfg.n_action_steps,
-            cfg.train_seed,
-            cfg.vector,
-            cfg.reward,
-            cfg.shaping,
-            cfg.gamma,
-        )
+        vec = training_envs(make_env, cfg, policy.config)
         self.env = LatentNoiseVecEnv(vec, self.sampler)
         self.vec = vec
         self.algo_name = f"dsrl_{cfg.variant}"

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from diffpilot.atomic import atomic_write_json
 from diffpilot.commands.common import ConfigError, env_factory
 
-from .chunk_env import REWARDS
+from .chunk_env import REWARDS, ChunkVecEnv
 
 
 @dataclass
@@ -43,6 +43,22 @@ class ChunkRLConfig:
         )
         if self.reward not in REWARDS:
             raise ValueError(f"algo.reward={self.reward!r}: expected one of {REWARDS}")
+
+
+def training_envs(make_env, cfg: Any, policy_config: Any) -> ChunkVecEnv:
+    """The run's parallel chunk envs: `cfg`'s env count, seeds, vector mode and reward (shaped with its per-chunk
+    γ), executing the policy's n_action_steps and observing its n_obs_steps."""
+    return ChunkVecEnv(
+        make_env,
+        cfg.n_envs,
+        policy_config.n_obs_steps,
+        policy_config.n_action_steps,
+        cfg.train_seed,
+        cfg.vector,
+        cfg.reward,
+        cfg.shaping,
+        cfg.gamma,
+    )
 
 
 def check_fields(cfg: Any, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = ()) -> None:
