@@ -19,6 +19,11 @@ from gymnasium import spaces
 REWARDS = ("env", "success")  # the chunk reward: the env's own r − 1, or success − 1 (sparse)
 
 
+def shaping_potential(reward: float, success: bool = False) -> float:
+    """Φ of a state for reward shaping: the env's own reward r there, clipped to [0, 1]; 1 once solved."""
+    return 1.0 if success else float(np.clip(reward, 0.0, 1.0))
+
+
 class ChunkEnv(gym.Wrapper):
     """Executes an action chunk (n_action_steps, A) per step; observations are windows (n_obs_steps, …).
 
@@ -90,7 +95,7 @@ class ChunkEnv(gym.Wrapper):
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._history = [*self._history[-(self.n_obs_steps - 1) :], obs] if self.n_obs_steps > 1 else [obs]
         self._actions.append(np.asarray(action, dtype=np.float32))
-        self._potential = 1.0 if info.get("is_success", False) else float(np.clip(reward, 0.0, 1.0))
+        self._potential = shaping_potential(reward, bool(info.get("is_success", False)))
         return reward, terminated, truncated, info
 
     def step(self, chunk):

@@ -12,6 +12,8 @@ import torch
 
 from diffpilot.policies.datasets.loading import load_episodes
 
+from .chunk_env import shaping_potential
+
 REWARD_KEY = "next.reward"
 
 
@@ -48,9 +50,9 @@ def demo_transitions(
                 step_rewards = success.astype(np.float32)
             shaped = 0.0
             if shaping > 0:  # Φ = the env reward of the step before the chunk (0 at the start) and of its last step
-                before = float(data.arrays[REWARD_KEY][start + t - 1]) if t > 0 else 0.0
-                after = float(data.arrays[REWARD_KEY][start + t + real - 1])
-                shaped = shaping * (gamma * min(after, 1.0) - min(before, 1.0))
+                before = shaping_potential(float(data.arrays[REWARD_KEY][start + t - 1])) if t > 0 else 0.0
+                after = shaping_potential(float(data.arrays[REWARD_KEY][start + t + real - 1]))
+                shaped = shaping * (gamma * after - before)
             rewards.append(float(np.mean(step_rewards - 1.0)) + shaped)
             dones.append(float(success.any()))
     obs = _conditions(policy, data.arrays, np.asarray(windows))
