@@ -55,6 +55,7 @@ class DSRLConfig(ChunkRLConfig):
     init_alpha: float = 0.01
     target_entropy_per_dim: float = 0.8
     actor_std: float | None = None
+    actor_average: float = 0.0
     distill_batch: int = 64
     distill_steps: int = 5
     offline_data: str | None = None
@@ -80,6 +81,10 @@ class DSRLConfig(ChunkRLConfig):
             raise ValueError(
                 f"algo.actor_std={self.actor_std}: expected null (σ learned) or a fixed σ in "
                 f"[{math.exp(LOG_STD_MIN):.4f}, {math.exp(LOG_STD_MAX):.2f}]"
+            )
+        if not 0 <= self.actor_average < 1:
+            raise ValueError(
+                f"algo.actor_average={self.actor_average}: expected a Polyak rate in [0, 1) (0: no averaged actor)"
             )
         if not 0 < self.gamma <= 1 or not 0 < self.tau <= 1:
             raise ValueError(f"algo.gamma={self.gamma}, algo.tau={self.tau}: expected both in (0, 1]")
@@ -132,6 +137,10 @@ class DSRL(ChunkRLTrainer):
             "critic": torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr),
             "temperature": torch.optim.Adam(self.temperature.parameters(), lr=cfg.alpha_lr),
         }
+        # evaluation's actor: a Polyak average of the online actor's weights (the online one keeps acting)
+        self.actor_averaged = copy.deepcopy(self.actor) if cfg.actor_average > 0 else self.actor
+        if cfg.actor_average > 0:
+            self.modules["actor_average"] = self.actor_averaged
         if cfg.variant == "sac":
             self.critic_target = copy.deepcopy(self.critic)
             self.modules["critic_target"] = self.critic_target
@@ -182,6 +191,8 @@ class DSRL(ChunkRLTrainer):
             w, logp = self.actor(b["obs"])
             self._step("actor", actor_loss(self.critic, b["obs"], w, logp, alpha))
             self._step("temperature", alpha_loss(self.temperature.log_alpha, logp, self.target_entropy))
+            if cfg.actor_average > 0:
+                polyak(self.actor_averaged, self.actor, cfg.actor_average)
         target_net, online = (
             (self.critic_target, self.critic)
             if cfg.variant == "sac"
@@ -282,17 +293,18 @@ class DSRL(ChunkRLTrainer):
         return self.steered_policy(self.cfg.eval_deterministic)
 
     def steered_policy(self, deterministic: bool = False):
-        """The base policy with the actor choosing every chunk's noise: sampled from π(w|s) (DSRL's
-        default evaluation) or, when `deterministic`, its mode m·tanh(μ(s))."""
+        """The base policy with the actor (its Polyak average with `algo.actor_average` > 0) choosing every chunk's
+        noise: sampled from π(w|s) (DSRL's default evaluation) or, when `deterministic`, its mode m·tanh(μ(s))."""
         policy = self.sampler.policy
-        actor = self.actor.mode if deterministic else (lambda cond: self.actor(cond)[0])
+        actor = self.actor_averaged.mode if deterministic else (lambda cond: self.actor_averaged(cond)[0])
         policy.chunk_planner = LatentSteering(self.sampler, actor)
         return policy
 
 
 def load_steered_policy(checkpoint: str | Path, policy, deterministic: bool | None = None):
-    """`policy` (the frozen base, loaded by the caller) steered by the actor saved in a DSRL checkpoint;
-    the sampler's step count and the evaluation mode follow the checkpoint's config."""
+    """`policy` (the frozen base, loaded by the caller) steered by the actor saved in a DSRL checkpoint (its
+    averaged copy when the run kept one); the sampler's step count and the evaluation mode follow the checkpoint's
+    config."""
     from diffpilot.policies.checkpoint import load_tensors, read_json
 
     checkpoint = Path(checkpoint)
@@ -303,7 +315,8 @@ def load_steered_policy(checkpoint: str | Path, policy, deterministic: bool | No
         policy.obs_encoder.output_dim, sampler.noise_dim, cfg.hidden, cfg.noise_scale, cfg.layer_norm, cfg.actor_std
     )
     tensors = load_tensors(checkpoint / "modules.safetensors", "DSRL checkpoint")
-    actor.load_state_dict({k.removeprefix("actor."): v for k, v in tensors.items() if k.startswith("actor.")})
+    prefix = "actor_average." if cfg.actor_average > 0 else "actor."
+    actor.load_state_dict({k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)})
     deterministic = cfg.eval_deterministic if deterministic is None else deterministic
     policy.chunk_planner = LatentSteering(sampler, actor.mode if deterministic else (lambda c: actor(c)[0]))
     return policy

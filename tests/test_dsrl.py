@@ -197,20 +197,43 @@ def test_training_updates_the_actor_and_leaves_the_base_policy_bit_identical(var
     assert (tmp_path / "tensorboard").is_dir()
 
 
+def test_averaged_actor_trails_the_online_actor_and_is_what_evaluation_uses(tmp_path):
+    from diffpilot.rl.dsrl import load_steered_policy
+
+    trainer = DSRL(pusht_policy(), MAKE_ENV, small_cfg(actor_average=0.1), tmp_path)
+    start = [p.clone() for p in trainer.actor_averaged.parameters()]
+    trainer.train()
+    averaged, online = list(trainer.actor_averaged.parameters()), list(trainer.actor.parameters())
+    assert any(not torch.equal(a, s) for a, s in zip(averaged, start)), "the averaged actor never moved"
+    assert any(not torch.equal(a, o) for a, o in zip(averaged, online)), "the averaged actor is the online one"
+    # evaluation (in the run and from a checkpoint) steers with the averaged actor's mode, not the online actor's
+    window = {k: torch.rand(3, 2, *f.shape) * 512 for k, f in trainer.sampler.policy.config.input_features.items()}
+    cond = trainer.sampler.policy.encode(window)
+    expected = trainer.sampler.chunk(cond, trainer.actor_averaged.mode(cond))
+    online_chunk = trainer.sampler.chunk(cond, trainer.actor.mode(cond))
+    assert not torch.allclose(expected, online_chunk)
+    unnormalize = trainer.sampler.policy.normalizer.unnormalize
+    in_run = trainer.steered_policy(deterministic=True).chunk_planner(window)
+    loaded = load_steered_policy(trainer.save(), pusht_policy(), deterministic=True).chunk_planner(window)
+    torch.testing.assert_close(in_run, unnormalize("action", expected))
+    torch.testing.assert_close(loaded, in_run)
+
+
 def test_resume_continues_exactly(tmp_path):
     torch.manual_seed(5)
-    straight = DSRL(pusht_policy(), MAKE_ENV, small_cfg(env_steps=480), tmp_path / "a")
+    straight = DSRL(pusht_policy(), MAKE_ENV, small_cfg(env_steps=480, actor_average=0.05), tmp_path / "a")
     straight.train()
 
     torch.manual_seed(5)
-    first = DSRL(pusht_policy(), MAKE_ENV, small_cfg(env_steps=480), tmp_path / "b")
+    first = DSRL(pusht_policy(), MAKE_ENV, small_cfg(env_steps=480, actor_average=0.05), tmp_path / "b")
     first.train(stop_at=240)
     ckpt = first.save()
     torch.manual_seed(123)  # the checkpoint's RNG state must win over whatever state the process is in
-    second = DSRL(pusht_policy(), MAKE_ENV, small_cfg(env_steps=480), tmp_path / "b")
+    second = DSRL(pusht_policy(), MAKE_ENV, small_cfg(env_steps=480, actor_average=0.05), tmp_path / "b")
     second.resume(ckpt)
     second.train()
     assert second.counters == straight.counters
+    assert "actor_average" in straight.modules  # the averaged actor is part of the exact state
     for name in straight.modules:
         for (k, a), b in zip(straight.modules[name].state_dict().items(), second.modules[name].state_dict().values()):
             assert torch.equal(a, b), f"{name}.{k} differs after resume"
@@ -219,6 +242,8 @@ def test_resume_continues_exactly(tmp_path):
 def test_config_errors_name_the_field():
     with pytest.raises(ValueError, match=r"algo\.variant='ppo'"):
         DSRLConfig(variant="ppo")
+    with pytest.raises(ValueError, match=r"algo\.actor_average=1\.0: expected a Polyak rate in \[0, 1\)"):
+        DSRLConfig(actor_average=1.0)
     with pytest.raises(ValueError, match=r"algo\.n_envs=0: expected > 0"):
         DSRLConfig(n_envs=0)
     with pytest.raises(ValueError, match="unknown keys \\['utd_ratio'\\]"):
@@ -377,3 +402,43 @@ def test_pusht_recipe_config_extends_dsrl_sac():
     cfg = algo_config(DSRLConfig, recipe)
     assert (cfg.variant, cfg.reward, cfg.actor_std, cfg.hidden) == ("sac", "success", 1.0, [512, 512, 512])
     assert recipe.runner == base.runner and recipe.utd == base.utd  # everything else inherited
+
+
+def test_checkpoint_bench_evaluates_every_checkpoint_and_the_mean_actor(tmp_path, monkeypatch):
+    """bench/dsrl_checkpoints.py: one row per RL checkpoint plus the actor averaged over the last k checkpoints."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from diffpilot.commands.rl import run
+    from diffpilot.policies.checkpoint import load_tensors
+
+    policy_dir = tmp_path / "base"
+    pusht_policy().save_pretrained(policy_dir)
+    overrides = [*tiny_rl_overrides(policy_dir, tmp_path / "sac"), "algo.env_steps=160", "algo.eval_episodes=0"]
+    with initialize_config_module("diffpilot.configs", version_base="1.3"):
+        run(compose("rl", [*overrides, "algo.checkpoint_every=80", "algo.actor_average=0.1"]))
+    checkpoints = sorted((tmp_path / "sac" / "checkpoints").glob("env_step_*"))
+    assert len(checkpoints) >= 2
+    bench_dir = Path(__file__).parents[1] / "bench"
+    out = tmp_path / "checkpoints.json"
+    args = ["--base", str(policy_dir), "--run", str(tmp_path / "sac"), "--average", "2", "--episodes", "2"]
+    args += ["--n-envs", "2", "--out", str(out)]
+    subprocess.run(
+        [sys.executable, str(bench_dir / "dsrl_checkpoints.py"), *args], check=True, capture_output=True, timeout=120
+    )
+    rows = json.loads(out.read_text())["runs"][str(tmp_path / "sac")]
+    assert set(rows) == {c.name for c in checkpoints} | {"mean_of_last_2"}
+    assert rows["mean_of_last_2"]["checkpoints"] == [c.name for c in checkpoints[-2:]]
+    assert all(row["episodes"] == 2 for row in rows.values())
+
+    monkeypatch.syspath_prepend(str(bench_dir))
+    from dsrl_checkpoints import averaged_checkpoint
+
+    mean = load_tensors(averaged_checkpoint(checkpoints[-2:], tmp_path / "mean") / "modules.safetensors", "mean")
+    a, b = (load_tensors(c / "modules.safetensors", "ckpt") for c in checkpoints[-2:])
+    key = next(k for k in mean if k.startswith("actor_average."))  # the actor that evaluation loads
+    torch.testing.assert_close(mean[key], (a[key] + b[key]) / 2)
+    other = next(k for k in mean if k.startswith("critic."))
+    assert torch.equal(mean[other], b[other])  # everything else from the last checkpoint
