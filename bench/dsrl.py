@@ -121,6 +121,10 @@ def main() -> None:
         evals[f"base_noise_{m:g}tanh"] = measure(f"base, {m:g}·tanh(z)", fixed_noise_policy(args.base, steps, m), args)
     for name in [n for n in runs if n.startswith("dsrl")]:
         evals[name] = measure(name, load_steered_policy(runs[name]["checkpoint"], load_policy(args.base)), args)
+        state = json.loads((Path(runs[name]["checkpoint"]) / "state.json").read_text())
+        if state["config"].get("actor_average", 0) > 0:  # the row above used the averaged actor: also the online one
+            online = load_steered_policy(runs[name]["checkpoint"], load_policy(args.base), online=True)
+            evals[f"{name}_online"] = measure(f"{name} (online actor)", online, args)
         if args.modes:  # the actor's mode m·tanh(μ(s)) instead of sampled noise
             steered = load_steered_policy(runs[name]["checkpoint"], load_policy(args.base), deterministic=True)
             evals[f"{name}_mode"] = measure(f"{name} (mode)", steered, args)

@@ -301,10 +301,10 @@ class DSRL(ChunkRLTrainer):
         return policy
 
 
-def load_steered_policy(checkpoint: str | Path, policy, deterministic: bool | None = None):
+def load_steered_policy(checkpoint: str | Path, policy, deterministic: bool | None = None, online: bool = False):
     """`policy` (the frozen base, loaded by the caller) steered by the actor saved in a DSRL checkpoint (its
-    averaged copy when the run kept one); the sampler's step count and the evaluation mode follow the checkpoint's
-    config."""
+    averaged copy when the run kept one, unless `online`); the sampler's step count and the evaluation mode follow
+    the checkpoint's config."""
     from diffpilot.policies.checkpoint import load_tensors, read_json
 
     checkpoint = Path(checkpoint)
@@ -315,7 +315,7 @@ def load_steered_policy(checkpoint: str | Path, policy, deterministic: bool | No
         policy.obs_encoder.output_dim, sampler.noise_dim, cfg.hidden, cfg.noise_scale, cfg.layer_norm, cfg.actor_std
     )
     tensors = load_tensors(checkpoint / "modules.safetensors", "DSRL checkpoint")
-    prefix = "actor_average." if cfg.actor_average > 0 else "actor."
+    prefix = "actor_average." if cfg.actor_average > 0 and not online else "actor."
     actor.load_state_dict({k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)})
     deterministic = cfg.eval_deterministic if deterministic is None else deterministic
     policy.chunk_planner = LatentSteering(sampler, actor.mode if deterministic else (lambda c: actor(c)[0]))

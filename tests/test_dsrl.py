@@ -217,6 +217,8 @@ def test_averaged_actor_trails_the_online_actor_and_is_what_evaluation_uses(tmp_
     loaded = load_steered_policy(trainer.save(), pusht_policy(), deterministic=True).chunk_planner(window)
     torch.testing.assert_close(in_run, unnormalize("action", expected))
     torch.testing.assert_close(loaded, in_run)
+    online = load_steered_policy(trainer.save(), pusht_policy(), deterministic=True, online=True).chunk_planner(window)
+    torch.testing.assert_close(online, unnormalize("action", online_chunk))
 
 
 def test_resume_continues_exactly(tmp_path):
@@ -340,7 +342,11 @@ def test_dsrl_bench_leaves_out_methods_given_as_none(tmp_path):
     with initialize_config_module("diffpilot.configs", version_base="1.3"):
         run(
             compose(
-                "rl", [*tiny_rl_overrides(policy_dir, tmp_path / "sac"), "algo.env_steps=100", "algo.eval_episodes=0"]
+                "rl",
+                [
+                    *tiny_rl_overrides(policy_dir, tmp_path / "sac"),
+                    *("algo.env_steps=100", "algo.eval_episodes=0", "algo.actor_average=0.1"),
+                ],
             )
         )
     bench = Path(__file__).parents[1] / "bench" / "dsrl.py"
@@ -354,6 +360,7 @@ def test_dsrl_bench_leaves_out_methods_given_as_none(tmp_path):
     evaluations = result["details"]["evaluations"]
     assert evaluations["base"]["episodes"] == 2
     assert evaluations["base_noise_1tanh"]["episodes"] == evaluations["base_noise_0tanh"]["episodes"] == 2
+    assert evaluations["dsrl_sac_online"]["episodes"] == 2  # the run averaged its actor: the online one is a row too
     assert result["env_steps"] >= 100 and out.with_suffix(".png").is_file()
 
 
