@@ -408,6 +408,7 @@ def test_pusht_recipe_config_extends_dsrl_sac():
         recipe = compose("rl", ["algo=dsrl_sac_pusht"]).algo
     cfg = algo_config(DSRLConfig, recipe)
     assert (cfg.variant, cfg.reward, cfg.actor_std, cfg.hidden) == ("sac", "success", 1.0, [512, 512, 512])
+    assert cfg.actor_average == 2e-4 and base.actor_average == 0.0
     assert recipe.runner == base.runner and recipe.utd == base.utd  # everything else inherited
 
 
