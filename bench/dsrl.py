@@ -23,7 +23,7 @@ import torch
 from diffpilot.atomic import atomic_path, atomic_write_json
 from diffpilot.commands.common import env_factory
 from diffpilot.policies.registry import load_policy
-from diffpilot.rl.dsrl import load_steered_policy
+from diffpilot.rl.dsrl import checkpoint_config, load_steered_policy
 from diffpilot.rl.latent_env import FrozenChunkSampler, LatentSteering
 from diffpilot.rl.runs import evaluate_policy
 
@@ -121,8 +121,7 @@ def main() -> None:
         evals[f"base_noise_{m:g}tanh"] = measure(f"base, {m:g}·tanh(z)", fixed_noise_policy(args.base, steps, m), args)
     for name in [n for n in runs if n.startswith("dsrl")]:
         evals[name] = measure(name, load_steered_policy(runs[name]["checkpoint"], load_policy(args.base)), args)
-        state = json.loads((Path(runs[name]["checkpoint"]) / "state.json").read_text())
-        if state["config"].get("actor_average", 0) > 0:  # the row above used the averaged actor: also the online one
+        if checkpoint_config(runs[name]["checkpoint"]).actor_average > 0:  # the row above used the averaged actor
             online = load_steered_policy(runs[name]["checkpoint"], load_policy(args.base), online=True)
             evals[f"{name}_online"] = measure(f"{name} (online actor)", online, args)
         if args.modes:  # the actor's mode m·tanh(μ(s)) instead of sampled noise

@@ -21,7 +21,7 @@ from dsrl import TASKS, fixed_noise_policy, measure
 from diffpilot.atomic import atomic_write_json
 from diffpilot.policies.checkpoint import atomic_save_tensors, load_tensors
 from diffpilot.policies.registry import load_policy
-from diffpilot.rl.dsrl import load_steered_policy
+from diffpilot.rl.dsrl import checkpoint_config, evaluated_actor_prefix, load_steered_policy
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -29,8 +29,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def averaged_checkpoint(checkpoints: list[Path], out: Path) -> Path:
     """A copy of the last checkpoint whose evaluated actor ("actor." or, when the run kept one, "actor_average.")
     holds the mean of `checkpoints`' actor weights."""
-    state = json.loads((checkpoints[-1] / "state.json").read_text())
-    prefix = "actor_average." if state["config"].get("actor_average", 0) > 0 else "actor."
+    prefix = evaluated_actor_prefix(checkpoint_config(checkpoints[-1]))
     tensors = [load_tensors(c / "modules.safetensors", "RL checkpoint") for c in checkpoints]
     mean = dict(tensors[-1])
     for key in mean:

@@ -138,9 +138,9 @@ class DSRL(ChunkRLTrainer):
             "temperature": torch.optim.Adam(self.temperature.parameters(), lr=cfg.alpha_lr),
         }
         # evaluation's actor: a Polyak average of the online actor's weights (the online one keeps acting)
-        self.actor_averaged = copy.deepcopy(self.actor) if cfg.actor_average > 0 else self.actor
+        self.actor_averaged = self.actor
         if cfg.actor_average > 0:
-            self.modules["actor_average"] = self.actor_averaged
+            self.actor_averaged = self.modules["actor_average"] = copy.deepcopy(self.actor)
         if cfg.variant == "sac":
             self.critic_target = copy.deepcopy(self.critic)
             self.modules["critic_target"] = self.critic_target
@@ -301,21 +301,34 @@ class DSRL(ChunkRLTrainer):
         return policy
 
 
+def checkpoint_config(checkpoint: str | Path) -> DSRLConfig:
+    """The DSRLConfig a DSRL checkpoint was trained with (its state.json)."""
+    from diffpilot.policies.checkpoint import read_json
+
+    return DSRLConfig(**read_json(Path(checkpoint) / "state.json", "DSRL checkpoint")["config"])
+
+
+def evaluated_actor_prefix(cfg: DSRLConfig, online: bool = False) -> str:
+    """Key prefix, in a checkpoint's modules.safetensors, of the actor that evaluation uses: the averaged copy
+    when the run kept one (`algo.actor_average` > 0) unless `online`, else the online actor."""
+    return "actor_average." if cfg.actor_average > 0 and not online else "actor."
+
+
 def load_steered_policy(checkpoint: str | Path, policy, deterministic: bool | None = None, online: bool = False):
     """`policy` (the frozen base, loaded by the caller) steered by the actor saved in a DSRL checkpoint (its
     averaged copy when the run kept one, unless `online`); the sampler's step count and the evaluation mode follow
     the checkpoint's config."""
-    from diffpilot.policies.checkpoint import load_tensors, read_json
+    from diffpilot.policies.checkpoint import load_tensors
 
     checkpoint = Path(checkpoint)
-    cfg = DSRLConfig(**read_json(checkpoint / "state.json", "DSRL checkpoint")["config"])
+    cfg = checkpoint_config(checkpoint)
     policy.set_sampler("ddim", cfg.num_inference_steps)
     sampler = FrozenChunkSampler(policy, cfg.num_inference_steps)
     actor = SquashedGaussianActor(
         policy.obs_encoder.output_dim, sampler.noise_dim, cfg.hidden, cfg.noise_scale, cfg.layer_norm, cfg.actor_std
     )
     tensors = load_tensors(checkpoint / "modules.safetensors", "DSRL checkpoint")
-    prefix = "actor_average." if cfg.actor_average > 0 and not online else "actor."
+    prefix = evaluated_actor_prefix(cfg, online)
     actor.load_state_dict({k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)})
     deterministic = cfg.eval_deterministic if deterministic is None else deterministic
     policy.chunk_planner = LatentSteering(sampler, actor.mode if deterministic else (lambda c: actor(c)[0]))

@@ -214,10 +214,11 @@ def test_averaged_actor_trails_the_online_actor_and_is_what_evaluation_uses(tmp_
     assert not torch.allclose(expected, online_chunk)
     unnormalize = trainer.sampler.policy.normalizer.unnormalize
     in_run = trainer.steered_policy(deterministic=True).chunk_planner(window)
-    loaded = load_steered_policy(trainer.save(), pusht_policy(), deterministic=True).chunk_planner(window)
+    checkpoint = trainer.save()
+    loaded = load_steered_policy(checkpoint, pusht_policy(), deterministic=True).chunk_planner(window)
     torch.testing.assert_close(in_run, unnormalize("action", expected))
     torch.testing.assert_close(loaded, in_run)
-    online = load_steered_policy(trainer.save(), pusht_policy(), deterministic=True, online=True).chunk_planner(window)
+    online = load_steered_policy(checkpoint, pusht_policy(), deterministic=True, online=True).chunk_planner(window)
     torch.testing.assert_close(online, unnormalize("action", online_chunk))
 
 
