@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from diffpilot.atomic import atomic_path, atomic_write_json
-from diffpilot.commands.common import env_factory
+from diffpilot.envs.registry import env_factory
 from diffpilot.policies.registry import load_policy
 from diffpilot.rl.dsrl import checkpoint_config, load_steered_policy
 from diffpilot.rl.latent_env import FrozenChunkSampler, LatentSteering
@@ -46,7 +46,8 @@ def measure(name: str, policy, args) -> dict:
     torch.manual_seed(args.seed)  # the DSRL actors sample their noise: make the evaluation repeatable
     start = time.perf_counter()
     env, obs_mode, max_steps, _ = TASKS[args.task]
-    summary = evaluate_policy(policy, env_factory(env, obs_mode, max_steps), args.episodes, args.seed, args.n_envs)
+    make_env = env_factory({"env": env, "obs_mode": obs_mode, "max_episode_steps": max_steps})
+    summary = evaluate_policy(policy, make_env, args.episodes, args.seed, args.n_envs)
     coverage = summary["mean_max_coverage"]  # None on tasks without a coverage measure (Lift)
     print(
         f"{name:>9}: success {summary['success_rate']:.3f} "

@@ -205,14 +205,16 @@ def libero_train(name: str, out: Path, data: Path, args) -> dict:
 
 def libero_evaluate(policy: DiffusionPolicy, task_cfg: dict, out: Path, args) -> dict:
     """LIBERO's protocol on the suite's tasks (`args.episodes` each from initial state 0 on); pooled success."""
-    from diffpilot.commands.eval_libero import run_libero_evaluation
+    from diffpilot.atomic import atomic_write_json
+    from diffpilot.envs.libero import evaluate_suite
 
     saved = out / "eval_info.json"
     info = json.loads(saved.read_text()) if args.reuse_eval and saved.is_file() else None
     same = info is not None and info["episodes_per_task"] == args.episodes
     same = same and set(info["tasks"]) == {str(t) for t in task_cfg["tasks"]}
     if not (same and info["init_states"].startswith(f"seed {args.seed} ")):  # not the same protocol: run it
-        info = run_libero_evaluation(policy, task_cfg, args.episodes, args.seed, args.n_envs, out)
+        info = evaluate_suite(policy, task_cfg, args.episodes, args.seed, args.n_envs)
+        atomic_write_json(saved, info)
     return {
         "success": info["success_rate"],
         "success_ci95": info["success_ci95"],

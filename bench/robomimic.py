@@ -28,10 +28,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import torch
 
-from diffpilot.commands.common import env_factory, load_task_config
+from diffpilot.commands.common import load_task_config
 from diffpilot.commands.evaluate import load_policy
 from diffpilot.envs.evaluate import evaluate, wilson_interval
 from diffpilot.envs.experts.robomimic import expert_for
+from diffpilot.envs.registry import env_factory
 from diffpilot.envs.robomimic import TASKS, make_robomimic_env
 from diffpilot.policies.checkpoint import atomic_write_json
 
@@ -68,7 +69,7 @@ def evaluate_block(path: Path, task: dict, episodes: int, seed: int, n_envs: int
     """One checkpoint on one seed block (its own process when --workers > 1): the block's summary."""
     torch.set_num_threads(1)
     policy = load_policy(path, device="cpu")
-    make_env = env_factory(task["env"], task["obs_mode"], task.get("max_episode_steps"), task)
+    make_env = env_factory(task)
     torch.manual_seed(seed)  # the sampling noise follows the block's seed: a block gives the same rollouts alone
     result = evaluate(policy, make_env, episodes, seed, n_envs, progress=False)
     print(f"  {path.parent.name} seed {seed}: success {result.success_rate:.3f} in {result.seconds:.0f} s", flush=True)

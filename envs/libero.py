@@ -37,8 +37,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from diffpilot.commands.common import ConfigError
+from diffpilot.errors import ConfigError
 
+from .evaluate import evaluate, wilson_interval
+from .registry import EnvEntry, register_env
 from .robosuite_base import MODEL_SEED, RobosuiteTaskEnv, check_scene_cameras, global_numpy_seed
 
 ObsMode = Literal["state", "image"]
@@ -322,3 +324,84 @@ def make_libero_env(
     """A LIBERO task with its suite's episode length (or `max_episode_steps`) as the time limit."""
     env = LiberoEnv(suite, task, obs_mode, **kwargs)
     return gym.wrappers.TimeLimit(env, max_episode_steps=max_episode_steps or MAX_EPISODE_STEPS[base_suite(env.suite)])
+
+
+def select_tasks(suite: str, tasks: list[int | str] | None) -> list[LiberoTask]:
+    """`tasks` of `suite` (indices or names; None: every task)."""
+    if tasks is None:
+        return list(list_tasks(suite))
+    if isinstance(tasks, (str, int)) or not len(tasks):
+        raise ConfigError(f"task.tasks={tasks!r}: expected null (all tasks) or a non-empty list of indices / names")
+    return [get_task(suite, t) for t in tasks]
+
+
+def task_env_constructor(
+    task_cfg: dict[str, Any], task: int | str, max_episode_steps: int | None = None
+) -> functools.partial:
+    """A no-argument constructor of task `task` of `task_cfg["suite"]` with the task config's observation settings
+    (obs_mode, cameras, image_size; `language: true` adds the instruction's all-MiniLM-L6-v2 embedding as
+    `language_embedding`)."""
+    if not task_cfg.get("suite"):
+        raise ConfigError(f"task.suite={task_cfg.get('suite')!r}: env=libero needs a suite, e.g. libero_object")
+    libero_task = get_task(task_cfg["suite"], task)
+    embedding = None
+    if task_cfg.get("language"):
+        from diffpilot.text_embedding import encode_instructions
+
+        embedding = encode_instructions([libero_task.instruction])[0].numpy()
+    return functools.partial(
+        make_libero_env,
+        libero_task.suite,
+        libero_task.index,
+        task_cfg.get("obs_mode", "state"),
+        max_episode_steps or task_cfg.get("max_episode_steps"),
+        cameras=tuple(task_cfg.get("cameras") or ("agentview", "robot0_eye_in_hand")),
+        image_size=int(task_cfg.get("image_size") or IMAGE_SIZE),
+        instruction_embedding=embedding,
+    )
+
+
+def first_task_env_constructor(task_cfg: dict[str, Any], max_episode_steps: int | None = None) -> functools.partial:
+    """The first selected task's constructor (training-time rollouts and RL take one env per config)."""
+    if not task_cfg.get("suite"):
+        raise ConfigError(f"task.suite={task_cfg.get('suite')!r}: env=libero needs a suite, e.g. libero_object")
+    first = select_tasks(task_cfg["suite"], task_cfg.get("tasks"))[0]
+    return task_env_constructor(task_cfg, first.index, max_episode_steps)
+
+
+def evaluate_suite(
+    policy, task_cfg: dict[str, Any], episodes: int, seed: int, n_envs: int, video_dir: str | Path | None = None,
+    videos: int = 0,
+) -> dict[str, Any]:  # fmt: skip
+    """LIBERO's protocol: every selected task of the suite, `episodes` rollouts each on seeds seed … seed+episodes−1
+    (official initial states seed mod 50 onward); success per task and per suite with Wilson 95 % intervals.
+    LIBERO-PRO's perturbed suites keep their base suite's task order, so the same harness runs them."""
+    suite = get_task(task_cfg["suite"], 0).suite
+    per_task: dict[str, Any] = {}
+    for task in select_tasks(suite, task_cfg.get("tasks")):
+        make_env = task_env_constructor(task_cfg, task.index)
+        task_videos = Path(video_dir) / f"task_{task.index}" if video_dir is not None else None
+        result = evaluate(policy, make_env, episodes, seed, n_envs, task_videos, videos)
+        per_task[str(task.index)] = {"name": task.name, "instruction": task.instruction, **result.to_dict()}
+        s = result.summary()
+        print(f"task {task.index} ({task.instruction}): success {s['success_rate']:.1%} over {s['episodes']} episodes")
+    successes = sum(sum(e["success"] for e in t["per_episode"]) for t in per_task.values())
+    total = sum(t["episodes"] for t in per_task.values())
+    lo, hi = wilson_interval(successes, total)
+    return {
+        "suite": suite,
+        "base_suite": base_suite(suite),
+        "perturbation": perturbation(suite),
+        "obs_mode": task_cfg.get("obs_mode", "state"),
+        "language_embedding": bool(task_cfg.get("language")),
+        "episodes_per_task": episodes,
+        "init_states": f"seed {seed} + k → official initial state (seed + k) mod 50",
+        "episodes": total,
+        "success_rate": successes / total,
+        "success_ci95": [lo, hi],
+        "mean_task_success": float(np.mean([t["success_rate"] for t in per_task.values()])),
+        "tasks": per_task,
+    }
+
+
+register_env(EnvEntry("libero", first_task_env_constructor, protocol=evaluate_suite))

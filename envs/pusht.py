@@ -4,12 +4,15 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 import gym_pusht  # noqa: F401  (registers gym_pusht/PushT-v0)
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
+from .registry import EnvEntry, register_env
 
 ObsMode = Literal["state", "pixels", "all"]
 OBS_MODES = ("state", "pixels", "all")
@@ -86,3 +89,11 @@ class PushTEnv(gym.Env):
 def make_pusht_env(obs_mode: ObsMode = "state", max_episode_steps: int = MAX_EPISODE_STEPS, **kwargs) -> gym.Env:
     """A PushT env with the benchmark's 300-step time limit."""
     return gym.wrappers.TimeLimit(PushTEnv(obs_mode, **kwargs), max_episode_steps=max_episode_steps)
+
+
+def pusht_env_constructor(task: dict[str, Any], max_episode_steps: int | None) -> functools.partial:
+    """The task config's PushT env (`obs_mode`: state | pixels | all)."""
+    return functools.partial(make_pusht_env, task.get("obs_mode", "state"), max_episode_steps or MAX_EPISODE_STEPS)
+
+
+register_env(EnvEntry("pusht", pusht_env_constructor))

@@ -15,6 +15,7 @@ renderer created on first use, so state envs pay nothing unless a video is asked
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,6 +26,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from diffpilot.errors import ConfigError
+
+from .registry import EnvEntry, register_env
 from .robosuite_base import MODEL_SEED, RobosuiteTaskEnv, check_scene_cameras, global_numpy_seed
 
 ObsMode = Literal["state", "image"]
@@ -92,7 +96,8 @@ def robosuite_kwargs(obs_mode: ObsMode, cameras: tuple[str, ...], image_size: in
 
 
 def check_cameras(cameras: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    return check_scene_cameras(cameras, SCENE_CAMERAS)
+    """`cameras` as a tuple, or a ConfigError naming those not in the robomimic scenes and the choices."""
+    return check_scene_cameras(cameras, SCENE_CAMERAS, ConfigError)
 
 
 class RobomimicEnv(RobosuiteTaskEnv):
@@ -201,3 +206,45 @@ def enable_robomimic_env_utils() -> None:
     module = types.ModuleType("mujoco_py")
     module.builder = types.SimpleNamespace(MujocoException=mujoco.FatalError)
     sys.modules["mujoco_py"] = module
+
+
+IMAGE_SUFFIX = "_image"  # robomimic's image observation keys are `<camera>_image`
+
+
+def task_cameras(task: dict[str, Any]) -> tuple[str, ...]:
+    """The cameras a robomimic image task renders: `task.cameras` when given, else those its `<camera>_image`
+    obs_keys name. ConfigError naming the camera when one is not in the scene, or an image key's camera is not
+    rendered."""
+    wanted = [k.removesuffix(IMAGE_SUFFIX) for k in task.get("obs_keys", []) if k.endswith(IMAGE_SUFFIX)]
+    cameras = tuple(task.get("cameras") or wanted)
+    if not cameras:
+        raise ConfigError(
+            f"task {task.get('name')!r} obs_mode=image: no cameras (task.cameras is empty and task.obs_keys has no "
+            f"'<camera>_image' key); expected some of {list(SCENE_CAMERAS)}"
+        )
+    try:
+        check_scene_cameras(cameras, SCENE_CAMERAS, ConfigError)
+    except ConfigError as err:
+        raise ConfigError(f"task {task.get('name')!r}: {err}") from None
+    missing = [c for c in wanted if c not in cameras]
+    if missing:
+        raise ConfigError(
+            f"task.obs_keys has {[c + IMAGE_SUFFIX for c in missing]} but task.cameras={list(cameras)} does not "
+            f"render {missing}; expected every image key's camera among the cameras"
+        )
+    return cameras
+
+
+def robomimic_env_constructor(task: dict[str, Any], max_episode_steps: int | None) -> functools.partial:
+    """The task config's robomimic env; image mode renders only the task's cameras (`task_cameras`)."""
+    kwargs: dict[str, Any] = {}
+    obs_mode = task.get("obs_mode", "state")
+    if obs_mode == "image":
+        kwargs["cameras"] = task_cameras(task)
+        if task.get("image_size"):
+            kwargs["image_size"] = int(task["image_size"])
+    return functools.partial(make_robomimic_env, task["env"], obs_mode, max_episode_steps, **kwargs)
+
+
+for _name in TASKS:
+    register_env(EnvEntry(_name, robomimic_env_constructor))

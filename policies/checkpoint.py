@@ -12,8 +12,17 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from diffpilot.atomic import atomic_path, atomic_write_bytes, atomic_write_json
+from diffpilot.errors import CheckpointError
 
-__all__ = ["atomic_path", "atomic_save_tensors", "atomic_write_bytes", "atomic_write_json", "load_tensors", "read_json"]
+__all__ = [
+    "CheckpointError",
+    "atomic_path",
+    "atomic_save_tensors",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "load_tensors",
+    "read_json",
+]
 
 
 CONFIG_FILE = "config.json"
@@ -32,10 +41,6 @@ class DictConfig:
         if unknown:
             raise ValueError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
         return cls(**d)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint directory is missing a file or holds something other than what was asked for."""
 
 
 def atomic_save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> None:

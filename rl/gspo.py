@@ -32,12 +32,13 @@ import torch
 from tqdm import tqdm
 
 from diffpilot.atomic import atomic_write_json
-from diffpilot.commands.common import ConfigError, log_scalars
 from diffpilot.envs.driving import ObservationConfig, observe
+from diffpilot.errors import ConfigError
 from diffpilot.policies import trajectory_tokens as tt
 from diffpilot.policies.checkpoint import atomic_save_tensors, load_tensors, read_json
 from diffpilot.policies.registry import load_policy
 from diffpilot.policies.train import flatten_optimizer, restore_optimizer
+from diffpilot.run import log_scalars
 from diffpilot.sim.planners import PDMClosedPlanner, simulate_in_scene
 from diffpilot.sim.scenarios import make_scene, split_seeds
 from diffpilot.sim.scoring import ScoringContext, masked_progress, score_states

@@ -15,7 +15,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from diffpilot.atomic import atomic_write_json
-from diffpilot.commands.common import ConfigError, env_factory
+from diffpilot.envs.registry import env_factory
+from diffpilot.errors import ConfigError
 
 from .chunk_env import REWARDS, ChunkVecEnv
 
@@ -84,7 +85,7 @@ def env_and_policy(cfg: DictConfig, num_inference_steps: int | None = None):
     if num_inference_steps is not None:
         policy.set_sampler("ddim", num_inference_steps)
     task = OmegaConf.to_container(cfg.task, resolve=True)
-    return policy, env_factory(task["env"], task["obs_mode"], task.get("max_episode_steps"), task)
+    return policy, env_factory(task)
 
 
 def latest_checkpoint(path: str | Path) -> Path:

@@ -112,8 +112,9 @@ def test_wilson_interval():
 
 
 def test_expert_options_set_the_pusht_experts_tunables_and_bad_ones_fail_by_name(tmp_path):
-    from diffpilot.commands.common import ConfigError, expert_factory
     from diffpilot.commands.data import make_demonstrations
+    from diffpilot.envs.registry import expert_factory
+    from diffpilot.errors import ConfigError
 
     expert = expert_factory("pusht", {"score_jitter": 5.0})(0)
     assert expert.cfg.score_jitter == 5.0 and expert_factory("pusht")(0).cfg.score_jitter == 0.3

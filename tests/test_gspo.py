@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from diffpilot.commands.common import ConfigError
 from diffpilot.envs.driving import ObservationConfig
+from diffpilot.errors import ConfigError
 from diffpilot.policies.wamdiff import WAMDiffConfig, WAMDiffPolicy
 from diffpilot.rl.gspo import GroupPolicyTrainer, GSPOConfig, ScenePool, group_advantages, grpo_loss, gspo_loss
 from tests.test_wamdiff import one_thread  # noqa: F401  (autouse: one torch thread for this module)

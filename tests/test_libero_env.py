@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from diffpilot.commands.common import ConfigError
 from diffpilot.envs.libero import (
     LiberoEnv,
     all_suites,
@@ -23,6 +22,7 @@ from diffpilot.envs.libero import (
     perturbation,
     suite_object_dim,
 )
+from diffpilot.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

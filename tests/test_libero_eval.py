@@ -12,11 +12,12 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from diffpilot.commands.common import ConfigError, env_factory
-from diffpilot.commands.eval_libero import instruction_embedding
 from diffpilot.commands.evaluate import run_evaluation
 from diffpilot.envs.libero import list_tasks, suite_object_dim
+from diffpilot.envs.registry import env_factory
+from diffpilot.errors import ConfigError
 from diffpilot.policies.diffusion_policy import DiffusionPolicy
+from diffpilot.text_embedding import encode_instructions
 
 from .conftest import tiny_config
 
@@ -84,10 +85,10 @@ def test_same_harness_runs_a_libero_pro_suite(tiny_libero_policy, tmp_path):
     assert record["episodes"] == 1 and record["per_episode"][0]["steps"] == 2
 
 
-def test_instruction_embedding_is_the_text_encoders_and_reaches_the_observation():
-    a, b = (instruction_embedding(t.instruction) for t in list_tasks("libero_object_lan")[:2])
+def test_language_embedding_is_the_text_encoders_and_reaches_the_observation():
+    a, b = encode_instructions([t.instruction for t in list_tasks("libero_object_lan")[:2]]).numpy()
     assert a.shape == (384,) and abs(np.linalg.norm(a) - 1) < 1e-4 and not np.allclose(a, b)
-    env = env_factory("libero", "state", 3, {"suite": "libero_object_lan", "tasks": [0], "language": True})()
+    env = env_factory({"env": "libero", "suite": "libero_object_lan", "tasks": [0], "language": True}, 3)()
     obs, _ = env.reset(seed=0)
     np.testing.assert_allclose(obs["language_embedding"], a, atol=1e-6)
     env.close()
@@ -95,8 +96,8 @@ def test_instruction_embedding_is_the_text_encoders_and_reaches_the_observation(
 
 def test_env_factory_needs_a_suite_and_checks_tasks():
     with pytest.raises(ConfigError, match=r"task.suite=None: env=libero needs a suite"):
-        env_factory("libero", "state")
+        env_factory({"env": "libero"})
     with pytest.raises(ConfigError, match=r"task.tasks=3: expected null"):
-        env_factory("libero", "state", None, {"suite": "libero_goal", "tasks": 3})
+        env_factory({"env": "libero", "suite": "libero_goal", "tasks": 3})
     with pytest.raises(ConfigError, match=r"task=12: suite 'libero_goal' has tasks 0 … 9"):
-        env_factory("libero", "state", None, {"suite": "libero_goal", "tasks": [12]})
+        env_factory({"env": "libero", "suite": "libero_goal", "tasks": [12]})

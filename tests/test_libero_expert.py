@@ -10,10 +10,10 @@ import h5py
 import numpy as np
 import pytest
 
-from diffpilot.commands.common import ConfigError
 from diffpilot.commands.data_libero import record_libero_demos, write_libero_demos
 from diffpilot.envs.experts.libero import collision_extent, goal_object_and_container, libero_expert_for
 from diffpilot.envs.libero import LiberoEnv
+from diffpilot.errors import ConfigError
 from diffpilot.policies.datasets.robomimic_hdf5 import read_robomimic_hdf5
 
 

@@ -14,13 +14,14 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
+from diffpilot import text_embedding
 from diffpilot.envs.experts.pusht import ExpertPushT
 from diffpilot.envs.experts.record import record_episode
 from diffpilot.envs.pusht_tasks import PUSHT_TASKS, TASK_KEY, MultiTaskPushTEnv, make_multitask_pusht_env
 from diffpilot.policies import text_encoder
 from diffpilot.policies.diffusion_config import DiffusionPolicyConfig
 from diffpilot.policies.diffusion_policy import DiffusionPolicy
-from diffpilot.policies.text_encoder import TextEncoderMissing, encode_instructions
+from diffpilot.text_embedding import TextEncoderMissing, encode_instructions
 
 INSTRUCTIONS = ["Push the T to the centre.", "Move the T block to the middle.", "Stack the red cube on the plate."]
 STATE = {"observation.state": {"kind": "state", "shape": (2,)}}
@@ -48,7 +49,7 @@ def test_instruction_embeddings_load_offline_and_are_cached(offline_cache, monke
     def no_model():
         raise AssertionError("the cache should have answered")
 
-    monkeypatch.setattr(text_encoder, "load_sentence_encoder", no_model)
+    monkeypatch.setattr(text_embedding, "load_sentence_encoder", no_model)
     assert torch.equal(encode_instructions(INSTRUCTIONS), emb)
 
 
@@ -153,8 +154,8 @@ def test_info_prints_total_and_active_parameters_and_flops(tmp_path):
 def test_info_describes_a_checkpoint(tmp_path, offline_cache):
     from omegaconf import OmegaConf
 
-    from diffpilot.commands.common import ConfigError
     from diffpilot.commands.info import describe
+    from diffpilot.errors import ConfigError
 
     p = make_policy(network="transformer", task_conditioning="id")
     p.save_pretrained(tmp_path / "ckpt")

@@ -9,8 +9,8 @@ import h5py
 import pytest
 from omegaconf import OmegaConf
 
-from diffpilot.commands.common import ConfigError
 from diffpilot.commands.data import DataRequest, resolve_request
+from diffpilot.errors import ConfigError
 
 from .test_cli import diffpilot
 

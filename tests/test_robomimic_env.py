@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from diffpilot.commands.common import ConfigError, env_factory, expert_factory
 from diffpilot.envs.experts.robomimic import expert_for
+from diffpilot.envs.registry import env_factory, expert_factory
 from diffpilot.envs.robomimic import RobomimicEnv, make_env_from_args, make_robomimic_env
+from diffpilot.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +62,12 @@ def test_two_envs_reset_with_one_seed_are_the_same_scene(lift_env):
 
 
 def test_time_limit_is_robomimics_horizon_and_factory_builds_it():
-    env = env_factory("lift", "state")()
+    env = env_factory({"env": "lift", "obs_mode": "state"})()
     assert isinstance(env, gym.wrappers.TimeLimit) and env._max_episode_steps == 400
     assert env.unwrapped.task == "lift"
     env.close()
-    with pytest.raises(ConfigError, match="env='stack'"):
-        env_factory("stack", "state")
+    with pytest.raises(ConfigError, match=r"task.env='stack'"):
+        env_factory({"env": "stack", "obs_mode": "state"})
 
 
 def test_image_mode_renders_only_the_cameras_asked_for():

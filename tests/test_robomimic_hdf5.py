@@ -194,10 +194,10 @@ def test_unknown_env_name_fails_when_building_the_env(lift_file, tmp_path):
 def test_trainer_trains_on_the_file_and_the_policy_drives_the_env(lift_file, tmp_path):
     from hydra import compose, initialize_config_module
 
-    from diffpilot.commands.common import env_factory
     from diffpilot.commands.evaluate import load_policy
     from diffpilot.commands.train import run_training
     from diffpilot.envs.evaluate import evaluate
+    from diffpilot.envs.registry import env_factory
 
     tiny = ["policy.down_dims=[16,32]", "policy.time_embed_dim=16", "policy.n_groups=4", "policy.num_inference_steps=2"]
     with initialize_config_module("diffpilot.configs", version_base="1.3"):
@@ -212,14 +212,16 @@ def test_trainer_trains_on_the_file_and_the_policy_drives_the_env(lift_file, tmp
     assert result["train_steps"] == 2
     policy = load_policy(f"{result['checkpoint']}/pretrained_model")
     assert policy.config.action_dim == 7 and set(policy.config.input_features) == set(KEYS)
-    outcome = evaluate(policy, env_factory("lift", "state", 6), n_episodes=2, n_envs=2, progress=False)
+    outcome = evaluate(
+        policy, env_factory({"env": "lift", "obs_mode": "state"}, 6), n_episodes=2, n_envs=2, progress=False
+    )
     assert [e.steps for e in outcome.episodes] == [6, 6] and outcome.summary()["success_ci95"][1] > 0
     assert outcome.mean_max_coverage is None  # robomimic has success only, no PushT-style coverage
 
 
 def test_data_command_rejects_bad_settings_by_name(lift_file, tmp_path):
-    from diffpilot.commands.common import ConfigError
     from diffpilot.commands.data_robomimic import make_robomimic_demonstrations
+    from diffpilot.errors import ConfigError
 
     with pytest.raises(ConfigError, match="env='pusht': expected a robomimic task"):
         make_robomimic_demonstrations("pusht", "state", 1, 0, tmp_path / "a.hdf5")

@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from diffpilot.commands.common import ConfigError, env_factory, load_task_config, task_cameras
+from diffpilot.commands.common import load_task_config
 from diffpilot.commands.data_robomimic import as_robomimic_demos, env_args_for
 from diffpilot.envs.experts.robomimic_record import record_robomimic_demo
+from diffpilot.envs.registry import env_factory
+from diffpilot.envs.robomimic import task_cameras
+from diffpilot.errors import ConfigError
 from diffpilot.policies.datasets.loading import feature_shape, load_episodes
 from diffpilot.policies.datasets.robomimic_hdf5 import RobomimicHdf5, read_robomimic_hdf5, write_robomimic_hdf5
 from diffpilot.policies.datasets.windowed import WindowedDataset
@@ -97,13 +100,19 @@ def test_training_step_of_the_image_experiment_and_a_rollout(image_file, tmp_pat
     assert torch.isfinite(loss)
     assert all(e.backbone.stem[0].weight.grad.abs().sum() > 0 for e in policy.obs_encoder.image_encoders)
 
-    outcome = evaluate(policy.eval(), env_factory("lift", "image", 3, task), n_episodes=1, n_envs=1, progress=False)
+    outcome = evaluate(
+        policy.eval(),
+        env_factory({**task, "env": "lift", "obs_mode": "image"}, 3),
+        n_episodes=1,
+        n_envs=1,
+        progress=False,
+    )
     assert [e.steps for e in outcome.episodes] == [3]
 
 
 def test_image_env_renders_only_the_task_cameras():
     task = {**load_task_config("lift_image"), "obs_keys": ["agentview_image", "robot0_eef_pos"]}
-    env = env_factory("lift", "image", 2, task)()
+    env = env_factory({**task, "env": "lift", "obs_mode": "image"}, 2)()
     try:
         assert "agentview_image" in env.observation_space.spaces
         assert "robot0_eye_in_hand_image" not in env.observation_space.spaces

@@ -147,8 +147,8 @@ def test_init_from_starts_a_new_run_from_saved_weights(tmp_path, lerobot_dataset
     import torch
     from hydra import compose, initialize_config_module
 
-    from diffpilot.commands.common import ConfigError
     from diffpilot.commands.train import run_training
+    from diffpilot.errors import ConfigError
 
     base = [
         f"dataset.root={lerobot_dataset}", "train.batch_size=4", "train.warmup_steps=1", "policy.down_dims=[16,32]",

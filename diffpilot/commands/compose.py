@@ -11,14 +11,17 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from diffpilot.envs.evaluate import evaluate
+from diffpilot.envs.registry import env_factory
+from diffpilot.errors import ConfigError
 from diffpilot.plotting import plot_weight_sweep
 from diffpilot.policies.checkpoint import atomic_write_json
 from diffpilot.policies.compose import ComposedPolicy, CompositionConfig
 from diffpilot.policies.diffusion_policy import DiffusionPolicy
 from diffpilot.policies.registry import load_policy
 from diffpilot.policies.train import pick_device
+from diffpilot.run import log_scalars
 
-from .common import ConfigError, env_factory, log_scalars, set_threads
+from .common import set_threads
 
 
 def simplex_grid(k: int, step: float) -> list[list[float]]:
@@ -61,7 +64,7 @@ def compose(cfg: DictConfig) -> dict:
         Path(p).parent.parent.parent.name if Path(p).name == "pretrained_model" else Path(p).name for p in cfg.parents
     ]
     task = OmegaConf.to_container(cfg.task, resolve=True)
-    make_env = env_factory(task["env"], task["obs_mode"], task.get("max_episode_steps"), task)
+    make_env = env_factory(task)
     k = len(parents)
     composed = ComposedPolicy(parents, CompositionConfig([1.0] + [0.0] * (k - 1), cfg.sampler, cfg.num_inference_steps))
     if cfg.n_action_steps:

@@ -6,26 +6,27 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
-from tqdm.auto import tqdm
 
-from diffpilot.envs.experts.record import RecordedEpisode, record_episode
+from diffpilot.envs.experts.record import RecordedEpisode, SuccessfulEpisodes, record_episode
+from diffpilot.envs.registry import env_factory, expert_factory
+from diffpilot.envs.robomimic import task_cameras
+from diffpilot.errors import ConfigError
 from diffpilot.policies.datasets.lerobot_v3 import FeatureSpec, LeRobotV3Writer
 
-from .common import ConfigError, env_factory, expert_factory, load_task_config, task_cameras
+from .common import load_task_config
 
 TASKS = {"pusht": "Push the T-shaped block onto the T-shaped target."}
 
 
 def _record(args: tuple[str, str, int, dict]) -> RecordedEpisode:
     env, obs_mode, seed, options = args
-    return record_episode(env_factory(env, obs_mode), expert_factory(env, options), seed)
+    return record_episode(env_factory({"env": env, "obs_mode": obs_mode}), expert_factory(env, options), seed)
 
 
 def feature_specs(frames: dict[str, np.ndarray]) -> dict[str, FeatureSpec]:
@@ -41,32 +42,6 @@ def feature_specs(frames: dict[str, np.ndarray]) -> dict[str, FeatureSpec]:
             names = ["x", "y"] if key in ("action", "observation.state") else None
             specs[key] = FeatureSpec("float32", shape, names)
     return specs
-
-
-class SuccessfulEpisodes:
-    """`record(job)` over `jobs` in `workers` processes, yielding the successful results (`.success`) in job order
-    until `episodes` are kept, with a progress bar of the kept count and the success rate so far; `attempts`
-    counts the jobs finished. Shared by the LeRobot and robomimic demonstration writers."""
-
-    def __init__(self, record, jobs, episodes: int, workers: int, desc: str):
-        self.record, self.jobs, self.episodes, self.workers, self.desc = record, jobs, episodes, workers, desc
-        self.attempts = 0
-
-    def __iter__(self):
-        kept = 0
-        bar = tqdm(total=self.episodes, desc=self.desc, unit="ep")
-        with ProcessPoolExecutor(self.workers) as pool:
-            for episode in pool.map(self.record, self.jobs, chunksize=1):
-                self.attempts += 1
-                if episode.success:
-                    kept += 1
-                    bar.update(1)
-                    yield episode
-                bar.set_postfix(success=f"{kept / self.attempts:.2f}")
-                if kept >= self.episodes:
-                    break
-            pool.shutdown(cancel_futures=True)
-        bar.close()
 
 
 def make_demonstrations(
@@ -175,7 +150,7 @@ def _cameras(given, task_cfg: dict | None, rendered: bool, obs_mode: str) -> tup
     if not rendered:
         return None
     if given is not None:
-        from .data_robomimic import check_cameras
+        from diffpilot.envs.robomimic import check_cameras
 
         return check_cameras(list(given))
     return task_cameras(task_cfg) if task_cfg is not None else None

@@ -11,10 +11,10 @@ from tqdm.auto import tqdm
 
 from diffpilot.envs.experts.libero import libero_expert_for
 from diffpilot.envs.experts.robomimic_record import RecordedDemo, record_demo
-from diffpilot.envs.libero import CONTROL_FREQ, LiberoEnv, make_libero_env
+from diffpilot.envs.libero import CONTROL_FREQ, LiberoEnv, make_libero_env, select_tasks
+from diffpilot.errors import ConfigError
 from diffpilot.policies.datasets.robomimic_hdf5 import EnvArgs, write_robomimic_hdf5
 
-from .common import ConfigError
 from .data_robomimic import as_robomimic_demos
 
 
@@ -78,8 +78,6 @@ def make_libero_demonstrations(
     `episodes` successful expert demonstrations from seeds seed, seed+1, … (at most `max_attempts`, default
     2 × episodes), each task in its own robomimic hdf5 file `<output>/<suite>_task<i>.hdf5` (as LIBERO ships
     its datasets); default output data/libero/<suite>. Tasks whose expert never succeeds are reported, not written."""
-    from .eval_libero import select_tasks
-
     suite = task_cfg.get("suite")
     if not suite:
         raise ConfigError(f"task.suite={suite!r}: env=libero needs a suite, e.g. libero_object")

@@ -8,13 +8,11 @@ import os
 import time
 from pathlib import Path
 
+from diffpilot.envs.experts.record import SuccessfulEpisodes
 from diffpilot.envs.experts.robomimic_record import RecordedDemo, record_robomimic_demo
-from diffpilot.envs.robomimic import SCENE_CAMERAS, TASKS, robosuite_kwargs
-from diffpilot.envs.robosuite_base import check_scene_cameras
+from diffpilot.envs.robomimic import TASKS, check_cameras, robosuite_kwargs
+from diffpilot.errors import ConfigError
 from diffpilot.policies.datasets.robomimic_hdf5 import EnvArgs, RobomimicDemo, write_robomimic_hdf5
-
-from .common import ConfigError
-from .data import SuccessfulEpisodes
 
 # `diffpilot data`'s obs_mode names → the robomimic env's (all / pixels record the cameras too).
 OBS_MODES = {"state": "state", "image": "image", "pixels": "image", "all": "image"}
@@ -31,11 +29,6 @@ def env_args_for(task: str, obs_mode: str, cameras: tuple[str, ...] = CAMERAS) -
 
     kwargs = robosuite_kwargs(obs_mode, tuple(cameras))
     return EnvArgs(TASKS[task].env_name, env_kwargs=kwargs, env_version=robosuite.__version__)
-
-
-def check_cameras(cameras: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """`cameras` as a tuple, or a ConfigError naming those not in the robomimic scenes and the choices."""
-    return check_scene_cameras(cameras, SCENE_CAMERAS, ConfigError)
 
 
 def as_robomimic_demos(demos: list[RecordedDemo]) -> list[RobomimicDemo]:

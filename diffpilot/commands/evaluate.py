@@ -10,12 +10,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from diffpilot.envs.evaluate import evaluate
+from diffpilot.envs.registry import env_entry, env_factory
 from diffpilot.policies.checkpoint import atomic_write_json
 from diffpilot.policies.registry import load_policy as load_saved_policy
 from diffpilot.policies.train import pick_device
 from diffpilot.policies.warmstart import RTIWarmStart
+from diffpilot.run import TENSORBOARD_DIR, log_scalars
 
-from .common import env_factory, log_scalars, set_threads
+from .common import set_threads
 
 
 def load_policy(
@@ -56,22 +58,18 @@ def run_evaluation(
     torch.manual_seed(seed)  # the policy's sampling noise follows the evaluation seed: reruns give the same episodes
     if rti and rti.get("enabled"):
         policy.chunk_planner = RTIWarmStart.from_config(policy, rti)
-    if task["env"] == "libero":  # a suite: every selected task, `episodes` each (LIBERO's protocol)
-        from .eval_libero import run_libero_evaluation
-
-        header = {"policy": str(policy_path), "sampler": policy.config.sampler}
-        header["num_inference_steps"] = policy.config.num_inference_steps
-        return run_libero_evaluation(policy, task, episodes, seed, n_envs, output_dir, videos, header, tb_step)
-    make_env = env_factory(task["env"], task["obs_mode"], task.get("max_episode_steps"), task)
     output_dir = Path(output_dir)
-    result = evaluate(policy, make_env, episodes, seed, n_envs, output_dir / "videos", videos)
     info = {
         "policy": str(policy_path),
         "sampler": policy.config.sampler,
         "num_inference_steps": policy.config.num_inference_steps,
         "n_action_steps": policy.config.n_action_steps,
-        **result.to_dict(),
     }
+    entry = env_entry(task["env"])
+    if entry.protocol is not None:  # the benchmark's own protocol (LIBERO: every selected task, `episodes` each)
+        info |= entry.protocol(policy, task, episodes, seed, n_envs, output_dir / "videos", videos)
+    else:
+        info |= evaluate(policy, env_factory(task), episodes, seed, n_envs, output_dir / "videos", videos).to_dict()
     if policy.chunk_planner is not None:
         planner = policy.chunk_planner
         info["rti"] = {
@@ -80,18 +78,25 @@ def run_evaluation(
             "full_samples": planner.full_samples,
             "warm_samples": planner.warm_samples,
         }
+    write_eval_info(info, output_dir, tb_step)
+    return info
+
+
+def write_eval_info(info: dict, output_dir: Path, tb_step: int = 0) -> None:
+    """eval_info.json and the summary's TensorBoard scalars (per task too, for a suite); prints the result line."""
     atomic_write_json(output_dir / "eval_info.json", info)
-    s = result.summary()
-    lo, hi = s["success_ci95"]
-    scalars = {"success_rate": s["success_rate"], "success_ci95_low": lo, "success_ci95_high": hi}
-    coverage = s["mean_max_coverage"]  # None for tasks without a coverage measure
-    log_scalars(output_dir / "tensorboard", {**scalars, "mean_max_coverage": coverage}, tb_step)
+    lo, hi = info["success_ci95"]
+    scalars = {"success_rate": info["success_rate"], "success_ci95_low": lo, "success_ci95_high": hi}
+    scalars["mean_max_coverage"] = info.get("mean_max_coverage")  # None for tasks without a coverage measure
+    scalars |= {f"task_{k}_success_rate": t["success_rate"] for k, t in info.get("tasks", {}).items()}
+    log_scalars(output_dir / TENSORBOARD_DIR, scalars, tb_step)
+    coverage = info.get("mean_max_coverage")
     shown = "" if coverage is None else f"mean max coverage {coverage:.3f}; "
+    where = f" ({info['suite']}, {len(info['tasks'])} task(s))" if "suite" in info else ""
     print(
-        f"success {s['success_rate']:.1%} (95% CI {lo:.1%}–{hi:.1%}) over {s['episodes']} episodes; "
+        f"success {info['success_rate']:.1%} (95% CI {lo:.1%}–{hi:.1%}) over {info['episodes']} episodes{where}; "
         f"{shown}results in {output_dir / 'eval_info.json'}"
     )
-    return info
 
 
 @hydra.main(config_path="pkg://diffpilot.configs", config_name="eval", version_base="1.3")

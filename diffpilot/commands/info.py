@@ -9,9 +9,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from diffpilot.envs.registry import env_factory
+from diffpilot.errors import ConfigError
 from diffpilot.policies.checkpoint import atomic_write_json
 
-from .common import ConfigError, env_factory, set_threads
+from .common import set_threads
 
 
 def policy_from_config(policy_cfg: dict, task: dict):
@@ -20,7 +22,7 @@ def policy_from_config(policy_cfg: dict, task: dict):
     from diffpilot.policies.diffusion_config import DiffusionPolicyConfig, InputFeature
     from diffpilot.policies.diffusion_policy import DiffusionPolicy
 
-    env = env_factory(task["env"], task["obs_mode"], None, task)()
+    env = env_factory({**task, "max_episode_steps": None})()
     try:
         spaces = env.observation_space.spaces
         features = {}

@@ -9,7 +9,9 @@ import importlib
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from .common import ConfigError, set_threads
+from diffpilot.errors import ConfigError
+
+from .common import set_threads
 
 
 def resolve_runner(spec: str):

@@ -14,8 +14,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from diffpilot.atomic import atomic_write_json
-
-from .common import ConfigError
+from diffpilot.errors import ConfigError
 
 log = logging.getLogger("diffpilot.serve")
 

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from diffpilot.envs.registry import env_factory
+from diffpilot.errors import ConfigError
 from diffpilot.policies.checkpoint import CheckpointError, atomic_write_json, load_weights_into
 from diffpilot.policies.datasets.loading import feature_shape, load_episodes
 from diffpilot.policies.datasets.robomimic_hdf5 import TASK_KEY
@@ -19,7 +21,7 @@ from diffpilot.policies.diffusion_config import DiffusionPolicyConfig, InputFeat
 from diffpilot.policies.diffusion_policy import DiffusionPolicy
 from diffpilot.policies.train import TrainConfig, Trainer
 
-from .common import ConfigError, env_factory, set_threads
+from .common import set_threads
 
 
 def build_policy(policy_cfg: dict, task_cfg: dict, data) -> DiffusionPolicy:
@@ -44,7 +46,7 @@ def _periodic_eval(cfg: DictConfig, task: dict):
     """Rollouts of the in-memory (EMA) policy every train.eval_every steps, logged to TensorBoard."""
     from diffpilot.envs.evaluate import evaluate
 
-    make_env = env_factory(task["env"], task["obs_mode"], task.get("max_episode_steps"), task)
+    make_env = env_factory(task)
 
     def run(policy, step: int) -> dict[str, float]:
         result = evaluate(policy, make_env, cfg.eval.episodes or 10, cfg.eval.seed, cfg.eval.n_envs, progress=False)

@@ -18,6 +18,7 @@ demonstrations are diverse yet unimodal enough to imitate.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, fields, replace
 
@@ -27,6 +28,10 @@ import pymunk
 import shapely
 from shapely.geometry import Polygon
 from shapely.ops import unary_union
+
+from diffpilot.errors import ConfigError
+
+from ..registry import register_expert
 
 ARENA_LO, ARENA_HI = 20.0, 492.0
 
@@ -516,3 +521,13 @@ def _step_towards(a: np.ndarray, b: np.ndarray, max_step: float) -> np.ndarray:
     d = b - a
     dist = float(np.linalg.norm(d))
     return b.copy() if dist <= max_step else a + d * (max_step / dist)
+
+
+@register_expert("pusht")
+def pusht_expert(options: dict) -> type[ExpertPushT] | functools.partial:
+    """seed → ExpertPushT with `options` set (its ExpertPushTConfig tunables, e.g. score_jitter)."""
+    known = [f.name for f in fields(ExpertPushTConfig)]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(f"expert_options: unknown {unknown}; expected ExpertPushT tunables, some of {known}")
+    return functools.partial(ExpertPushT, **options) if options else ExpertPushT

@@ -4,10 +4,12 @@ the expert succeeds (failed attempts are dropped, as the demonstrations must be 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
+from tqdm.auto import tqdm
 
 
 @dataclass
@@ -45,3 +47,29 @@ def record_episode(make_env: Callable[[], gym.Env], make_expert: Callable[[int],
     env.close()
     frames = {k: np.stack(v) for k, v in columns.items()}
     return RecordedEpisode(seed, success, frames)
+
+
+class SuccessfulEpisodes:
+    """`record(job)` over `jobs` in `workers` processes, yielding the successful results (`.success`) in job order
+    until `episodes` are kept, with a progress bar of the kept count and the success rate so far; `attempts`
+    counts the jobs finished. Shared by the LeRobot and robomimic demonstration writers."""
+
+    def __init__(self, record, jobs, episodes: int, workers: int, desc: str):
+        self.record, self.jobs, self.episodes, self.workers, self.desc = record, jobs, episodes, workers, desc
+        self.attempts = 0
+
+    def __iter__(self):
+        kept = 0
+        bar = tqdm(total=self.episodes, desc=self.desc, unit="ep")
+        with ProcessPoolExecutor(self.workers) as pool:
+            for episode in pool.map(self.record, self.jobs, chunksize=1):
+                self.attempts += 1
+                if episode.success:
+                    kept += 1
+                    bar.update(1)
+                    yield episode
+                bar.set_postfix(success=f"{kept / self.attempts:.2f}")
+                if kept >= self.episodes:
+                    break
+            pool.shutdown(cancel_futures=True)
+        bar.close()

@@ -11,10 +11,15 @@ action noise, so demonstrations are diverse yet unimodal.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from diffpilot.errors import ConfigError
+
+from ..registry import register_expert
 
 POS_SCALE = 0.05  # metres per unit of action (robosuite's OSC_POSE output_max for position)
 ROT_SCALE = 0.5  # radians per unit of action (OSC_POSE output_max for rotation)
@@ -349,3 +354,18 @@ def expert_for(task: str, seed: int | None = None) -> ScriptedExpert:
     if task not in EXPERTS:
         raise ValueError(f"task={task!r}: no scripted expert; expected one of {sorted(EXPERTS)}")
     return EXPERTS[task](seed)
+
+
+def robomimic_expert(task: str):
+    """The registered expert factory of a robomimic task: options → (seed → expert); this expert takes no options."""
+
+    def factory(options: dict):
+        if options:
+            raise ConfigError(f"expert_options={dict(options)}: only the pusht expert takes options (env={task!r})")
+        return functools.partial(expert_for, task)
+
+    return factory
+
+
+for _task in EXPERTS:
+    register_expert(_task)(robomimic_expert(_task))
