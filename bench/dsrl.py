@@ -25,7 +25,7 @@ from diffpilot.envs.registry import env_factory
 from diffpilot.policies.registry import load_policy
 from diffpilot.rl.dsrl import checkpoint_config, load_steered_policy
 from diffpilot.rl.latent_env import FrozenChunkSampler, LatentSteering
-from diffpilot.rl.runs import evaluate_policy
+from diffpilot.rl.runs import evaluate_policy, with_ddim
 
 RESULTS = Path(__file__).parent / "results"
 # --task → (env, obs_mode, max episode steps, title of the learning-curve plot)
@@ -82,8 +82,7 @@ def plot(curves: dict[str, list[dict]], base: float, out: Path, title: str) -> N
 
 def fixed_noise_policy(base_dir: Path, steps: int, scale: float):
     """The frozen base whose DDIM noise is m·tanh(z), z ~ N(0, I), instead of z itself (m = 0: zero noise)."""
-    policy = load_policy(base_dir)
-    policy.set_sampler("ddim", steps)
+    policy = with_ddim(load_policy(base_dir), steps)
     sampler = FrozenChunkSampler(policy, steps)
     policy.chunk_planner = LatentSteering(
         sampler, lambda cond: scale * torch.tanh(torch.randn(cond.shape[0], sampler.noise_dim))
@@ -115,8 +114,8 @@ def main() -> None:
     if args.na_offline is not None:
         runs["dsrl_na_offline"] = run_result(args.na_offline)
     base_policy = load_policy(args.base)
-    steps = json.loads((args.base / "config.json").read_text())["config"]["num_inference_steps"]
-    base_policy.set_sampler("ddim", steps)
+    steps = base_policy.config.sampler.num_inference_steps
+    base_policy = with_ddim(base_policy, steps)
     evals = {"base": measure("base", base_policy, args)}
     for m in args.noise_laws:
         evals[f"base_noise_{m:g}tanh"] = measure(f"base, {m:g}·tanh(z)", fixed_noise_policy(args.base, steps, m), args)

@@ -10,7 +10,6 @@ this is for diagnosis and choices, the report seeds stay untouched. Writes bench
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,6 +21,7 @@ from diffpilot.atomic import atomic_write_json
 from diffpilot.policies.checkpoint import atomic_save_tensors, load_tensors
 from diffpilot.policies.registry import load_policy
 from diffpilot.rl.dsrl import checkpoint_config, evaluated_actor_prefix, load_steered_policy
+from diffpilot.rl.runs import with_ddim
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -54,9 +54,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    steps = json.loads((args.base / "config.json").read_text())["config"]["num_inference_steps"]
     base = load_policy(args.base)
-    base.set_sampler("ddim", steps)
+    steps = base.config.sampler.num_inference_steps
+    base = with_ddim(base, steps)
     report: dict = {
         "task": args.task,
         "episodes": args.episodes,

@@ -12,6 +12,7 @@ not depend on the weights). --episodes 0 skips the rollouts; --peer-repeats 0 sk
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import shlex
@@ -29,10 +30,10 @@ from diffpilot.envs.evaluate import evaluate
 from diffpilot.envs.pusht import make_pusht_env
 from diffpilot.policies.checkpoint import atomic_write_json
 from diffpilot.policies.compose import ComposedPolicy, CompositionConfig
-from diffpilot.policies.diffusion_config import DiffusionPolicyConfig, InputFeature
+from diffpilot.policies.diffusion_config import InputFeature
 from diffpilot.policies.diffusion_policy import DiffusionPolicy
-from diffpilot.policies.registry import load_policy
-from diffpilot.policies.samplers.factory import network_evaluations
+from diffpilot.policies.registry import build_policy, load_policy
+from diffpilot.policies.samplers import SamplerConfig
 from diffpilot.policies.warmstart import RTIWarmStart
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,28 +133,28 @@ def untrained(shape: str, policy_name: str) -> DiffusionPolicy:
     with initialize_config_module("diffpilot.configs", version_base="1.3"):
         cfg = compose("train", overrides=[f"policy={policy_name}"])
     features = {k: InputFeature("image" if len(s) == 3 else "state", s) for k, s in SHAPES[shape].items()}
-    values = {**OmegaConf.to_container(cfg.policy, resolve=True), "input_features": features, "action_dim": 2}
     torch.manual_seed(0)
-    return DiffusionPolicy(DiffusionPolicyConfig.from_dict(values)).eval()
+    return build_policy(OmegaConf.to_container(cfg.policy, resolve=True), features, 2, "action").eval()
 
 
 def configure(base: dict, v: Variant, n_action_steps: int | None = None) -> tuple:
     """The policy object a variant runs, and the step list one chunk visits (for the NFE count)."""
     if v.model == "gpc":
-        policy = ComposedPolicy([base["diffusion"], base["flow"]], CompositionConfig([0.5, 0.5], v.sampler, v.steps))
+        driver = SamplerConfig(v.sampler, v.steps)
+        policy = ComposedPolicy([base["diffusion"], base["flow"]], CompositionConfig([0.5, 0.5], driver))
     else:
-        policy = base[v.model]
-        policy.config.eta, policy.config.flow_time_power = v.eta, v.time_power
-        policy.set_sampler(v.sampler, v.steps, v.spacing)
+        sampler = dataclasses.replace(
+            base[v.model].config.sampler, name=v.sampler, num_inference_steps=v.steps, eta=v.eta,
+            timestep_spacing=v.spacing, flow_time_power=v.time_power,
+        )  # fmt: skip
+        policy = base[v.model].with_sampler(sampler)
     if n_action_steps:
-        policy.config.n_action_steps = n_action_steps
-        policy.config.__post_init__()
-    policy.chunk_planner = None
+        policy = policy.with_n_action_steps(n_action_steps)
     timesteps = policy.sampler.default_timesteps()
     if v.rti:
         policy.chunk_planner = RTIWarmStart(policy, v.rti[0], v.rti[1], pad=v.rti[2], timesteps=v.rti_times)
         timesteps = policy.chunk_planner.timesteps
-    nfe = network_evaluations(policy.sampler, timesteps) * (2 if v.model == "gpc" else 1)
+    nfe = policy.sampler.nfe(timesteps) * (2 if v.model == "gpc" else 1)
     return policy, nfe
 
 

@@ -94,11 +94,11 @@ def policy_config(name: str, data) -> DiffusionPolicyConfig:
     with initialize_config_module("diffpilot.configs", version_base="1.3"):
         values = OmegaConf.to_container(compose("train", overrides=[f"policy={name}"]).policy, resolve=True)
     features = {k: InputFeature("state", feature_shape(data.arrays[k])) for k in OBS_KEYS}
+    values.pop("type")
     values.update(
         input_features=features,
         action_dim=data.arrays["action"].shape[-1],
-        task_conditioning="id+text",
-        task_instructions=[t.instruction for t in PUSHT_TASKS],
+        task_conditioning={"mode": "id+text", "instructions": [t.instruction for t in PUSHT_TASKS]},
     )
     return DiffusionPolicyConfig.from_dict(values)
 

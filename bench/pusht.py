@@ -13,7 +13,7 @@ import platform
 import time
 from pathlib import Path
 
-from diffpilot.commands.evaluate import run_evaluation
+from diffpilot.commands.evaluate import EvalSettings, evaluate_and_record, load_policy
 from diffpilot.envs.evaluate import wilson_interval
 from diffpilot.envs.experts.pusht import ExpertPushT
 from diffpilot.envs.experts.record import record_episode
@@ -61,13 +61,10 @@ def main() -> None:
             raise SystemExit(f"{args.run / 'train_result.json'} has no 'eval': train with eval.episodes=100")
         evaluation, train_steps = train["eval"], train["train_steps"]
     else:
-        evaluation = run_evaluation(
-            args.policy,
+        evaluation = evaluate_and_record(
+            load_policy(args.policy),
             {"env": "pusht", "obs_mode": "state"},
-            args.episodes,
-            args.seed,
-            10,
-            0,
+            EvalSettings(args.episodes, args.seed, n_envs=10),
             args.policy / ".." / "bench_eval",
         )
         train_steps = json.loads((args.policy.parent / "training_state" / "state.json").read_text())["step"]

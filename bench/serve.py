@@ -37,22 +37,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from diffpilot.atomic import atomic_write_json  # noqa: E402
-from diffpilot.policies.diffusion_config import DiffusionPolicyConfig  # noqa: E402
-from diffpilot.policies.diffusion_policy import DiffusionPolicy  # noqa: E402
+from diffpilot.policies.registry import build_policy  # noqa: E402
 from tests.serve_support import FakeRobot, RosMaster, read_records, serve_process, wait_for  # noqa: E402
 
 
 def pusht_policy(directory: Path) -> Path:
-    policy_cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "configs/policy/diffusion_unet_small.yaml"))
-    base = OmegaConf.to_container(OmegaConf.load(ROOT / "configs/policy/diffusion_unet.yaml"))
-    values = {**base, **{k: v for k, v in policy_cfg.items() if k != "defaults"}}
-    values["input_features"] = {
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("diffpilot.configs", version_base="1.3"):
+        policy_cfg = OmegaConf.to_container(compose("train", ["policy=diffusion_unet_small"]).policy, resolve=True)
+    features = {
         "observation.state": {"kind": "state", "shape": [2]},
         "observation.environment_state": {"kind": "state", "shape": [16]},
     }
-    values["action_dim"] = 2
     torch.manual_seed(0)
-    policy = DiffusionPolicy(DiffusionPolicyConfig(**values)).eval()
+    policy = build_policy(policy_cfg, features, 2, "action").eval()
     span = {"min": np.zeros(2), "max": np.full(2, 512.0)}
     unit = {"min": np.zeros(16), "max": np.ones(16)}
     policy.load_stats({"action": span, "observation.state": span, "observation.environment_state": unit})

@@ -157,3 +157,22 @@ def _run_batch(policy: Policy, envs: list[gym.Env], seeds: list[int], count: int
     cov = [float(c) if has_coverage else None for c in max_cov]
     records = [EpisodeRecord(s, bool(ok), c, int(k)) for s, ok, c, k in zip(seeds, success, cov, steps)]
     return records, frames
+
+
+def evaluate_task(
+    policy: Policy,
+    task: dict[str, Any],
+    episodes: int,
+    seed: int,
+    n_envs: int,
+    video_dir: str | Path | None = None,
+    videos: int = 0,
+) -> dict[str, Any]:
+    """Evaluate on a task config: its benchmark's own protocol where its env registered one (LIBERO: every task of
+    the suite), else `episodes` seeded rollouts; returns the summary with per-episode records."""
+    from .registry import env_entry, env_factory
+
+    entry = env_entry(task["env"])
+    if entry.protocol is not None:
+        return entry.protocol(policy, task, episodes, seed, n_envs, video_dir, videos)
+    return evaluate(policy, env_factory(task), episodes, seed, n_envs, video_dir, videos).to_dict()

@@ -10,9 +10,11 @@ mix of x0, of ε or of velocity is the same mix, so this is GPC's ε = Σ w_i ε
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,10 @@ import torch
 
 from .checkpoint import CheckpointError, atomic_write_json, read_json
 from .chunk_policy import ChunkPolicy
-from .samplers.base import PredictionKind
-from .samplers.factory import DIFFUSION_SAMPLERS, make_sampler, network_evaluations
+from .samplers.base import PredictionKind, SamplerConfig, make_sampler, sampler_class
 from .samplers.parameterization import convert_prediction, to_sample_and_noise
 from .samplers.schedules import DiffusionSchedule, FlowSchedule
+from .typed_config import config_to_dict
 
 CONFIG_FILE = "config.json"
 
@@ -80,25 +82,59 @@ class ComposedDenoiser:
         return mixed
 
 
-@dataclass
+@dataclass(frozen=True)
 class CompositionConfig:
     """What a saved composition holds besides its parents; the control-loop fields are the parents'."""
 
-    weights: list[float]
-    sampler: str = "ddim"
-    num_inference_steps: int = 10
-    eta: float = 0.0
-    clip_sample: float | None = 1.0
-    timestep_spacing: str = "leading"  # DDIM driver: leading | trailing | quadratic
-    parents: list[str] = field(default_factory=list)
+    weights: tuple[float, ...]
+    """Convex weights, one per parent."""
+    sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig("ddim", 10))
+    """The driver sampler, walking one step list for every parent."""
+    parents: tuple[str, ...] = ()
+    """The parents' directories inside a saved composition (parent_0, …)."""
 
     def __post_init__(self) -> None:
-        w = [float(x) for x in self.weights]
+        w = tuple(float(x) for x in self.weights)
         if len(w) < 2 or any(x < 0 or not math.isfinite(x) for x in w) or abs(sum(w) - 1.0) > 1e-6:
-            raise ValueError(f"weights={self.weights}: expected ≥ 2 non-negative weights summing to 1 (convex)")
-        self.weights = w
-        if self.num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps={self.num_inference_steps}: expected a positive integer")
+            raise ValueError(f"weights={list(self.weights)}: expected ≥ 2 non-negative weights summing to 1 (convex)")
+        object.__setattr__(self, "weights", w)
+        object.__setattr__(self, "parents", tuple(self.parents))
+        if isinstance(self.sampler, dict):
+            object.__setattr__(self, "sampler", SamplerConfig(**self.sampler))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> CompositionConfig:
+        """From a saved config.json; the earlier flat sampler keys (sampler name, num_inference_steps, …) are read."""
+        values = dict(values)
+        if isinstance(values.get("sampler"), str):
+            flat = {k: values.pop(k) for k in FLAT_SAMPLER_KEYS if k in values}
+            values["sampler"] = {"name": values.pop("sampler"), **flat}
+        return cls(**values)
+
+
+FLAT_SAMPLER_KEYS = ("num_inference_steps", "eta", "clip_sample", "timestep_spacing")
+
+
+@dataclass(frozen=True)
+class ComposedChunking:
+    """The control-loop fields a composition shares with its parents, and its driver sampler."""
+
+    input_features: dict[str, Any]
+    action_dim: int
+    action_key: str
+    n_obs_steps: int
+    horizon: int
+    n_action_steps: int
+    sampler: SamplerConfig
+
+    def replace(self, **changes: Any) -> ComposedChunking:
+        new = dataclasses.replace(self, **changes)
+        if new.n_action_steps > new.horizon - new.n_obs_steps + 1 or new.n_action_steps < 1:
+            raise ValueError(
+                f"n_action_steps={new.n_action_steps}: expected 1 … horizon − n_obs_steps + 1 = "
+                f"{new.horizon - new.n_obs_steps + 1}"
+            )
+        return new
 
 
 class ComposedPolicy(ChunkPolicy):
@@ -122,37 +158,39 @@ class ComposedPolicy(ChunkPolicy):
             _check_same_action_stats(first, p, i)
         self.parents = torch.nn.ModuleList(parents)
         self.composition = composition
-        self.config = first.config.__class__.from_dict(first.config.to_dict())  # control-loop fields
-        self.config.input_features = {k: f for p in parents for k, f in p.config.input_features.items()}
+        fc = first.config
+        self.config = ComposedChunking(
+            {k: f for p in parents for k, f in p.config.input_features.items()},
+            fc.action_dim, fc.action_key, fc.n_obs_steps, fc.horizon, fc.n_action_steps, composition.sampler,
+        )  # fmt: skip
         self.normalizer = first.normalizer
-        self._build_sampler()
-        self.reset()
-
-    def _build_sampler(self) -> None:
-        c = self.composition
-        if c.sampler in DIFFUSION_SAMPLERS:
-            diffusion = [p.schedule for p in self.parents if isinstance(p.schedule, DiffusionSchedule)]
+        family = sampler_class(composition.sampler.name).family
+        diffusion = [p.schedule for p in parents if isinstance(p.schedule, DiffusionSchedule)]
+        if family == "diffusion":
             self.schedule = diffusion[0] if diffusion else DiffusionSchedule()
         else:
             self.schedule = FlowSchedule()
-        self.sampler = make_sampler(
-            c.sampler, self.schedule, c.num_inference_steps, c.eta, c.clip_sample, c.timestep_spacing
-        )
-        self.denoiser = ComposedDenoiser(list(self.parents), c.weights, self.schedule)
-        self.config.sampler, self.config.num_inference_steps = c.sampler, c.num_inference_steps
+        self.sampler = make_sampler(composition.sampler, self.schedule)
+        self.denoiser = ComposedDenoiser(list(self.parents), list(composition.weights), self.schedule)
+        self.reset()
 
-    def set_sampler(
-        self, sampler: str | None = None, num_inference_steps: int | None = None, spacing: str | None = None
-    ) -> None:
-        self.composition.sampler = sampler or self.composition.sampler
-        self.composition.num_inference_steps = num_inference_steps or self.composition.num_inference_steps
-        self.composition.timestep_spacing = spacing or self.composition.timestep_spacing
-        self._build_sampler()
+    def with_sampler(self, sampler: SamplerConfig) -> ComposedPolicy:
+        """The same parents driven by `sampler`; this composition is unchanged."""
+        view = ComposedPolicy(list(self.parents), dataclasses.replace(self.composition, sampler=sampler))
+        return view.with_n_action_steps(self.config.n_action_steps)
 
-    def set_weights(self, weights: list[float]) -> None:
-        self.composition.weights = list(weights)
-        self.composition.__post_init__()
-        self.denoiser.weights = self.composition.weights
+    def with_weights(self, weights: list[float]) -> ComposedPolicy:
+        """The same parents mixed with `weights`; this composition is unchanged."""
+        view = ComposedPolicy(list(self.parents), dataclasses.replace(self.composition, weights=tuple(weights)))
+        return view.with_n_action_steps(self.config.n_action_steps)
+
+    def with_n_action_steps(self, n_action_steps: int) -> ComposedPolicy:
+        """The same composition executing `n_action_steps` actions of each chunk."""
+        view = copy.copy(self)
+        view.config = self.config.replace(n_action_steps=n_action_steps)
+        view.chunk_planner = None
+        view.reset()
+        return view
 
     def _prepare_obs(self, obs: dict[str, Any], window: bool) -> dict[str, torch.Tensor]:
         """Every parent's normalised observations (the RTI jump check reads them)."""
@@ -162,9 +200,8 @@ class ComposedPolicy(ChunkPolicy):
         return out
 
     def nfe(self, timesteps: list | None = None) -> int:
-        return network_evaluations(self.sampler, timesteps or self.sampler.default_timesteps()) * sum(
-            w > 0 for w in self.composition.weights
-        )
+        steps = timesteps or self.sampler.default_timesteps()
+        return self.sampler.nfe(steps) * sum(w > 0 for w in self.composition.weights)
 
     def condition(self, obs_window: dict[str, Any]) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Each parent's own condition (B, C_i) — one shared noise sample and step list serve them all."""
@@ -177,11 +214,11 @@ class ComposedPolicy(ChunkPolicy):
         directory = Path(directory)
         tmp = directory.with_name(directory.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        names = [f"parent_{i}" for i in range(len(self.parents))]
+        names = tuple(f"parent_{i}" for i in range(len(self.parents)))
         for name, parent in zip(names, self.parents):
             parent.save_pretrained(tmp / name)
-        self.composition.parents = names
-        atomic_write_json(tmp / CONFIG_FILE, {"type": self.type_name, "config": asdict(self.composition)})
+        config = config_to_dict(dataclasses.replace(self.composition, parents=names))
+        atomic_write_json(tmp / CONFIG_FILE, {"type": self.type_name, "config": config})
         if directory.exists():
             shutil.rmtree(directory)
         tmp.rename(directory)
@@ -196,7 +233,7 @@ class ComposedPolicy(ChunkPolicy):
             found = meta.get("type") if isinstance(meta, dict) else None
             raise CheckpointError(f"{directory / CONFIG_FILE}: type is {found!r}; expected {cls.type_name!r}")
         try:
-            composition = CompositionConfig(**meta["config"])
+            composition = CompositionConfig.from_dict(meta["config"])
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"{directory / CONFIG_FILE}: bad composition config: {err}") from err
         parents = [DiffusionPolicy.from_pretrained(directory / name, map_location) for name in composition.parents]

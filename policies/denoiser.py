@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .samplers.base import PredictionKind
-from .samplers.parameterization import convert_prediction
+from .samplers.parameterization import convert_prediction, training_target
 from .samplers.schedules import NoiseSchedule
 
 
@@ -29,3 +29,11 @@ class NetDenoiser:
             return out
         alpha, sigma = self.schedule.alpha_sigma(t.to(x_t.device))
         return convert_prediction(out, self.prediction_type, kind, x_t, alpha, sigma)
+
+    def loss(
+        self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, generator=None
+    ) -> torch.Tensor:
+        """Mean squared error of the network's own prediction at x_t = α·x0 + σ·ε; x0, ε (B, T, A), t (B,)."""
+        alpha, sigma = self.schedule.alpha_sigma(t)
+        x_t = alpha[:, None, None] * x0 + sigma[:, None, None] * eps
+        return nn.functional.mse_loss(self.raw(x_t, t, cond), training_target(self.prediction_type, x0, eps))

@@ -1,45 +1,29 @@
 """Diffusion / flow action-chunk policy: observation encoder + denoiser network + sampler.
 
-Works on observation dicts (LeRobot feature names such as `observation.state`, `observation.image`);
-knows nothing of environments. `predict_chunk` is the deterministic-when-asked noise → action map
-that RTI, GPC and DSRL build on.
+Works on observation dicts (LeRobot feature names such as `observation.state`, `observation.image`); knows nothing
+of environments. The network comes from the network registry (`config.network.type`), the sampler from the sampler
+registry (`config.sampler.name`); `predict_chunk` is the deterministic-when-asked noise → action map that RTI, GPC and
+DSRL build on. `with_sampler` / `with_n_action_steps` give a differently sampled view of the same weights.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from .checkpoint import load_pretrained_module, save_pretrained_module
 from .chunk_policy import ChunkPolicy
 from .denoiser import NetDenoiser
 from .diffusion_config import DiffusionPolicyConfig
-from .mode_cache import refresh_expert_cache
-from .nets import ConditionalUnet1D, ObservationEncoder, TransformerDenoiserNet
-from .nets.mode import MoDEDenoiserNet
+from .nets import ObservationEncoder, build_network
 from .normalize import Normalizer
-from .samplers import DiffusionSchedule, FlowSchedule
-from .samplers.factory import make_sampler
-from .samplers.parameterization import training_target
-from .shortcut import ShortcutDenoiser, StepSizeCode, shortcut_batch, step_list_jumps
+from .samplers import DiffusionSchedule, FlowSchedule, SamplerConfig, make_sampler
+from .shortcut import ShortcutDenoiser, StepSizeCode
 from .text_encoder import TaskConditioner
-
-
-def build_sampler(config: DiffusionPolicyConfig, schedule):
-    """The inference sampler named by `config.sampler` over the policy's schedule."""
-    return make_sampler(
-        config.sampler,
-        schedule,
-        config.num_inference_steps,
-        config.eta,
-        config.clip_sample,
-        config.timestep_spacing,
-        config.flow_time_power,
-    )
 
 
 class DiffusionPolicy(ChunkPolicy):
@@ -53,43 +37,26 @@ class DiffusionPolicy(ChunkPolicy):
         modes = {k: config.normalization[f.kind] for k, f in config.input_features.items()}
         modes[config.action_key] = config.normalization["action"]
         self.normalizer = Normalizer(shapes, modes)
+        vision = config.vision
         self.obs_encoder = ObservationEncoder(
             {k: config.input_features[k].shape[0] for k in config.state_keys},
             config.image_keys,
             config.n_obs_steps,
-            config.crop_shape,
-            config.image_feature_dim,
-            config.share_image_encoder,
-            config.vision_backbone,
-            config.vision_width,
+            vision.crop_shape,
+            vision.feature_dim,
+            vision.share_encoder,
+            vision.backbone,
+            vision.width,
         )
         cond_dim = self.obs_encoder.output_dim
         self.task_conditioner = None
-        if config.task_conditioning != "none":
-            self.task_conditioner = TaskConditioner(
-                config.task_conditioning, config.task_instructions, config.task_embed_dim
-            )
+        tc = config.task_conditioning
+        if tc.enabled:
+            self.task_conditioner = TaskConditioner(tc.mode, list(tc.instructions), tc.embed_dim)
             cond_dim += self.task_conditioner.out_dim
-        step_code = StepSizeCode(config.flow_shortcut_steps) if config.flow_shortcut_steps else None
+        step_code = StepSizeCode(config.shortcut.steps) if config.shortcut.steps else None
         cond_dim += step_code.n_codes if step_code is not None else 0
-        if config.network == "unet":
-            self.net = ConditionalUnet1D(
-                config.action_dim,
-                cond_dim,
-                config.down_dims,
-                config.kernel_size,
-                config.n_groups,
-                config.time_embed_dim,
-            )
-        elif config.network in ("transformer", "mode"):
-            shape = (config.action_dim, cond_dim, config.horizon, config.d_model, config.n_layers, config.n_heads)
-            if config.network == "transformer":
-                self.net = TransformerDenoiserNet(*shape)
-            else:
-                experts = (config.mode_experts, config.mode_top_k, config.mode_expert_hidden, config.mode_token_routing)
-                self.net = MoDEDenoiserNet(*shape, *experts)
-        else:
-            raise ValueError(f"network={config.network!r}: expected 'unet', 'transformer' or 'mode'")
+        self.net = build_network(config.network, config.action_dim, cond_dim, config.horizon)
         if config.objective == "diffusion":
             self.schedule = DiffusionSchedule(config.num_train_steps, config.beta_schedule)
         else:
@@ -97,16 +64,42 @@ class DiffusionPolicy(ChunkPolicy):
         if step_code is None:
             self.denoiser = NetDenoiser(self.net, self.schedule, config.prediction_type)
         else:
-            self.denoiser = ShortcutDenoiser(self.net, self.schedule, config.prediction_type, step_code)
-        self.sampler = build_sampler(config, self.schedule)
-        refresh_expert_cache(self)
+            self.denoiser = ShortcutDenoiser(
+                self.net, self.schedule, config.prediction_type, step_code, config.shortcut
+            )
+        self.sampler = make_sampler(config.sampler, self.schedule)
+        self._prepare_network()
         self.reset()
+
+    def _prepare_network(self) -> None:
+        """Tell the network every model time the sampler's default step list asks at (MoDE caches its experts)."""
+        times = self.sampler.query_times(self.sampler.default_timesteps())
+        self.net.prepare(self.schedule.model_time(torch.tensor(times)).tolist())
 
     @property
     def observation_keys(self) -> list[str]:
         """Input features, plus the task index when the policy is task-conditioned."""
         keys = list(self.config.input_features)
-        return [*keys, self.config.task_key] if self.task_conditioner is not None else keys
+        return [*keys, self.config.task_conditioning.key] if self.task_conditioner is not None else keys
+
+    # ----------------------------------------------------------------- views
+    def with_sampler(self, sampler: SamplerConfig) -> DiffusionPolicy:
+        """The same weights (shared, not copied) sampled with `sampler`; this policy is unchanged."""
+        view = self._view(self.config.replace(sampler=sampler))
+        view.sampler = make_sampler(sampler, self.schedule)
+        view._prepare_network()
+        return view
+
+    def with_n_action_steps(self, n_action_steps: int) -> DiffusionPolicy:
+        """The same weights executing `n_action_steps` actions of each chunk; this policy is unchanged."""
+        return self._view(self.config.replace(n_action_steps=n_action_steps))
+
+    def _view(self, config: DiffusionPolicyConfig) -> DiffusionPolicy:
+        view = copy.copy(self)  # a new object over the same modules
+        view.config = config
+        view.chunk_planner = None
+        view.reset()
+        return view
 
     # ----------------------------------------------------------------- observations
     def _prepare_obs(self, obs: dict[str, Any], window: bool) -> dict[str, torch.Tensor]:
@@ -136,40 +129,22 @@ class DiffusionPolicy(ChunkPolicy):
             raise ValueError(f"observation window has {n} steps; expected n_obs_steps={self.config.n_obs_steps}")
         cond = self.obs_encoder(obs)
         if self.task_conditioner is not None:
-            task = self._feature(obs_window, self.config.task_key).to(cond.device)
+            task = self._feature(obs_window, self.config.task_conditioning.key).to(cond.device)
             cond = torch.cat([cond, self.task_conditioner(task)], dim=-1)
         return cond
 
     # ----------------------------------------------------------------- training
     def compute_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> torch.Tensor:
-        """Denoising loss on a batch of windows: obs (B, n_obs, …), action (B, horizon, A); with MoDE plus
-        mode_balance_weight × the experts' load-balancing loss."""
+        """Denoising loss on a batch of windows: obs (B, n_obs, …), action (B, horizon, A); plus the network's own
+        auxiliary loss (MoDE: load balancing)."""
         cond = self.encode({k: batch[k] for k in self.observation_keys})
         action = torch.as_tensor(batch[self.config.action_key]).float().to(cond.device)
         x0 = self.normalizer.normalize(self.config.action_key, action)
         eps = torch.randn(x0.shape, generator=generator, device=generator.device if generator else "cpu").to(x0.device)
         t = self.schedule.sample_training_times(x0.shape[0], generator).to(x0.device)
-        if isinstance(self.denoiser, ShortcutDenoiser):
-            c = self.config
-            grid = dict(
-                target_steps=c.flow_shortcut_target_steps,
-                sizes=c.flow_shortcut_sizes,
-                times=c.flow_shortcut_times,
-                warm_shift=c.flow_shortcut_warm_shift,
-                jumps=step_list_jumps(c.flow_shortcut_steps, c.flow_shortcut_step_list),
-            )
-            x_t, t, d, target = shortcut_batch(
-                self.denoiser, x0, eps, t, cond, c.flow_shortcut_fraction, generator, **grid
-            )
-            loss = nn.functional.mse_loss(self.denoiser.raw(x_t, t, cond, d), target)
-        else:
-            alpha, sigma = self.schedule.alpha_sigma(t)
-            x_t = alpha[:, None, None] * x0 + sigma[:, None, None] * eps
-            pred = self.denoiser.raw(x_t, t, cond)
-            loss = nn.functional.mse_loss(pred, training_target(self.config.prediction_type, x0, eps))
-        if isinstance(self.net, MoDEDenoiserNet):
-            loss = loss + self.config.mode_balance_weight * self.net.balance_loss
-        return loss
+        loss = self.denoiser.loss(x0, eps, t, cond, generator)
+        aux = self.net.aux_loss()
+        return loss if aux is None else loss + aux
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """The training loss (forward is what DistributedDataParallel wraps)."""
@@ -180,18 +155,6 @@ class DiffusionPolicy(ChunkPolicy):
         """The denoiser's condition (B, C) for a window, and the same tensor as the batch/device reference."""
         cond = self.encode(obs_window)
         return cond, cond
-
-    def set_sampler(
-        self, sampler: str | None = None, num_inference_steps: int | None = None, spacing: str | None = None
-    ) -> None:
-        """Switch the inference sampler (e.g. a DDPM-trained policy sampled with DDIM-10), validated."""
-        cfg = self.config
-        cfg.sampler = sampler or cfg.sampler
-        cfg.num_inference_steps = num_inference_steps or cfg.num_inference_steps
-        cfg.timestep_spacing = spacing or cfg.timestep_spacing
-        cfg.__post_init__()
-        self.sampler = build_sampler(cfg, self.schedule)
-        refresh_expert_cache(self)
 
     # ----------------------------------------------------------------- checkpoints
     def load_stats(self, stats: dict[str, dict[str, np.ndarray]]) -> None:

@@ -9,9 +9,6 @@ from dataclasses import asdict, dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .nets.mode import MoDEDenoiserNet
-from .samplers.factory import network_evaluations
-
 
 @dataclass
 class PolicyCounts:
@@ -19,7 +16,7 @@ class PolicyCounts:
     active_params: int  # parameters one denoising step uses
     nfe_per_chunk: int
     flops_per_chunk: int  # with expert caching where the policy uses it
-    flops_per_chunk_uncached: int | None = None  # MoDE only: the router + dispatch pass
+    flops_per_chunk_uncached: int | None = None  # a caching network (MoDE) only: the router + dispatch pass
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -30,7 +27,7 @@ def dummy_window(policy, batch: int = 1) -> dict[str, torch.Tensor]:
     cfg = policy.config
     window = {k: torch.zeros(batch, cfg.n_obs_steps, *f.shape) for k, f in cfg.input_features.items()}
     if getattr(policy, "task_conditioner", None) is not None:
-        window[cfg.task_key] = torch.zeros(batch, cfg.n_obs_steps, 1, dtype=torch.long)
+        window[cfg.task_conditioning.key] = torch.zeros(batch, cfg.n_obs_steps, 1, dtype=torch.long)
     return window
 
 
@@ -51,16 +48,12 @@ def _chunk_flops(policy) -> int:
 def count_policy(policy) -> PolicyCounts:
     """Parameter and FLOP counts of a `DiffusionPolicy` (any network)."""
     total = sum(p.numel() for p in policy.parameters())
-    net = getattr(policy, "net", None)
-    active = total
-    if isinstance(net, MoDEDenoiserNet):
-        active = total - (sum(p.numel() for p in net.parameters()) - net.active_parameters())
-    nfe = network_evaluations(policy.sampler, policy.sampler.default_timesteps())
+    net = policy.net
+    active = total - (sum(p.numel() for p in net.parameters()) - net.active_parameters())
+    nfe = policy.sampler.nfe(policy.sampler.default_timesteps())
     policy.eval()
     policy.predict_chunk(dummy_window(policy))  # builds any expert cache first: its one-off cost is not per chunk
     flops = _chunk_flops(policy)
-    uncached = None
-    if isinstance(net, MoDEDenoiserNet):
-        with net.cache_disabled():
-            uncached = _chunk_flops(policy)
-    return PolicyCounts(total, active, nfe, flops, uncached)
+    with net.cache_disabled():
+        uncached = _chunk_flops(policy)
+    return PolicyCounts(total, active, nfe, flops, uncached if uncached != flops else None)

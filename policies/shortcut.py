@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -26,7 +26,7 @@ from .warmstart import shift_chunk
 def check_shortcut_steps(m: int) -> None:
     """M, the finest step count, must be a power of two ≥ 2 (0 turns shortcuts off)."""
     if m != 0 and (m < 2 or m & (m - 1)):
-        raise ValueError(f"flow_shortcut_steps={m}: expected 0 (off) or a power of two ≥ 2, e.g. 128")
+        raise ValueError(f"shortcut.steps={m}: expected 0 (off) or a power of two ≥ 2, e.g. 128")
 
 
 def trained_jumps(m: int) -> list[float]:
@@ -39,22 +39,22 @@ def is_trained_jump(size: float, m: int) -> bool:
 
 
 def check_shortcut_grid(m: int, sizes: tuple[float, ...], times: tuple[float, ...]) -> None:
-    """`flow_shortcut_sizes` must be trained jump sizes 2d = 2^k / M (k ≥ 1) and every `flow_shortcut_times`
+    """`shortcut.sizes` must be trained jump sizes 2d = 2^k / M (k ≥ 1) and every `shortcut.times`
     entry a start t with t + 2d ≤ 1 for each of them."""
     trained = trained_jumps(m)
     for size in sizes:
         if not is_trained_jump(size, m):
-            raise ValueError(f"flow_shortcut_sizes entry {size}: expected one of the trained jumps 2^k/{m}: {trained}")
+            raise ValueError(f"shortcut.sizes entry {size}: expected one of the trained jumps 2^k/{m}: {trained}")
     if times and not sizes:
         raise ValueError(
-            f"flow_shortcut_times={list(times)} without flow_shortcut_sizes: expected the jump sizes taken from "
+            f"shortcut.times={list(times)} without shortcut.sizes: expected the jump sizes taken from "
             "these start times too (e.g. [0.125] for RTI's steps of 1/8)"
         )
     for t in times:
         if not 0.0 <= t <= 1.0 - max(sizes) + 1e-9:
             raise ValueError(
-                f"flow_shortcut_times entry {t}: expected a start in [0, {1.0 - max(sizes)}] so that a jump of "
-                f"{max(sizes)} (the largest of flow_shortcut_sizes) ends by t = 1"
+                f"shortcut.times entry {t}: expected a start in [0, {1.0 - max(sizes)}] so that a jump of "
+                f"{max(sizes)} (the largest of shortcut.sizes) ends by t = 1"
             )
 
 
@@ -66,15 +66,67 @@ def step_list_jumps(m: int, step_list: tuple[float, ...]) -> tuple[tuple[float, 
         return ()
     times = [float(t) for t in step_list]
     if any(not 0.0 <= t < 1.0 for t in times) or any(a >= b for a, b in itertools.pairwise(times)):
-        raise ValueError(f"flow_shortcut_step_list={times}: expected strictly increasing flow times in [0, 1)")
+        raise ValueError(f"shortcut.step_list={times}: expected strictly increasing flow times in [0, 1)")
     jumps = tuple((t, end - t) for t, end in itertools.pairwise([*times, 1.0]))
     for t, size in jumps:
         if not is_trained_jump(size, m):
             raise ValueError(
-                f"flow_shortcut_step_list={times}: the step from t={t} is {size}; expected every step to be a "
+                f"shortcut.step_list={times}: the step from t={t} is {size}; expected every step to be a "
                 f"trained jump 2^k/{m}: {trained_jumps(m)}"
             )
     return jumps
+
+
+@dataclass(frozen=True)
+class ShortcutConfig:
+    """A shortcut flow model (policies/shortcut.py; Frans et al. 2025): the network also sees the step size d, so the
+    same weights sample with many small steps or a few large ones."""
+
+    steps: int = 0
+    """M, the finest step count (a power of two, e.g. 128); 0 is plain flow matching."""
+    fraction: float = 0.25
+    """Share of each batch trained on self-consistency."""
+    target_steps: int = 2
+    """Steps of the self-consistency target: a jump of 2d is trained towards K steps of 2d/K of the model itself."""
+    sizes: tuple[float, ...] = ()
+    """Restrict the self-consistency rows to these jump sizes 2d (empty: every trained size)."""
+    times: tuple[float, ...] = ()
+    """… taken from these start times (empty: t uniform)."""
+    step_list: tuple[float, ...] = ()
+    """Or train exactly the steps of one uneven step list, e.g. RTI's [0.125, 0.625, 0.875]."""
+    warm_shift: int = 0
+    """> 0: those rows start from RTI's input (the chunk shifted by this many executed steps, a linear tail)."""
+
+    def __post_init__(self) -> None:
+        for name in ("sizes", "times", "step_list"):
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+
+    def check(self, objective: str, prediction_type: str, horizon: int) -> None:
+        """A ValueError naming the field when these settings cannot train a model of this objective and horizon."""
+        check_shortcut_steps(self.steps)
+        if not self.steps:
+            return
+        if objective != "flow" or prediction_type != "velocity":
+            raise ValueError(
+                f"shortcut.steps={self.steps} with objective={objective!r}, prediction_type={prediction_type!r}: "
+                "a shortcut model is a flow model predicting velocity"
+            )
+        if not 0.0 <= self.fraction < 1.0:
+            raise ValueError(f"shortcut.fraction={self.fraction}: expected a share in [0, 1)")
+        k = self.target_steps
+        if k < 2 or k & (k - 1):
+            raise ValueError(f"shortcut.target_steps={k}: expected a power of two ≥ 2 (2: two half steps)")
+        check_shortcut_grid(self.steps, self.sizes, self.times)
+        if self.step_list and (self.sizes or self.times):
+            raise ValueError(
+                f"shortcut.step_list={list(self.step_list)} with shortcut.sizes / shortcut.times: expected one way "
+                "of choosing the trained jumps (clear the other)"
+            )
+        step_list_jumps(self.steps, self.step_list)
+        if not 0 <= self.warm_shift <= horizon - 2:
+            raise ValueError(
+                f"shortcut.warm_shift={self.warm_shift}: expected 0 (off) … horizon − 2 = {horizon - 2} executed steps"
+            )
 
 
 class StepSizeCode(nn.Module):
@@ -103,6 +155,7 @@ class ShortcutDenoiser(NetDenoiser):
     take; `step=0` — the default — is the instantaneous flow velocity, what every other caller gets)."""
 
     code: StepSizeCode | None = None
+    settings: ShortcutConfig = field(default_factory=ShortcutConfig)
     step_aware: bool = True
 
     def raw(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, step: float | torch.Tensor = 0.0):
@@ -116,6 +169,15 @@ class ShortcutDenoiser(NetDenoiser):
         if kind != "velocity":
             raise ValueError(f"kind={kind!r}: a shortcut denoiser answers with velocities only")
         return self.raw(x_t, t, cond, step)
+
+    def loss(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, generator=None):
+        """Flow matching on most rows, self-consistency of the step sizes on `settings.fraction` of them."""
+        c = self.settings
+        jumps = step_list_jumps(c.steps, c.step_list)
+        x_t, t, d, target = shortcut_batch(
+            self, x0, eps, t, cond, c.fraction, generator, c.target_steps, c.sizes, c.times, c.warm_shift, jumps
+        )
+        return nn.functional.mse_loss(self.raw(x_t, t, cond, d), target)
 
 
 def shortcut_batch(

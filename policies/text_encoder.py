@@ -26,7 +26,7 @@ class TaskConditioner(nn.Module):
     def __init__(self, mode: str, instructions: list[str], embed_dim: int):
         super().__init__()
         if mode not in TASK_CONDITIONINGS or mode == "none":
-            raise ValueError(f"task_conditioning={mode!r}: expected one of {TASK_CONDITIONINGS[1:]}")
+            raise ValueError(f"task_conditioning.mode={mode!r}: expected one of {TASK_CONDITIONINGS[1:]}")
         if not instructions:
             raise ValueError("task_instructions=[]: task conditioning needs one instruction per task")
         self.mode, self.instructions, self.num_tasks = mode, list(instructions), len(instructions)
@@ -39,7 +39,7 @@ class TaskConditioner(nn.Module):
 
     def set_text_embeddings(self, embeddings: torch.Tensor) -> None:
         if self.text_embeddings is None:
-            raise ValueError(f"task_conditioning={self.mode!r} uses no instruction embeddings")
+            raise ValueError(f"task_conditioning.mode={self.mode!r} uses no instruction embeddings")
         if tuple(embeddings.shape) != (self.num_tasks, TEXT_DIM):
             raise ValueError(
                 f"instruction embeddings have shape {tuple(embeddings.shape)}; expected ({self.num_tasks}, {TEXT_DIM})"

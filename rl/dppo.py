@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
+from diffpilot.policies.samplers import DDIMSampler
+
 from .runs import ChunkRLConfig, ChunkRLTrainer, check_fields, run_algorithm, training_envs
 from .sac import mlp
 
@@ -64,21 +66,13 @@ class DenoisingChain:
         self.levels = list(levels)
         self.first_ft = len(levels) - ft_steps
         self.std = std
-        self.alphas_cumprod = base.schedule.alphas_cumprod.tolist()
-        self.clip = base.sampler.clip_sample
+        self.ddim = DDIMSampler(base.schedule, base.sampler.config, eta=0.0)
+        self.steps = self.ddim.step_pairs(self.levels)
 
     def mean(self, denoiser, x: torch.Tensor, i: int, cond: torch.Tensor) -> torch.Tensor:
         """One η = 0 DDIM update from levels[i] to the next level (clean data after the last): (B, T, A)."""
-        level = self.levels[i]
-        ab = self.alphas_cumprod[level]
-        ab_prev = self.alphas_cumprod[self.levels[i + 1]] if i + 1 < len(self.levels) else 1.0
-        t = torch.full((x.shape[0],), level, dtype=torch.long)
-        eps = denoiser.predict(x, t, cond, "epsilon")
-        x0 = (x - (1 - ab) ** 0.5 * eps) / ab**0.5
-        if self.clip is not None:
-            x0 = x0.clamp(-self.clip, self.clip)
-            eps = (x - ab**0.5 * x0) / (1 - ab) ** 0.5
-        return ab_prev**0.5 * x0 + (1 - ab_prev) ** 0.5 * eps
+        level, next_level = self.steps[i]
+        return self.ddim.step(denoiser, x, level, next_level, cond)[0]
 
     @torch.no_grad()
     def sample(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

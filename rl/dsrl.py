@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 
 from .latent_env import FrozenChunkSampler, LatentNoiseVecEnv, LatentSteering
 from .replay import ReplayBuffer
-from .runs import ChunkRLConfig, ChunkRLTrainer, check_fields, run_algorithm, training_envs
+from .runs import ChunkRLConfig, ChunkRLTrainer, check_fields, run_algorithm, training_envs, with_ddim
 from .sac import LOG_STD_MAX, LOG_STD_MIN, SquashedGaussianActor, TwinQ, actor_loss, alpha_loss, polyak, td_loss
 
 VARIANTS = ("sac", "na")
@@ -322,7 +322,7 @@ def load_steered_policy(checkpoint: str | Path, policy, deterministic: bool | No
 
     checkpoint = Path(checkpoint)
     cfg = checkpoint_config(checkpoint)
-    policy.set_sampler("ddim", cfg.num_inference_steps)
+    policy = with_ddim(policy, cfg.num_inference_steps)
     sampler = FrozenChunkSampler(policy, cfg.num_inference_steps)
     actor = SquashedGaussianActor(
         policy.obs_encoder.output_dim, sampler.noise_dim, cfg.hidden, cfg.noise_scale, cfg.layer_norm, cfg.actor_std

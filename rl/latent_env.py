@@ -22,8 +22,10 @@ class FrozenChunkSampler:
         self.policy = policy.eval()
         for p in policy.parameters():
             p.requires_grad_(False)
-        if getattr(policy.sampler, "eta", 0.0) != 0.0:
-            raise ValueError(f"policy sampler has eta={policy.sampler.eta}; DSRL needs a deterministic sampler (eta=0)")
+        if policy.sampler.config.eta != 0.0:
+            raise ValueError(
+                f"policy sampler has eta={policy.sampler.config.eta}; DSRL needs a deterministic sampler (eta=0)"
+            )
         self.timesteps = policy.sampler.default_timesteps(num_inference_steps)
         cfg = policy.config
         self.horizon, self.action_dim = cfg.horizon, cfg.action_dim

@@ -73,7 +73,7 @@ def check_fields(cfg: Any, positive: tuple[str, ...] = (), non_negative: tuple[s
 
 
 def env_and_policy(cfg: DictConfig, num_inference_steps: int | None = None):
-    """(the policy at cfg.policy_path switched to DDIM with `num_inference_steps`, the task's env factory)."""
+    """(the policy at cfg.policy_path sampled with DDIM over `num_inference_steps`, the task's env factory)."""
     from diffpilot.policies.registry import load_policy
 
     if not cfg.get("policy_path"):
@@ -83,9 +83,15 @@ def env_and_policy(cfg: DictConfig, num_inference_steps: int | None = None):
         raise ConfigError(f"policy_path={str(path)!r}: no config.json there; expected a saved policy directory")
     policy = load_policy(path)
     if num_inference_steps is not None:
-        policy.set_sampler("ddim", num_inference_steps)
+        policy = with_ddim(policy, num_inference_steps)
     task = OmegaConf.to_container(cfg.task, resolve=True)
     return policy, env_factory(task)
+
+
+def with_ddim(policy, num_inference_steps: int):
+    """`policy` sampled with DDIM over `num_inference_steps` levels, its other sampler settings kept (DSRL and DPPO
+    need the deterministic η = 0 map)."""
+    return policy.with_sampler(policy.config.sampler.replace(name="ddim", num_inference_steps=num_inference_steps))
 
 
 def latest_checkpoint(path: str | Path) -> Path:

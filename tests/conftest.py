@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 
 import numpy as np
@@ -21,18 +22,24 @@ STATE_FEATURES = {
 }
 
 
+TINY = {
+    "input_features": STATE_FEATURES,
+    "action_dim": 2,
+    "network": {"type": "unet", "down_dims": [16, 32], "time_embed_dim": 16, "n_groups": 4},
+    "sampler": {"name": "ddim", "num_inference_steps": 5},
+}
+
+
 def tiny_config(**overrides) -> DiffusionPolicyConfig:
-    values = dict(
-        input_features=STATE_FEATURES,
-        action_dim=2,
-        down_dims=(16, 32),
-        time_embed_dim=16,
-        n_groups=4,
-        sampler="ddim",
-        num_inference_steps=5,
-    )
-    values.update(overrides)
-    return DiffusionPolicyConfig(**values)
+    """A small state policy; a dict given for a part (sampler, shortcut, vision, …) changes those fields of it, a
+    network dict of another `type` replaces the tiny UNet."""
+    values = copy.deepcopy(TINY)
+    for key, value in overrides.items():
+        keep = isinstance(value, dict) and isinstance(values.get(key), dict) and key != "input_features"
+        if key == "network" and value.get("type", "unet") != "unet":
+            keep = False
+        values[key] = {**values[key], **value} if keep else value
+    return DiffusionPolicyConfig.from_dict(values)
 
 
 @pytest.fixture

@@ -34,17 +34,13 @@ def robot_policy(directory: Path, image: bool = True, nan: bool = False, **overr
     values = dict(
         input_features=features,
         action_dim=2,
-        down_dims=(16, 32),
-        time_embed_dim=16,
-        n_groups=4,
-        sampler="ddim",
-        num_inference_steps=4,
-        crop_shape=None,
-        image_feature_dim=16,
+        network={"type": "unet", "down_dims": (16, 32), "time_embed_dim": 16, "n_groups": 4},
+        sampler={"name": "ddim", "num_inference_steps": 4},
+        vision={"crop_shape": None, "feature_dim": 16},
     )
     values.update(overrides)
     torch.manual_seed(0)
-    policy = DiffusionPolicy(DiffusionPolicyConfig(**values)).eval()
+    policy = DiffusionPolicy(DiffusionPolicyConfig.from_dict(values)).eval()
     stats = {"action": {"min": np.zeros(2), "max": np.full(2, 512.0)}}
     stats["observation.state"] = {"min": np.zeros(2), "max": np.full(2, 512.0)}
     stats["observation.pose"] = {"min": np.zeros(3), "max": np.array([512.0, 512.0, 1.0])}

@@ -52,10 +52,10 @@ def test_train_then_eval_image_policy(demo_dataset, tmp_path):
         "train.steps=2",
         "train.batch_size=4",
         "train.warmup_steps=1",
-        "policy.down_dims=[16,32]",
-        "policy.time_embed_dim=16",
-        "policy.n_groups=4",
-        "policy.num_inference_steps=2",
+        "policy.network.down_dims=[16,32]",
+        "policy.network.time_embed_dim=16",
+        "policy.network.n_groups=4",
+        "policy.sampler.num_inference_steps=2",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((run / "train_result.json").read_text())
@@ -121,7 +121,9 @@ def test_compose_searches_weights_and_saves_a_loadable_policy(tmp_path):
 
     torch.manual_seed(0)
     DiffusionPolicy(tiny_config()).save_pretrained(tmp_path / "a")
-    flow = tiny_config(objective="flow", prediction_type="velocity", sampler="flow_euler", clip_sample=None)
+    flow = tiny_config(
+        objective="flow", prediction_type="velocity", sampler={"name": "flow_euler", "clip_sample": None}
+    )
     DiffusionPolicy(flow).save_pretrained(tmp_path / "b")
     out = tmp_path / "gpc"
     proc = diffpilot(
@@ -131,7 +133,7 @@ def test_compose_searches_weights_and_saves_a_loadable_policy(tmp_path):
         "search_episodes=2",
         "episodes=2",
         "n_envs=2",
-        "num_inference_steps=2",
+        "sampler.num_inference_steps=2",
         "task.max_episode_steps=10",
         f"output_dir={out}",
     )
@@ -141,7 +143,7 @@ def test_compose_searches_weights_and_saves_a_loadable_policy(tmp_path):
     assert set(report["final"]) >= {"composition", "parent_0", "parent_1"}
     assert (out / "weight_sweep.png").read_bytes()[:4] == b"\x89PNG"
     policy = load_policy(out / "pretrained_model")
-    assert policy.composition.weights in [r["weights"] for r in report["search"]["sweep"]]
+    assert list(policy.composition.weights) in [r["weights"] for r in report["search"]["sweep"]]
     proc = diffpilot(
         "eval", f"policy_path={out}/pretrained_model", "episodes=2", "n_envs=2", "videos=0",
         "task.max_episode_steps=10", f"output_dir={tmp_path}/eval", "rti.enabled=true", "rti.start=20",

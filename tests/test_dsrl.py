@@ -38,7 +38,7 @@ def pusht_policy(seed: int = 0):
     from diffpilot.policies.diffusion_policy import DiffusionPolicy
 
     torch.manual_seed(seed)
-    policy = DiffusionPolicy(tiny_config(num_inference_steps=3))
+    policy = DiffusionPolicy(tiny_config(sampler={"name": "ddim", "num_inference_steps": 3}))
     box = {"min": np.zeros(2, np.float32), "max": np.full(2, 512.0, np.float32)}
     policy.load_stats(
         {

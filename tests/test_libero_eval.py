@@ -12,7 +12,7 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from diffpilot.commands.evaluate import run_evaluation
+from diffpilot.commands.evaluate import EvalSettings, evaluate_and_record, load_policy
 from diffpilot.envs.libero import list_tasks, suite_object_dim
 from diffpilot.envs.registry import env_factory
 from diffpilot.errors import ConfigError
@@ -34,7 +34,7 @@ def tiny_libero_policy(tmp_path_factory):
     """An untrained but complete state policy over LIBERO-Object's observations plus the instruction embedding."""
     dims = {**STATE, "object": suite_object_dim("libero_object"), "language_embedding": 384}
     features = {k: {"kind": "state", "shape": [d]} for k, d in dims.items()}
-    config = tiny_config(input_features=features, action_dim=7, num_inference_steps=2)
+    config = tiny_config(input_features=features, action_dim=7, sampler={"num_inference_steps": 2})
     torch.manual_seed(0)
     policy = DiffusionPolicy(config)
     stats = {k: {"min": -np.ones(d), "max": np.ones(d)} for k, d in {**dims, "action": 7}.items()}
@@ -54,7 +54,8 @@ def test_eval_runs_libero_protocol_per_task_and_suite(tiny_libero_policy, tmp_pa
         ]
     )  # fmt: skip
     task = OmegaConf.to_container(cfg.task, resolve=True)
-    info = run_evaluation(cfg.policy_path, task, cfg.episodes, cfg.seed, cfg.n_envs, cfg.videos, cfg.output_dir)
+    settings = EvalSettings(cfg.episodes, cfg.seed, cfg.n_envs, cfg.videos)
+    info = evaluate_and_record(load_policy(cfg.policy_path), task, settings, cfg.output_dir)
     saved = json.loads((tmp_path / "eval_info.json").read_text())
     assert saved["suite"] == "libero_object" and saved["perturbation"] is None and saved["obs_mode"] == "state"
     assert list(saved["tasks"]) == ["1"] and saved["episodes_per_task"] == 2 and saved["episodes"] == 2
@@ -77,7 +78,8 @@ def test_same_harness_runs_a_libero_pro_suite(tiny_libero_policy, tmp_path):
         ]
     )  # fmt: skip
     task = OmegaConf.to_container(cfg.task, resolve=True)
-    info = run_evaluation(cfg.policy_path, task, cfg.episodes, cfg.seed, cfg.n_envs, cfg.videos, cfg.output_dir)
+    settings = EvalSettings(cfg.episodes, cfg.seed, cfg.n_envs, cfg.videos)
+    info = evaluate_and_record(load_policy(cfg.policy_path), task, settings, cfg.output_dir)
     assert info["suite"] == "libero_object_lan" and info["perturbation"] == "language"
     ((index, record),) = info["tasks"].items()
     base = list_tasks("libero_object")[int(index)]

@@ -108,14 +108,14 @@ def test_diffpilot_data_writes_one_hdf5_per_libero_task_and_a_multitask_policy_t
     run = tmp_path / "run"
     train = [
         sys.executable, "-m", "diffpilot.cli", "train", "task=libero_object", f"dataset.root={out}",
-        "dataset.format=robomimic_hdf5", "policy=mode_small", "policy.task_conditioning=id+text", "policy.d_model=32",
-        "policy.mode_expert_hidden=32", "policy.n_layers=1", f"output_dir={run}", "train.steps=2", "train.batch_size=4",
-        "train.warmup_steps=1",
+        "dataset.format=robomimic_hdf5", "policy=mode_small", "policy.task_conditioning.mode=id+text",
+        "policy.network.d_model=32", "policy.network.expert_hidden=32", "policy.network.n_layers=1",
+        f"output_dir={run}", "train.steps=2", "train.batch_size=4", "train.warmup_steps=1",
     ]  # fmt: skip
     proc = subprocess.run(train, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     policy = load_policy(run / "checkpoints" / "last" / "pretrained_model")
-    assert len(policy.config.task_instructions) == 10  # the suite's, indexed by LIBERO's task_index
-    assert policy.config.task_instructions[2] == both.tasks[2]
+    assert len(policy.config.task_conditioning.instructions) == 10  # the suite's, indexed by LIBERO's task_index
+    assert policy.config.task_conditioning.instructions[2] == both.tasks[2]
     goal = _diffpilot_data("task=libero_goal", "n=1", f"output={tmp_path / 'goal'}")
     assert goal.returncode != 0 and "suite='libero_goal': no scripted expert" in goal.stderr

@@ -9,9 +9,8 @@ import torch
 
 from diffpilot.policies.diffusion_config import DiffusionPolicyConfig
 from diffpilot.policies.diffusion_policy import DiffusionPolicy
-from diffpilot.policies.mode_cache import sampler_query_times
 from diffpilot.policies.nets.mode import MoDEDenoiserNet, NoiseRouter, Routes, balance_loss
-from diffpilot.policies.samplers import FlowSampler, FlowSchedule
+from diffpilot.policies.samplers import SamplerConfig
 
 STATE = {"observation.state": {"kind": "state", "shape": (4,)}}
 
@@ -30,10 +29,11 @@ def perturbed_net(seed: int = 0, **kwargs) -> MoDEDenoiserNet:
     return net.eval()
 
 
-def policy(**overrides) -> DiffusionPolicy:
+def policy(network: dict | None = None, **overrides) -> DiffusionPolicy:
     torch.manual_seed(0)
-    cfg = dict(input_features=STATE, network="mode", d_model=32, n_layers=2, n_heads=4, horizon=8, n_action_steps=4)
-    p = DiffusionPolicy(DiffusionPolicyConfig(**{**cfg, **overrides}))
+    net = {"type": "mode", "d_model": 32, "n_layers": 2, "n_heads": 4, **(network or {})}
+    cfg = dict(input_features=STATE, network=net, horizon=8, n_action_steps=4)
+    p = DiffusionPolicy(DiffusionPolicyConfig.from_dict({**cfg, **overrides}))
     stats = {"min": np.full(4, -1.0), "max": np.full(4, 1.0)}
     p.load_stats({"observation.state": stats, "action": {"min": np.full(2, -1.0), "max": np.full(2, 1.0)}})
     return p
@@ -112,10 +112,10 @@ def test_token_routing_routes_each_token_and_refuses_caching():
     assert routes[0].experts.shape == (2 * 10, 2)  # (B · tokens, k): 8 actions + noise + condition tokens
     with pytest.raises(ValueError, match="cannot be cached"):
         net.build_expert_cache([10.0])
-    with pytest.raises(ValueError, match="mode_token_routing"):
-        DiffusionPolicyConfig(input_features=STATE, network="mode", mode_token_routing=True)
-    with pytest.raises(ValueError, match="mode_top_k=5"):
-        DiffusionPolicyConfig(input_features=STATE, network="mode", mode_top_k=5)
+    with pytest.raises(ValueError, match=r"network\.token_routing=true: token-dependent routes cannot be cached"):
+        DiffusionPolicyConfig.from_dict({"input_features": STATE, "network": {"type": "mode", "token_routing": True}})
+    with pytest.raises(ValueError, match=r"network\.top_k=5"):
+        DiffusionPolicyConfig.from_dict({"input_features": STATE, "network": {"type": "mode", "top_k": 5}})
     with pytest.raises(ValueError, match="top_k"):
         NoiseRouter(8, 2, 3, False)
 
@@ -129,7 +129,7 @@ def test_active_parameters_leave_out_the_idle_experts():
 
 @pytest.mark.parametrize("sampler,steps", [("ddim", 5), ("heun", 4)])
 def test_policy_samples_the_same_chunk_with_and_without_the_cache(sampler, steps):
-    p = policy(sampler=sampler, num_inference_steps=steps).eval()
+    p = policy(sampler={"name": sampler, "num_inference_steps": steps}).eval()
     levels = p.sampler.default_timesteps()
     assert sorted(p.net.cached_routes()) == sorted(float(t) for t in levels)
     window = {"observation.state": torch.rand(3, 2, 4) * 2 - 1}
@@ -137,28 +137,26 @@ def test_policy_samples_the_same_chunk_with_and_without_the_cache(sampler, steps
     with p.net.cache_disabled():
         uncached = p.predict_chunk(window, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(cached, uncached, rtol=1e-4, atol=1e-5)
-    p.set_sampler("ddim", 3)  # a new step list is cached in its turn
-    assert sorted(p.net.cached_routes()) == sorted(float(t) for t in p.sampler.default_timesteps())
+    three = p.with_sampler(SamplerConfig("ddim", 3))  # another step list is cached in its turn, the first one kept
+    assert {float(t) for t in [*levels, *three.sampler.default_timesteps()]} == set(p.net.cached_routes())
+    torch.testing.assert_close(p.predict_chunk(window, generator=torch.Generator().manual_seed(1)), cached)
 
 
 def test_mode_training_loss_includes_the_balance_term():
-    p = policy(mode_balance_weight=0.5).train()
+    p = policy(network={"balance_weight": 0.5}).train()
     batch = {"observation.state": torch.rand(6, 2, 4), "action": torch.rand(6, 8, 2)}
     torch.manual_seed(3)
     with_balance = p.compute_loss(batch)
-    p.config.mode_balance_weight = 0.0
+    p.net.balance_weight = 0.0
     torch.manual_seed(3)
     without = p.compute_loss(batch)
     assert with_balance.item() == pytest.approx(without.item() + 0.5 * p.net.balance_loss.item(), rel=1e-5)
     assert p.net.balance_loss.item() >= 1.0 - 1e-6  # E·Σ f·P is at least 1
 
 
-def test_flow_sampler_query_times_cover_midpoints_and_ends():
-    euler = FlowSampler(FlowSchedule(), 2, "euler")
-    assert sampler_query_times(euler, [0.0, 0.5]) == [0.0, 0.5]
-    assert sampler_query_times(FlowSampler(FlowSchedule(), 2, "midpoint"), [0.0, 0.5]) == [0.0, 0.5, 0.25, 0.75]
-    assert sampler_query_times(FlowSampler(FlowSchedule(), 2, "heun"), [0.0, 0.5]) == [0.0, 0.5, 1.0]
-    p = policy(objective="flow", prediction_type="velocity", sampler="flow_midpoint", num_inference_steps=2).eval()
+def test_a_flow_midpoint_policy_caches_its_midpoints_too():
+    sampler = {"name": "flow_midpoint", "num_inference_steps": 2}
+    p = policy(objective="flow", prediction_type="velocity", sampler=sampler).eval()
     window = {"observation.state": torch.rand(2, 2, 4)}
     cached = p.predict_chunk(window, generator=torch.Generator().manual_seed(0))
     with p.net.cache_disabled():

@@ -61,22 +61,17 @@ def test_missing_encoder_package_is_a_clear_error(tmp_path, monkeypatch):
         encode_instructions([])
 
 
-def make_policy(**overrides) -> DiffusionPolicy:
+def make_policy(network: str = "mode", conditioning: str = "id+text") -> DiffusionPolicy:
     torch.manual_seed(0)
     cfg = dict(
         input_features=STATE,
-        network="mode",
-        d_model=32,
-        n_layers=2,
+        network={"type": network, "d_model": 32, "n_layers": 2},
         horizon=8,
         n_action_steps=4,
-        sampler="ddim",
-        num_inference_steps=4,
-        task_conditioning="id+text",
-        task_instructions=INSTRUCTIONS,
-        task_embed_dim=16,
+        sampler={"name": "ddim", "num_inference_steps": 4},
+        task_conditioning={"mode": conditioning, "instructions": INSTRUCTIONS, "embed_dim": 16},
     )
-    p = DiffusionPolicy(DiffusionPolicyConfig(**{**cfg, **overrides}))
+    p = DiffusionPolicy(DiffusionPolicyConfig.from_dict(cfg))
     stats = {"min": np.zeros(2), "max": np.full(2, 512.0)}
     p.load_stats({"observation.state": stats, "action": stats})
     return p.eval()
@@ -114,11 +109,13 @@ def test_task_conditioned_policy_round_trips_without_reencoding(offline_cache, t
 
 
 def test_task_conditioning_config_errors():
-    with pytest.raises(ValueError, match="task_instructions=\\[\\]"):
-        DiffusionPolicyConfig(input_features=STATE, task_conditioning="id")
-    with pytest.raises(ValueError, match="task_conditioning='words'"):
-        DiffusionPolicyConfig(input_features=STATE, task_conditioning="words", task_instructions=["a"])
-    p = make_policy(network="transformer", task_conditioning="id")  # the dense peer takes the same conditioning
+    with pytest.raises(ValueError, match=r"task_conditioning\.instructions=\[\]"):
+        DiffusionPolicyConfig.from_dict({"input_features": STATE, "task_conditioning": {"mode": "id"}})
+    with pytest.raises(ValueError, match=r"task_conditioning\.mode='words'"):
+        DiffusionPolicyConfig.from_dict(
+            {"input_features": STATE, "task_conditioning": {"mode": "words", "instructions": ["a"]}}
+        )
+    p = make_policy(network="transformer", conditioning="id")  # the dense peer takes the same conditioning
     assert p.task_conditioner.out_dim == 16 and p.task_conditioner.text_proj is None
 
 
@@ -157,7 +154,7 @@ def test_info_describes_a_checkpoint(tmp_path, offline_cache):
     from diffpilot.commands.info import describe
     from diffpilot.errors import ConfigError
 
-    p = make_policy(network="transformer", task_conditioning="id")
+    p = make_policy(network="transformer", conditioning="id")
     p.save_pretrained(tmp_path / "ckpt")
     info = describe(OmegaConf.create({"checkpoint": str(tmp_path / "ckpt")}))
     assert info["network"] == "transformer" and info["active_params"] == info["total_params"]

@@ -106,11 +106,9 @@ def test_flow_and_transformer_variants_train_and_sample():
         dict(
             objective="flow",
             prediction_type="velocity",
-            sampler="flow_midpoint",
-            num_inference_steps=3,
-            clip_sample=None,
+            sampler={"name": "flow_midpoint", "num_inference_steps": 3, "clip_sample": None},
         ),
-        dict(network="transformer", d_model=32, n_layers=1, n_heads=2),
+        dict(network={"type": "transformer", "d_model": 32, "n_layers": 1, "n_heads": 2}),
     ):
         policy = DiffusionPolicy(tiny_config(**overrides))
         batch = {k: torch.randn(4, 2, v.shape[0]) for k, v in policy.config.input_features.items()}
@@ -125,16 +123,16 @@ def test_flow_and_transformer_variants_train_and_sample():
 def test_config_errors_name_the_field():
     with pytest.raises(ValueError, match=r"n_action_steps=20: expected ≤ horizon − n_obs_steps \+ 1 = 15"):
         tiny_config(n_action_steps=20)
-    with pytest.raises(ValueError, match="sampler='ddim' does not fit objective='flow'"):
+    with pytest.raises(ValueError, match=r"sampler\.name='ddim': expected a flow sampler"):
         tiny_config(objective="flow", prediction_type="velocity")
 
 
 def test_config_rejects_unusable_combinations():
     with pytest.raises(ValueError, match="prediction_type='epsilon' with objective='flow'"):
-        tiny_config(objective="flow", sampler="flow_euler", prediction_type="epsilon")
+        tiny_config(objective="flow", sampler={"name": "flow_euler"}, prediction_type="epsilon")
     with pytest.raises(ValueError, match=r"n_obs_steps=0: expected an integer ≥ 1"):
         tiny_config(n_obs_steps=0)
-    with pytest.raises(ValueError, match=r"horizon=9: the UNet with down_dims=\[16, 32\] needs a multiple of 2"):
+    with pytest.raises(ValueError, match=r"horizon=9: the UNet with network\.down_dims=\[16, 32\] needs a multiple"):
         tiny_config(horizon=9, n_action_steps=4)
     with pytest.raises(ValueError, match=r"no mode for \['action'\]"):
         tiny_config(normalization={"state": "min_max"})
@@ -145,7 +143,7 @@ def test_image_statistics_are_per_channel():
         tiny_config(
             input_features={"observation.image": {"kind": "image", "shape": [3, 32, 32]}},
             normalization={"state": "min_max", "image": "mean_std", "action": "min_max"},
-            crop_shape=None,
+            vision={"crop_shape": None},
         )
     )
     policy.load_stats(
@@ -173,8 +171,8 @@ def _two_camera_config(**overrides):
         "robot0_eye_in_hand_image": {"kind": "image", "shape": [3, 40, 40]},
         "robot0_eef_pos": {"kind": "state", "shape": [3]},
     }
-    values = {"crop_shape": (36, 36), "vision_width": 8, "image_feature_dim": 16, **overrides}
-    return tiny_config(input_features=features, **values)
+    vision = {"crop_shape": (36, 36), "width": 8, "feature_dim": 16, **overrides}
+    return tiny_config(input_features=features, vision=vision)
 
 
 def test_each_camera_has_its_own_encoder_unless_shared(tmp_path):
@@ -202,21 +200,20 @@ def test_each_camera_has_its_own_encoder_unless_shared(tmp_path):
     noise = torch.randn(3, 16, 2)
     assert torch.allclose(policy.eval().predict_chunk(window, noise=noise), loaded.predict_chunk(window, noise=noise))
 
-    shared = DiffusionPolicy(_two_camera_config(share_image_encoder=True))
+    shared = DiffusionPolicy(_two_camera_config(share_encoder=True))
     assert shared.obs_encoder.image_encoders is None and shared.obs_encoder.image_encoder is not None
     single = DiffusionPolicy(
         tiny_config(
             input_features={"observation.image": {"kind": "image", "shape": [3, 24, 24]}},
-            crop_shape=None,
-            vision_width=8,
+            vision={"crop_shape": None, "width": 8},
         )
     )
     assert any(k.startswith("obs_encoder.image_encoder.backbone.") for k in single.state_dict())
 
 
 def test_vision_settings_are_checked_by_name():
-    with pytest.raises(ValueError, match=r"vision_backbone='resnet50': expected one of \['resnet10', 'resnet18'\]"):
-        _two_camera_config(vision_backbone="resnet50")
-    with pytest.raises(ValueError, match=r"vision_width=56: the stage widths \[56, 112, 224, 448\]"):
-        _two_camera_config(vision_width=56)
-    tiny_config(vision_width=56)  # a state-only policy builds no image encoder: nothing to check
+    with pytest.raises(ValueError, match=r"vision.backbone='resnet50': expected one of \['resnet10', 'resnet18'\]"):
+        _two_camera_config(backbone="resnet50")
+    with pytest.raises(ValueError, match=r"vision.width=56: the stage widths \[56, 112, 224, 448\]"):
+        _two_camera_config(width=56)
+    tiny_config(vision={"width": 56})  # a state-only policy builds no image encoder: nothing to check

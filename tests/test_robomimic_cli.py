@@ -14,7 +14,12 @@ from diffpilot.errors import ConfigError
 
 from .test_cli import diffpilot
 
-TINY = ["policy.down_dims=[16,32]", "policy.time_embed_dim=16", "policy.n_groups=4", "policy.num_inference_steps=2"]
+TINY = [
+    "policy.network.down_dims=[16,32]",
+    "policy.network.time_embed_dim=16",
+    "policy.network.n_groups=4",
+    "policy.sampler.num_inference_steps=2",
+]
 
 
 @pytest.mark.slow  # ~100 s of subprocess start-ups; test_robomimic_hdf5 covers data → train → rollouts in-process

@@ -199,7 +199,12 @@ def test_trainer_trains_on_the_file_and_the_policy_drives_the_env(lift_file, tmp
     from diffpilot.envs.evaluate import evaluate
     from diffpilot.envs.registry import env_factory
 
-    tiny = ["policy.down_dims=[16,32]", "policy.time_embed_dim=16", "policy.n_groups=4", "policy.num_inference_steps=2"]
+    tiny = [
+        "policy.network.down_dims=[16,32]",
+        "policy.network.time_embed_dim=16",
+        "policy.network.n_groups=4",
+        "policy.sampler.num_inference_steps=2",
+    ]
     with initialize_config_module("diffpilot.configs", version_base="1.3"):
         cfg = compose(
             "train",
@@ -244,8 +249,8 @@ def test_robomimic_bench_gives_the_same_rows_with_worker_processes(lift_file, tm
     train = [
         sys.executable, "-m", "diffpilot.cli", "train", "task=lift", f"dataset.root={lift_file}",
         "dataset.format=robomimic_hdf5", f"output_dir={run}", "train.steps=2", "train.batch_size=4",
-        "train.warmup_steps=1", "train.save_every=1", "task.max_episode_steps=5", "policy.down_dims=[16,32]",
-        "policy.time_embed_dim=16", "policy.n_groups=4", "policy.num_inference_steps=2",
+        "train.warmup_steps=1", "train.save_every=1", "task.max_episode_steps=5", "policy.network.down_dims=[16,32]",
+        "policy.network.time_embed_dim=16", "policy.network.n_groups=4", "policy.sampler.num_inference_steps=2",
     ]  # fmt: skip
     subprocess.run(train, check=True, capture_output=True, timeout=300)
     bench = Path(__file__).resolve().parents[1] / "bench" / "robomimic.py"

@@ -78,7 +78,8 @@ def test_training_step_of_the_image_experiment_and_a_rollout(image_file, tmp_pat
             "train",
             [
                 "experiment=lift_image_cpu", f"dataset.root={path}", f"output_dir={tmp_path}", "train.steps=1",
-                "train.batch_size=4", "train.warmup_steps=1", "train.save_every=0", "policy.num_inference_steps=2",
+                "train.batch_size=4", "train.warmup_steps=1", "train.save_every=0",
+                "policy.sampler.num_inference_steps=2",
             ],
         )  # fmt: skip
     result = run_training(cfg)
@@ -86,8 +87,8 @@ def test_training_step_of_the_image_experiment_and_a_rollout(image_file, tmp_pat
     policy = load_policy(f"{result['checkpoint']}/pretrained_model")
     pc = policy.config
     assert pc.image_keys == IMAGES and pc.state_keys == ["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"]
-    assert pc.input_features["agentview_image"].shape == (3, 84, 84) and pc.crop_shape == (76, 76)
-    assert len(policy.obs_encoder.image_encoders) == 2 and pc.vision_width == 16
+    assert pc.input_features["agentview_image"].shape == (3, 84, 84) and pc.vision.crop_shape == (76, 76)
+    assert len(policy.obs_encoder.image_encoders) == 2 and pc.vision.width == 16
 
     task = OmegaConf.to_container(cfg.task, resolve=True)
     data, _ = load_episodes(path, "robomimic_hdf5", [*task["obs_keys"], "action"])

@@ -6,18 +6,21 @@ from __future__ import annotations
 import pytest
 import torch
 
-from diffpilot.policies.diffusion_policy import build_sampler
 from diffpilot.policies.samplers import (
+    SAMPLERS,
     DDIMSampler,
     DDPMSampler,
     DiffusionSchedule,
-    FlowSampler,
+    FlowEulerSampler,
+    FlowHeunSampler,
     FlowSchedule,
     HeunSampler,
+    SamplerConfig,
     convert_prediction,
+    make_sampler,
+    sampler_names,
 )
 from diffpilot.policies.samplers.diffusion import quadratic_levels
-from diffpilot.policies.samplers.factory import make_sampler, network_evaluations
 from diffpilot.policies.samplers.parameterization import to_sample_and_noise
 
 from .conftest import tiny_config
@@ -65,7 +68,7 @@ def test_ddim_eta0_is_a_deterministic_noise_to_sample_map():
     # A denoiser that is not exact, so the output depends on the noise.
     den = PointDenoiser(schedule, torch.zeros(1, 16, 2))
     den.predict = lambda x_t, t, cond, kind: 0.5 * x_t
-    sampler = DDIMSampler(schedule, 10, eta=0.0, clip_sample=None)
+    sampler = DDIMSampler(schedule, num_inference_steps=10, eta=0.0, clip_sample=None)
     noise = torch.randn(2, 16, 2)
     a, b = sampler.sample(den, noise, None), sampler.sample(den, noise.clone(), None)
     c = sampler.sample(den, torch.randn(2, 16, 2), None)
@@ -84,17 +87,18 @@ def test_warm_start_from_an_intermediate_level(target):
     assert sampler.default_timesteps(10) == [90, 80, 70, 60, 50, 40, 30, 20, 10, 0]
 
 
-@pytest.mark.parametrize("method,calls", [("euler", 4), ("midpoint", 8)])
+@pytest.mark.parametrize("name,calls", [("flow_euler", 4), ("flow_midpoint", 8)])
 @pytest.mark.parametrize("native", ["velocity", "sample"])
-def test_flow_integrates_to_the_data_point(target, method, calls, native):
+def test_flow_integrates_to_the_data_point(target, name, calls, native):
     schedule = FlowSchedule()
     den = PointDenoiser(schedule, target, native)
-    out = FlowSampler(schedule, 4, method).sample(den, torch.randn_like(target), None)
-    assert den.calls == calls and torch.allclose(out, target, atol=1e-4)
+    sampler = make_sampler(SamplerConfig(name, 4), schedule)
+    out = sampler.sample(den, torch.randn_like(target), None)
+    assert den.calls == calls == sampler.nfe(sampler.default_timesteps()) and torch.allclose(out, target, atol=1e-4)
 
 
 def test_flow_warm_start(target):
-    sampler = FlowSampler(FlowSchedule(), 10)
+    sampler = FlowEulerSampler(FlowSchedule(), num_inference_steps=10)
     den = PointDenoiser(sampler.schedule, target)
     times = sampler.default_timesteps(2, start=0.8)
     assert times == pytest.approx([0.8, 0.9])
@@ -123,7 +127,7 @@ def test_bad_step_lists_are_rejected():
     with pytest.raises(ValueError, match="0 … 99"):
         DDIMSampler(schedule).sample(den, torch.randn(1, 4, 2), None, timesteps=[100, 0])
     with pytest.raises(ValueError, match="strictly increasing"):
-        FlowSampler().sample(den, torch.randn(1, 4, 2), None, timesteps=[0.5, 0.2])
+        FlowEulerSampler(FlowSchedule()).sample(den, torch.randn(1, 4, 2), None, timesteps=[0.5, 0.2])
 
 
 def test_integral_float_levels_are_accepted_and_fractions_refused(target):
@@ -159,12 +163,12 @@ class GaussianDenoiser(PointDenoiser):
 def test_heun_lands_on_the_data_point_with_2n_minus_2_evaluations(target, native):
     schedule = DiffusionSchedule(100)
     den = PointDenoiser(schedule, target, native)
-    sampler = HeunSampler(schedule, 4)
+    sampler = HeunSampler(schedule, num_inference_steps=4)
     levels = sampler.default_timesteps()
     assert levels[0] == 98 and levels[-1] == 0 and len(levels) == 4  # σ̃(98) ≈ 64 ≤ 80 < σ̃(99) ≈ 2029
     out = sampler.sample(den, torch.randn_like(target), None)
-    assert den.calls == 6 == network_evaluations(sampler, levels)  # no corrector into level 0
-    assert network_evaluations(sampler, [98, 60, 20]) == 5
+    assert den.calls == 6 == sampler.nfe(levels)  # no corrector into level 0
+    assert sampler.nfe([98, 60, 20]) == 5
     assert torch.allclose(out, target, atol=1e-4)
 
 
@@ -177,8 +181,8 @@ def test_heun_follows_the_ode_more_closely_than_ddim_at_equal_evaluations():
     start = 60
     ab = float(schedule.alphas_cumprod[start])
     exact = den.exact(x_init, ab**0.5, (1 - ab) ** 0.5)
-    heun = HeunSampler(schedule, 8, clip_sample=None)
-    ddim = DDIMSampler(schedule, 15, clip_sample=None)
+    heun = HeunSampler(schedule, num_inference_steps=8, clip_sample=None)
+    ddim = DDIMSampler(schedule, num_inference_steps=15, clip_sample=None)
     err_heun = (heun.sample(den, x_init, None, heun.default_timesteps(8, start=start)) - exact).abs().max()
     err_ddim = (ddim.sample(den, x_init, None, ddim.default_timesteps(15, start=start)) - exact).abs().max()
     assert err_heun < 0.5 * err_ddim, (err_heun, err_ddim)
@@ -191,8 +195,9 @@ def test_flow_heun_beats_euler_on_gaussian_data():
     t0 = 0.2
     exact = den.exact(x_init, t0, 1 - t0)
     # 15 evaluations each; Heun's last step (ending at t = 1) is Euler, so it needs a few steps to show its order
-    heun, euler = FlowSampler(schedule, 8, "heun"), FlowSampler(schedule, 15, "euler")
-    assert network_evaluations(heun, heun.default_timesteps()) == 15
+    heun = FlowHeunSampler(schedule, num_inference_steps=8)
+    euler = FlowEulerSampler(schedule, num_inference_steps=15)
+    assert heun.nfe(heun.default_timesteps()) == 15
     err_heun = (heun.sample(den, x_init, None, heun.default_timesteps(start=t0)) - exact).abs().max()
     err_euler = (euler.sample(den, x_init, None, euler.default_timesteps(start=t0)) - exact).abs().max()
     assert err_heun < 0.5 * err_euler, (err_heun, err_euler)
@@ -206,49 +211,88 @@ def test_flow_heun_lands_on_a_data_point_without_asking_the_field_at_t_1(target)
     asked = []
     predict = den.predict
     den.predict = lambda x_t, t, cond, kind: asked.append(float(t[0])) or predict(x_t, t, cond, kind)
-    sampler = FlowSampler(schedule, 4, "heun")
+    sampler = FlowHeunSampler(schedule, num_inference_steps=4)
     out = sampler.sample(den, torch.randn_like(target), None)
-    assert max(asked) < 1.0 and len(asked) == 7 == network_evaluations(sampler, sampler.default_timesteps())
+    assert max(asked) < 1.0 and len(asked) == 7 == sampler.nfe(sampler.default_timesteps())
     assert torch.allclose(out, target, atol=1e-4)
 
 
 def test_flow_time_power_shortens_the_steps_near_the_data_end(target):
-    uniform, late = FlowSampler(num_inference_steps=4), FlowSampler(num_inference_steps=4, time_power=2.0)
+    flow = FlowSchedule()
+    uniform = FlowEulerSampler(flow, num_inference_steps=4)
+    late = FlowEulerSampler(flow, num_inference_steps=4, flow_time_power=2.0)
     assert uniform.default_timesteps() == [0.0, 0.25, 0.5, 0.75]
     assert late.default_timesteps() == [0.0, 0.4375, 0.75, 0.9375]  # 1 − (1 − i/4)²
     assert late.default_timesteps(2, start=0.5) == [0.5, 0.875]  # a warm start keeps the shape on [t0, 1]
     den = PointDenoiser(FlowSchedule(), target, "velocity")
     assert torch.allclose(late.sample(den, torch.randn_like(target), None), target, atol=1e-4)
-    assert make_sampler("flow_euler", FlowSchedule(), 10, time_power=3.0).time_power == 3.0
-    with pytest.raises(ValueError, match=r"time_power=0\.0: expected > 0"):
-        FlowSampler(time_power=0.0)
-    with pytest.raises(ValueError, match=r"flow_time_power=-1\.0: expected > 0"):
-        tiny_config(flow_time_power=-1.0)
+    assert make_sampler(SamplerConfig("flow_euler", 10, flow_time_power=3.0), flow).config.flow_time_power == 3.0
+    with pytest.raises(ValueError, match=r"sampler.flow_time_power=0\.0: expected > 0"):
+        FlowEulerSampler(flow, flow_time_power=0.0)
+    with pytest.raises(ValueError, match=r"sampler.flow_time_power=-1\.0: expected > 0"):
+        tiny_config(sampler=SamplerConfig("ddim", flow_time_power=-1.0))
 
 
 def test_a_policy_config_picks_the_spaced_samplers():
-    ddim = build_sampler(tiny_config(num_inference_steps=10, timestep_spacing="quadratic"), DiffusionSchedule(100))
+    ddim = make_sampler(tiny_config(sampler=SamplerConfig("ddim", 10, timestep_spacing="quadratic")).sampler,
+                        DiffusionSchedule(100))  # fmt: skip
     assert ddim.default_timesteps() == [90, 71, 54, 40, 28, 18, 10, 4, 1, 0]
-    flow_cfg = tiny_config(objective="flow", prediction_type="velocity", sampler="flow_euler", clip_sample=None)
-    flow_cfg.flow_time_power, flow_cfg.num_inference_steps = 2.0, 2
-    assert build_sampler(flow_cfg, FlowSchedule()).default_timesteps() == [0.0, 0.75]
+    flow = SamplerConfig("flow_euler", 2, clip_sample=None, flow_time_power=2.0)
+    flow_cfg = tiny_config(objective="flow", prediction_type="velocity", sampler=flow)
+    assert make_sampler(flow_cfg.sampler, FlowSchedule()).default_timesteps() == [0.0, 0.75]
     with pytest.raises(ValueError, match="timestep_spacing='cubic'"):
-        tiny_config(timestep_spacing="cubic")
+        make_sampler(SamplerConfig("ddim", timestep_spacing="cubic"), DiffusionSchedule(100))
+    with pytest.raises(ValueError, match=r"sampler\.name='flow_euler': expected a diffusion sampler"):
+        tiny_config(sampler=SamplerConfig("flow_euler"))
 
 
 def test_samplers_by_name():
     diffusion, flow = DiffusionSchedule(100), FlowSchedule()
-    assert isinstance(make_sampler("heun", diffusion, 5), HeunSampler)
-    assert make_sampler("flow_heun", flow, 5).method == "heun"
-    with pytest.raises(ValueError, match="needs a flow schedule"):
-        make_sampler("flow_euler", diffusion, 5)
-    with pytest.raises(ValueError, match="sampler='dpm'"):
-        make_sampler("dpm", diffusion, 5)
+    assert isinstance(make_sampler(SamplerConfig("heun", 5), diffusion), HeunSampler)
+    assert make_sampler(SamplerConfig("flow_heun", 5), flow).method == "heun"
+    with pytest.raises(ValueError, match="expected a diffusion sampler"):
+        make_sampler(SamplerConfig("flow_euler", 5), diffusion)
+    with pytest.raises(ValueError, match=r"sampler\.name='dpm'"):
+        make_sampler(SamplerConfig("dpm", 5), diffusion)
+    assert set(sampler_names("diffusion")) >= {"ddpm", "ddim", "heun", "dpmpp_2m"}
+    assert set(sampler_names("flow")) == {"flow_euler", "flow_midpoint", "flow_heun"}
+    assert sampler_names("masked") == ("masked",)
+
+
+def test_every_registered_sampler_declares_its_seam():
+    """name, family, nfe, query_times and a public step: what GPC, RTI, DPPO and MoDE's cache rely on."""
+    for name, cls in SAMPLERS.items():
+        assert cls.name == name and cls.family in ("diffusion", "flow", "masked")
+        for method in ("default_timesteps", "add_noise", "step", "nfe", "query_times", "sample"):
+            assert callable(getattr(cls, method)), (name, method)
+
+
+@pytest.mark.parametrize(
+    "name,steps,nfe,times",
+    [
+        ("ddim", [90, 45, 0], 3, [90, 45, 0]),
+        ("dpmpp_2m", [90, 45, 0], 3, [90, 45, 0]),
+        ("heun", [90, 45, 0], 4, [90, 45, 0]),
+        ("flow_euler", [0.0, 0.5], 2, [0.0, 0.5]),
+        ("flow_midpoint", [0.0, 0.5], 4, [0.0, 0.5, 0.25, 0.75]),
+        ("flow_heun", [0.0, 0.5], 3, [0.0, 0.5, 1.0]),
+    ],
+)
+def test_network_evaluations_and_query_times(name, steps, nfe, times):
+    schedule = FlowSchedule() if name.startswith("flow") else DiffusionSchedule(100)
+    sampler = make_sampler(SamplerConfig(name, len(steps), clip_sample=None), schedule)
+    assert sampler.nfe(steps) == nfe and sampler.query_times(steps) == times
+    asked = []
+    den = PointDenoiser(schedule, torch.zeros(1, 16, 2), "velocity")
+    predict = den.predict
+    den.predict = lambda x_t, t, cond, kind, **kw: asked.append(float(t[0])) or predict(x_t, t, cond, kind)
+    sampler.sample(den, torch.randn(1, 16, 2), None, steps)
+    assert len(asked) == nfe and sorted(set(asked)) == sorted(set(times) - {1.0})
 
 
 def test_trailing_spacing_starts_at_the_noisiest_level(target):
     schedule = DiffusionSchedule(100)
-    sampler = DDIMSampler(schedule, 10, spacing="trailing")
+    sampler = DDIMSampler(schedule, num_inference_steps=10, timestep_spacing="trailing")
     assert sampler.default_timesteps() == [99, 88, 77, 66, 55, 44, 33, 22, 11, 0]
     assert sampler.default_timesteps(3, start=20) == [20, 10, 0]  # warm starts are unchanged
     den = PointDenoiser(schedule, target)
@@ -257,8 +301,8 @@ def test_trailing_spacing_starts_at_the_noisiest_level(target):
 
 def test_quadratic_spacing_shortens_the_steps_near_clean_data(target):
     schedule = DiffusionSchedule(100)
-    sampler = make_sampler("ddim", schedule, 10, spacing="quadratic")
-    assert isinstance(sampler, DDIMSampler) and sampler.spacing == "quadratic"
+    sampler = make_sampler(SamplerConfig("ddim", 10, timestep_spacing="quadratic"), schedule)
+    assert isinstance(sampler, DDIMSampler) and sampler.config.timestep_spacing == "quadratic"
     assert sampler.default_timesteps() == [90, 71, 54, 40, 28, 18, 10, 4, 1, 0]  # round(90·(1 − i/9)²)
     assert sampler.default_timesteps(3) == [67, 17, 0]
     assert sampler.default_timesteps(3, start=20) == [20, 10, 0]  # warm starts are unchanged
@@ -288,3 +332,62 @@ def test_ddim_asks_a_denoiser_for_its_native_kind():
     via_sample = sampler.sample(Native(schedule, mu=0.3, s=0.5), x, None)
     assert asked == ["sample"] * 5
     assert torch.allclose(via_sample, via_eps, atol=1e-4)
+
+
+@pytest.mark.parametrize("native", ["sample", "epsilon"])
+def test_dpm_solver_lands_on_the_data_point_with_one_evaluation_per_level(target, native):
+    schedule = DiffusionSchedule(100)
+    den = PointDenoiser(schedule, target, native)
+    sampler = make_sampler(SamplerConfig("dpmpp_2m", 5), schedule)
+    out = sampler.sample(den, torch.randn_like(target), None)
+    assert den.calls == 5 == sampler.nfe(sampler.default_timesteps())
+    assert torch.allclose(out, target, atol=1e-4)
+
+
+def test_dpm_solver_first_step_is_ddim_and_later_steps_use_the_previous_estimate():
+    """The first step has no history: exactly DDIM's update. The second extrapolates the last two x0 estimates."""
+    schedule = DiffusionSchedule(100)
+    den = GaussianDenoiser(schedule, mu=0.3, s=0.5)
+    x = torch.randn(4, 16, 2)
+    dpm = make_sampler(SamplerConfig("dpmpp_2m", 3, clip_sample=None), schedule)
+    ddim = make_sampler(SamplerConfig("ddim", 3, clip_sample=None), schedule)
+    first, carry = dpm.step(den, x, 90, 60, None)
+    torch.testing.assert_close(first, ddim.step(den, x, 90, 60, None)[0], atol=1e-5, rtol=1e-5)
+    second = dpm.step(den, first, 60, 30, None, carry=carry)[0]
+    assert not torch.allclose(second, ddim.step(den, first, 60, 30, None)[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("nfe", [5, 10])
+def test_dpm_solver_follows_the_ode_more_closely_than_ddim_at_equal_evaluations(nfe):
+    """Gaussian data (the ODE's end point in closed form), from the schedule's level 66 as DDIM-leading starts."""
+    schedule = DiffusionSchedule(100)
+    den = GaussianDenoiser(schedule, mu=0.0, s=0.1)
+    x_init = torch.randn(128, 16, 2, generator=torch.Generator().manual_seed(0))
+    ab = float(schedule.alphas_cumprod[66])
+    exact = den.exact(x_init, ab**0.5, (1 - ab) ** 0.5)
+    errors = {}
+    for name in ("ddim", "dpmpp_2m"):
+        sampler = make_sampler(SamplerConfig(name, nfe, clip_sample=None), schedule)
+        steps = sampler.default_timesteps(nfe, start=66)
+        assert sampler.nfe(steps) == nfe
+        errors[name] = float((sampler.sample(den, x_init, None, steps) - exact).pow(2).mean().sqrt())
+    assert errors["dpmpp_2m"] < 0.6 * errors["ddim"], errors
+
+
+def test_heun_levels_are_karras_sigmas_on_the_schedules_own_levels():
+    """EDM's ρ = 7 levels in σ̃ = σ/α map onto the DDPM schedule's integer levels: the top is the noisiest level with
+    σ̃ ≤ 80, each next level the one nearest Karras' target, and 30 of them integrate the exact ODE of Gaussian data
+    from that top level to its closed-form end point (so a few-level failure is the steps, not the mapping)."""
+    schedule = DiffusionSchedule(100)
+    heun = HeunSampler(schedule, clip_sample=None)
+    sigma = heun.sigmas()
+    levels = heun.default_timesteps(3)
+    assert levels == [98, 82, 0] and 60 < float(sigma[98]) < 80
+    middle = ((float(sigma[98]) ** (1 / 7) + float(sigma[0]) ** (1 / 7)) / 2) ** 7  # Karras' middle σ̃ ≈ 4.4
+    assert int((sigma - middle).abs().argmin()) == 82
+    den = GaussianDenoiser(schedule, mu=0.3, s=0.5)
+    x_init = torch.randn(256, 16, 2, generator=torch.Generator().manual_seed(0))
+    ab = float(schedule.alphas_cumprod[98])
+    exact = den.exact(x_init, ab**0.5, (1 - ab) ** 0.5)
+    out = heun.sample(den, x_init, None, heun.default_timesteps(30))
+    assert float((out - exact).pow(2).mean().sqrt()) < 0.01

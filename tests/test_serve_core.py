@@ -22,7 +22,9 @@ from diffpilot.serve.server import ControlLoop, PolicyServer
 from tests.conftest import tiny_config
 from tests.serve_support import ROBOT_FEATURES
 
-POLICY = DiffusionPolicyConfig(input_features=ROBOT_FEATURES, action_dim=2, crop_shape=None)
+POLICY = DiffusionPolicyConfig.from_dict(
+    {"input_features": ROBOT_FEATURES, "action_dim": 2, "vision": {"crop_shape": None}}
+)
 
 
 def mapping_dict(**top) -> dict:

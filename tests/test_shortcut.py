@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from diffpilot.policies.diffusion_policy import DiffusionPolicy
-from diffpilot.policies.samplers import FlowSampler
+from diffpilot.policies.samplers import FlowEulerSampler, FlowMidpointSampler, FlowSchedule, SamplerConfig
 from diffpilot.policies.shortcut import ShortcutDenoiser, StepSizeCode, shortcut_batch, step_list_jumps
 
 from .conftest import tiny_config
@@ -15,11 +15,14 @@ from .conftest import tiny_config
 SHORTCUT = dict(
     objective="flow",
     prediction_type="velocity",
-    sampler="flow_euler",
-    clip_sample=None,
-    flow_shortcut_steps=8,
-    num_inference_steps=2,
+    sampler={"name": "flow_euler", "clip_sample": None, "num_inference_steps": 2},
+    shortcut={"steps": 8},
 )
+
+
+def shortcut_config(**fields):
+    """The tiny shortcut policy's config with these ShortcutConfig fields."""
+    return tiny_config(**{**SHORTCUT, "shortcut": {"steps": 8, **fields}})
 
 
 def test_step_sizes_map_to_the_trained_codes():
@@ -31,14 +34,14 @@ def test_step_sizes_map_to_the_trained_codes():
 
 
 def test_shortcut_steps_must_be_a_power_of_two():
-    with pytest.raises(ValueError, match="flow_shortcut_steps=96: expected 0 \\(off\\) or a power of two"):
-        tiny_config(**{**SHORTCUT, "flow_shortcut_steps": 96})
+    with pytest.raises(ValueError, match=r"shortcut\.steps=96: expected 0 \(off\) or a power of two"):
+        shortcut_config(steps=96)
     with pytest.raises(ValueError, match="a shortcut model is a flow model predicting velocity"):
-        tiny_config(flow_shortcut_steps=8)  # a diffusion policy
-    with pytest.raises(ValueError, match=r"flow_shortcut_fraction=1\.0"):
-        tiny_config(**{**SHORTCUT, "flow_shortcut_fraction": 1.0})
-    with pytest.raises(ValueError, match=r"flow_shortcut_target_steps=3: expected a power of two"):
-        tiny_config(**{**SHORTCUT, "flow_shortcut_target_steps": 3})
+        tiny_config(shortcut={"steps": 8})  # a diffusion policy
+    with pytest.raises(ValueError, match=r"shortcut.fraction=1\.0"):
+        shortcut_config(fraction=1.0)
+    with pytest.raises(ValueError, match=r"shortcut.target_steps=3: expected a power of two"):
+        shortcut_config(target_steps=3)
 
 
 class _LinearNet(torch.nn.Module):
@@ -49,7 +52,6 @@ class _LinearNet(torch.nn.Module):
 
 
 def test_self_consistency_rows_average_two_half_steps():
-    from diffpilot.policies.samplers import FlowSchedule
 
     code = StepSizeCode(8)
     den = ShortcutDenoiser(_LinearNet(), FlowSchedule(), "velocity", code)
@@ -73,7 +75,6 @@ def test_self_consistency_rows_average_two_half_steps():
 
 def test_self_consistency_target_from_k_small_steps():
     """target_steps=4: a jump of 2d is trained towards four steps of 2d/4 (their mean velocity)."""
-    from diffpilot.policies.samplers import FlowSchedule
 
     code = StepSizeCode(16)
     den = ShortcutDenoiser(_LinearNet(), FlowSchedule(), "velocity", code)
@@ -95,7 +96,6 @@ def test_self_consistency_target_from_k_small_steps():
 def test_self_consistency_rows_on_a_restricted_grid_target_the_flow_field():
     """sizes/times: every self-consistency row is a jump of 1/8 from t ∈ {0.625, 0.75, 0.875} (RTI's grid), and with
     K = 2d·M steps its target is the flow field's own path (d = 0 at every small step)."""
-    from diffpilot.policies.samplers import FlowSchedule
 
     code = StepSizeCode(16)
     den = ShortcutDenoiser(_LinearNet(), FlowSchedule(), "velocity", code)
@@ -115,20 +115,19 @@ def test_self_consistency_rows_on_a_restricted_grid_target_the_flow_field():
 
 
 def test_restricted_grid_must_fit_the_trained_sizes():
-    with pytest.raises(ValueError, match=r"flow_shortcut_sizes entry 0\.1: expected one of the trained jumps"):
-        tiny_config(**{**SHORTCUT, "flow_shortcut_sizes": [0.1]})
-    with pytest.raises(ValueError, match=r"flow_shortcut_times entry 0\.9: expected a start in \[0, 0\.75\]"):
-        tiny_config(**{**SHORTCUT, "flow_shortcut_sizes": [0.25], "flow_shortcut_times": [0.5, 0.9]})
-    with pytest.raises(ValueError, match=r"flow_shortcut_times=\[0\.5\] without flow_shortcut_sizes"):
-        tiny_config(**{**SHORTCUT, "flow_shortcut_times": [0.5]})
-    cfg = tiny_config(**{**SHORTCUT, "flow_shortcut_sizes": [0.25], "flow_shortcut_times": [0.5, 0.75]})
-    assert cfg.flow_shortcut_sizes == (0.25,) and cfg.flow_shortcut_times == (0.5, 0.75)
+    with pytest.raises(ValueError, match=r"shortcut.sizes entry 0\.1: expected one of the trained jumps"):
+        shortcut_config(sizes=[0.1])
+    with pytest.raises(ValueError, match=r"shortcut.times entry 0\.9: expected a start in \[0, 0\.75\]"):
+        shortcut_config(sizes=[0.25], times=[0.5, 0.9])
+    with pytest.raises(ValueError, match=r"shortcut.times=\[0\.5\] without shortcut.sizes"):
+        shortcut_config(times=[0.5])
+    cfg = shortcut_config(sizes=[0.25], times=[0.5, 0.75])
+    assert cfg.shortcut.sizes == (0.25,) and cfg.shortcut.times == (0.5, 0.75)
     assert type(cfg).from_dict(cfg.to_dict()) == cfg  # survives config.json
 
 
 def test_step_list_rows_train_exactly_the_jumps_of_an_uneven_step_list():
-    """flow_shortcut_step_list [0.125, 0.625, 0.875]: rows (t, 2d) are (0.125, 1/2), (0.625, 1/4), (0.875, 1/8) only."""
-    from diffpilot.policies.samplers import FlowSchedule
+    """shortcut.step_list [0.125, 0.625, 0.875]: rows (t, 2d) are (0.125, 1/2), (0.625, 1/4), (0.875, 1/8) only."""
 
     jumps = step_list_jumps(16, (0.125, 0.625, 0.875))
     assert jumps == ((0.125, 0.5), (0.625, 0.25), (0.875, 0.125))
@@ -142,13 +141,13 @@ def test_step_list_rows_train_exactly_the_jumps_of_an_uneven_step_list():
 
 def test_step_list_must_be_increasing_trained_jumps_and_exclusive_with_the_grid():
     with pytest.raises(ValueError, match=r"the step from t=0\.5 is 0\.375; expected every step to be a trained jump"):
-        tiny_config(**{**SHORTCUT, "flow_shortcut_step_list": [0.25, 0.5, 0.875]})
-    with pytest.raises(ValueError, match=r"flow_shortcut_step_list=\[0\.5, 0\.5\]: expected strictly increasing"):
-        tiny_config(**{**SHORTCUT, "flow_shortcut_step_list": [0.5, 0.5]})
+        shortcut_config(step_list=[0.25, 0.5, 0.875])
+    with pytest.raises(ValueError, match=r"shortcut.step_list=\[0\.5, 0\.5\]: expected strictly increasing"):
+        shortcut_config(step_list=[0.5, 0.5])
     with pytest.raises(ValueError, match=r"expected one way of choosing the trained jumps"):
-        tiny_config(**{**SHORTCUT, "flow_shortcut_step_list": [0.5, 0.75], "flow_shortcut_sizes": [0.25]})
-    cfg = tiny_config(**{**SHORTCUT, "flow_shortcut_step_list": [0.5, 0.75]})
-    assert cfg.flow_shortcut_step_list == (0.5, 0.75)
+        shortcut_config(step_list=[0.5, 0.75], sizes=[0.25])
+    cfg = shortcut_config(step_list=[0.5, 0.75])
+    assert cfg.shortcut.step_list == (0.5, 0.75)
     assert type(cfg).from_dict(cfg.to_dict()) == cfg  # survives config.json
 
 
@@ -171,15 +170,17 @@ class _PlainDenoiser:
 def test_flow_sampler_tells_a_step_aware_denoiser_its_euler_step():
     x = torch.randn(2, 4, 2)
     rec = _StepRecorder()
-    FlowSampler(num_inference_steps=4).sample(rec, x, None)
+    FlowEulerSampler(FlowSchedule(), num_inference_steps=4).sample(rec, x, None)
     assert rec.steps == [0.25] * 4
     rec = _StepRecorder()
-    FlowSampler().sample(rec, x, None, timesteps=[0.625, 0.75, 0.875])  # a warm start: 3 steps of 1/8
+    FlowEulerSampler(FlowSchedule()).sample(
+        rec, x, None, timesteps=[0.625, 0.75, 0.875]
+    )  # a warm start: 3 steps of 1/8
     assert rec.steps == [0.125] * 3
     rec = _StepRecorder()
-    FlowSampler(num_inference_steps=2, method="midpoint").sample(rec, x, None)
+    FlowMidpointSampler(FlowSchedule(), num_inference_steps=2).sample(rec, x, None)
     assert rec.steps == [0.0] * 4  # midpoint combines instantaneous velocities
-    FlowSampler(num_inference_steps=3).sample(_PlainDenoiser(), x, None)
+    FlowEulerSampler(FlowSchedule(), num_inference_steps=3).sample(_PlainDenoiser(), x, None)
 
 
 def test_shortcut_policy_trains_round_trips_and_samples_with_any_step_count(tmp_path):
@@ -200,12 +201,15 @@ def test_shortcut_policy_trains_round_trips_and_samples_with_any_step_count(tmp_
     loaded.denoiser.code.index = lambda d: asked.append(d[0].item()) or original(d)
     for steps, code in ((1, 3), (2, 2), (8, 0)):
         asked.clear()
-        loaded.set_sampler(num_inference_steps=steps)
-        out = loaded.predict_chunk(window, noise=noise)
+        view = loaded.with_sampler(loaded.config.sampler.replace(num_inference_steps=steps))
+        out = view.predict_chunk(window, noise=noise)
         assert out.shape == (8, 16, 2) and torch.isfinite(out).all()
         assert [original(torch.tensor([a])).item() for a in asked] == [code] * steps
-    policy.eval().set_sampler(num_inference_steps=8)
-    torch.testing.assert_close(policy.predict_chunk(window, noise=noise), loaded.predict_chunk(window, noise=noise))
+    eight = SamplerConfig("flow_euler", 8, clip_sample=None)
+    torch.testing.assert_close(
+        policy.eval().with_sampler(eight).predict_chunk(window, noise=noise),
+        loaded.with_sampler(eight).predict_chunk(window, noise=noise),
+    )
 
 
 def test_chunk_error_bench_is_zero_on_the_fine_path_and_positive_for_few_steps(tmp_path, lerobot_dataset):
@@ -250,8 +254,8 @@ def test_warm_shift_rows_start_from_what_rti_would_renoise():
     assert d[rows].eq(0.125).all() and t[rows].eq(0.625).all()
     torch.testing.assert_close(x_t[rows], 0.625 * shifted[rows] + 0.375 * noise[rows])
     torch.testing.assert_close(x_t[:3], t[:3, None, None] * chunk[:3] + (1 - t[:3, None, None]) * noise[:3])
-    with pytest.raises(ValueError, match=r"flow_shortcut_warm_shift=15: expected 0 \(off\) … horizon − 2 = 14"):
-        tiny_config(**{**SHORTCUT, "flow_shortcut_warm_shift": 15})
+    with pytest.raises(ValueError, match=r"shortcut.warm_shift=15: expected 0 \(off\) … horizon − 2 = 14"):
+        shortcut_config(warm_shift=15)
 
 
 def test_rti_fine_tune_experiment_trains_from_the_shortcut_experiment(tmp_path, lerobot_dataset):
@@ -269,13 +273,13 @@ def test_rti_fine_tune_experiment_trains_from_the_shortcut_experiment(tmp_path, 
         rti_cfg = compose(
             "train",
             ["experiment=pusht_shortcut_rti_cpu", f"init_from={base['checkpoint']}/pretrained_model",
-             "policy.flow_shortcut_warm_shift=4", f"output_dir={tmp_path / 'rti'}", *common],
+             "policy.shortcut.warm_shift=4", f"output_dir={tmp_path / 'rti'}", *common],
         )  # fmt: skip
     result = run_training(rti_cfg)
     policy = DiffusionPolicy.from_pretrained(f"{result['checkpoint']}/pretrained_model").eval()
     c = policy.config
-    assert (c.flow_shortcut_sizes, c.flow_shortcut_times) == ((0.125,), (0.625, 0.75, 0.875))
-    assert (c.flow_shortcut_target_steps, c.flow_shortcut_warm_shift) == (16, 4)
+    assert (c.shortcut.sizes, c.shortcut.times) == ((0.125,), (0.625, 0.75, 0.875))
+    assert (c.shortcut.target_steps, c.shortcut.warm_shift) == (16, 4)
     window = {k: torch.randn(2, c.n_obs_steps, *v.shape) for k, v in c.input_features.items()}
     chunk = policy.predict_chunk(window, noise=torch.randn(2, c.horizon, c.action_dim), timesteps=[0.625, 0.75, 0.875])
     assert chunk.shape == (2, c.horizon, c.action_dim) and torch.isfinite(chunk).all()

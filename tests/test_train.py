@@ -106,9 +106,9 @@ def test_training_runs_unchanged_under_torchrun_with_two_processes(tmp_path, ler
         "train.steps=4",
         "train.batch_size=4",
         "train.warmup_steps=1",
-        "policy.down_dims=[16,32]",
-        "policy.time_embed_dim=16",
-        "policy.n_groups=4",
+        "policy.network.down_dims=[16,32]",
+        "policy.network.time_embed_dim=16",
+        "policy.network.n_groups=4",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
@@ -151,15 +151,16 @@ def test_init_from_starts_a_new_run_from_saved_weights(tmp_path, lerobot_dataset
     from diffpilot.errors import ConfigError
 
     base = [
-        f"dataset.root={lerobot_dataset}", "train.batch_size=4", "train.warmup_steps=1", "policy.down_dims=[16,32]",
-        "policy.time_embed_dim=16", "policy.n_groups=4", "train.num_threads=1",
+        f"dataset.root={lerobot_dataset}", "train.batch_size=4", "train.warmup_steps=1",
+        "policy.network.down_dims=[16,32]", "policy.network.time_embed_dim=16", "policy.network.n_groups=4",
+        "train.num_threads=1",
     ]  # fmt: skip
     saved = tmp_path / "a" / "checkpoints" / "last" / "pretrained_model"
     with initialize_config_module("diffpilot.configs", version_base="1.3"):
         first = compose("train", overrides=[*base, "train.steps=2", f"output_dir={tmp_path / 'a'}"])
         tuned = [*base, "train.steps=1", "train.lr=0", f"output_dir={tmp_path / 'b'}", f"init_from={saved}"]
         second = compose("train", overrides=tuned)
-        other_shape = compose("train", overrides=[*tuned, "policy.down_dims=[16,64]"])
+        other_shape = compose("train", overrides=[*tuned, "policy.network.down_dims=[16,64]"])
         both = compose("train", overrides=[*tuned, f"resume={saved.parent}"])
     run_training(first)
     run_training(second)  # lr 0: the one step leaves the loaded weights as they are

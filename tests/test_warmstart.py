@@ -33,7 +33,7 @@ def _counting(policy: DiffusionPolicy) -> list[int]:
 
 def test_rti_runs_the_short_step_list_between_chunks():
     torch.manual_seed(0)
-    policy = DiffusionPolicy(tiny_config(sampler="ddpm", num_inference_steps=100)).eval()
+    policy = DiffusionPolicy(tiny_config(sampler={"name": "ddpm", "num_inference_steps": 100})).eval()
     calls = _counting(policy)
     policy.chunk_planner = RTIWarmStart(policy, start=2, num_steps=3)
     assert policy.chunk_planner.timesteps == [2, 1, 0]
@@ -49,7 +49,7 @@ def test_rti_runs_the_short_step_list_between_chunks():
 
 
 def test_rti_falls_back_to_a_full_sample_when_the_observation_jumps():
-    policy = DiffusionPolicy(tiny_config(sampler="ddim", num_inference_steps=10)).eval()
+    policy = DiffusionPolicy(tiny_config(sampler={"name": "ddim", "num_inference_steps": 10})).eval()
     calls = _counting(policy)
     policy.chunk_planner = RTIWarmStart(policy, start=2, num_steps=3, jump_threshold=0.5)
     policy.reset()
@@ -61,7 +61,7 @@ def test_rti_falls_back_to_a_full_sample_when_the_observation_jumps():
 
 def test_rti_for_flow_policies_starts_at_a_flow_time():
     policy = DiffusionPolicy(
-        tiny_config(objective="flow", prediction_type="velocity", sampler="flow_euler", clip_sample=None)
+        tiny_config(objective="flow", prediction_type="velocity", sampler={"name": "flow_euler", "clip_sample": None})
     ).eval()
     planner = RTIWarmStart(policy, start=0.8, num_steps=2)
     assert planner.timesteps == [0.8, 0.9]
@@ -71,7 +71,7 @@ def test_rti_for_flow_policies_starts_at_a_flow_time():
 
 
 def test_rti_with_a_jump_threshold_survives_a_batch_size_change():
-    policy = DiffusionPolicy(tiny_config(sampler="ddim", num_inference_steps=4)).eval()
+    policy = DiffusionPolicy(tiny_config(sampler={"name": "ddim", "num_inference_steps": 4})).eval()
     planner = RTIWarmStart(policy, start=2, num_steps=3, jump_threshold=0.5)
     for batch in (2, 3):
         window = {k: torch.as_tensor(v[:1]).repeat(batch, 1)[:, None].repeat(1, 2, 1) for k, v in _obs(1.0).items()}
@@ -93,7 +93,7 @@ def test_shift_pads_by_holding_or_extrapolating():
 def test_explicit_step_list_replaces_the_even_steps_and_must_start_at_start():
     """timesteps=[0.125, 0.625, 0.875]: the warm chunk queries exactly those flow times (jumps 1/2, 1/4, 1/8)."""
     policy = DiffusionPolicy(
-        tiny_config(objective="flow", prediction_type="velocity", sampler="flow_euler", clip_sample=None)
+        tiny_config(objective="flow", prediction_type="velocity", sampler={"name": "flow_euler", "clip_sample": None})
     ).eval()
     planner = RTIWarmStart(policy, start=0.125, num_steps=3, timesteps=[0.125, 0.625, 0.875])
     assert planner.timesteps == [0.125, 0.625, 0.875] and planner.start == 0.125

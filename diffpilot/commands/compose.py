@@ -18,6 +18,7 @@ from diffpilot.policies.checkpoint import atomic_write_json
 from diffpilot.policies.compose import ComposedPolicy, CompositionConfig
 from diffpilot.policies.diffusion_policy import DiffusionPolicy
 from diffpilot.policies.registry import load_policy
+from diffpilot.policies.samplers import SamplerConfig
 from diffpilot.policies.train import pick_device
 from diffpilot.run import log_scalars
 
@@ -31,12 +32,6 @@ def simplex_grid(k: int, step: float) -> list[list[float]]:
         raise ConfigError(f"grid_step={step}: expected 1/n for a whole number n (e.g. 0.1, 0.25)")
     grid = [c for c in itertools.product(range(n + 1), repeat=k) if sum(c) == n]
     return [[round(c_i / n, 10) for c_i in c] for c in sorted(grid, key=lambda c: c[::-1])]
-
-
-def _short_name(path: str) -> str:
-    """runs/<name>/checkpoints/<step>/pretrained_model → <name>; otherwise the folder name."""
-    p = Path(path)
-    return p.parents[2].name if p.name == "pretrained_model" and len(p.parents) > 2 else p.name
 
 
 def load_parents(paths: list[str], device: str) -> list[DiffusionPolicy]:
@@ -66,18 +61,20 @@ def compose(cfg: DictConfig) -> dict:
     task = OmegaConf.to_container(cfg.task, resolve=True)
     make_env = env_factory(task)
     k = len(parents)
-    composed = ComposedPolicy(parents, CompositionConfig([1.0] + [0.0] * (k - 1), cfg.sampler, cfg.num_inference_steps))
-    if cfg.n_action_steps:
-        composed.config.n_action_steps = cfg.n_action_steps
-        composed.config.__post_init__()
+    try:
+        driver = SamplerConfig(**OmegaConf.to_container(cfg.sampler, resolve=True))
+        composed = ComposedPolicy(parents, CompositionConfig((1.0,) + (0.0,) * (k - 1), driver))
+        if cfg.n_action_steps:
+            composed = composed.with_n_action_steps(cfg.n_action_steps)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"compose: {err}") from None
     out = Path(cfg.output_dir)
     sweep = []
     if cfg.weights is None:
         candidates = simplex_grid(k, cfg.grid_step)
         print(f"searching {len(candidates)} weight vectors × {cfg.search_episodes} episodes (seeds {cfg.search_seed}+)")
         for i, w in enumerate(candidates):
-            composed.set_weights(w)
-            s = rollout(composed, make_env, cfg.search_episodes, cfg.search_seed, cfg.n_envs)
+            s = rollout(composed.with_weights(w), make_env, cfg.search_episodes, cfg.search_seed, cfg.n_envs)
             sweep.append(
                 {"weights": w, **{key: s[key] for key in ("success_rate", "success_ci95", "mean_max_coverage")}}
             )
@@ -86,22 +83,21 @@ def compose(cfg: DictConfig) -> dict:
         best = max(sweep, key=lambda r: (r["success_rate"], r["mean_max_coverage"]))["weights"]
     else:
         best = [float(w) for w in cfg.weights]
-    composed.set_weights(best)
+    composed = composed.with_weights(best)
     print(f"chosen weights {best}; final evaluation on {cfg.episodes} episodes (seeds {cfg.seed}+)")
     final = {"composition": {"weights": best, **rollout(composed, make_env, cfg.episodes, cfg.seed, cfg.n_envs)}}
     for i in range(k):
-        composed.set_weights([1.0 if j == i else 0.0 for j in range(k)])
+        alone = composed.with_weights([1.0 if j == i else 0.0 for j in range(k)])
         final[f"parent_{i}"] = {
             "path": str(cfg.parents[i]),
-            **rollout(composed, make_env, cfg.episodes, cfg.seed, cfg.n_envs),
+            **rollout(alone, make_env, cfg.episodes, cfg.seed, cfg.n_envs),
         }
-    composed.set_weights(best)
     composed.save_pretrained(out / "pretrained_model")
     best_parent = max(final[f"parent_{i}"]["success_rate"] for i in range(k))
     report = {
         "task": cfg.task.name,
-        "sampler": cfg.sampler,
-        "num_inference_steps": cfg.num_inference_steps,
+        "sampler": driver.name,
+        "num_inference_steps": driver.num_inference_steps,
         "n_action_steps": composed.config.n_action_steps,
         "parents": [{"name": n, "path": str(p)} for n, p in zip(names, cfg.parents)],
         "search": {"episodes": cfg.search_episodes, "seed": cfg.search_seed, "sweep": sweep},

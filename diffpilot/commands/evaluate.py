@@ -3,14 +3,15 @@ confidence interval and mean max coverage, writes eval_info.json and mp4 videos.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from diffpilot.envs.evaluate import evaluate
-from diffpilot.envs.registry import env_entry, env_factory
+from diffpilot.envs.evaluate import evaluate_task
+from diffpilot.errors import ConfigError
 from diffpilot.policies.checkpoint import atomic_write_json
 from diffpilot.policies.registry import load_policy as load_saved_policy
 from diffpilot.policies.train import pick_device
@@ -20,56 +21,46 @@ from diffpilot.run import TENSORBOARD_DIR, log_scalars
 from .common import set_threads
 
 
-def load_policy(
-    path: str | Path,
-    sampler: str | None = None,
-    num_inference_steps: int | None = None,
-    device: str = "auto",
-    n_action_steps: int | None = None,
-    timestep_spacing: str | None = None,
-):
-    """A saved policy of any type, optionally with another sampler / step count / executed chunk length."""
+def load_policy(path: str | Path, sampler: dict | None = None, n_action_steps: int | None = None, device: str = "auto"):
+    """A saved policy of any type; `sampler` (SamplerConfig fields, None values kept) and `n_action_steps` give a
+    view of it sampled or executed differently — the loaded config is never edited."""
     policy = load_saved_policy(path, map_location=str(pick_device(device)))
-    if sampler or num_inference_steps or timestep_spacing:
-        policy.set_sampler(sampler, num_inference_steps, timestep_spacing)
+    changes = {k: v for k, v in (sampler or {}).items() if v is not None}
+    if changes:
+        try:
+            policy = policy.with_sampler(policy.config.sampler.replace(**changes))
+        except ValueError as err:
+            raise ConfigError(f"sampler: {err}") from None
     if n_action_steps:
-        policy.config.n_action_steps = n_action_steps
-        policy.config.__post_init__()  # validated against horizon and n_obs_steps
+        policy = policy.with_n_action_steps(n_action_steps)
     return policy
 
 
-def run_evaluation(
-    policy_path,
-    task: dict,
-    episodes: int,
-    seed: int,
-    n_envs: int,
-    videos: int,
-    output_dir,
-    sampler: str | None = None,
-    num_inference_steps: int | None = None,
-    device: str = "auto",
-    tb_step: int = 0,
-    rti: dict | None = None,
-    n_action_steps: int | None = None,
-    timestep_spacing: str | None = None,
+@dataclass(frozen=True)
+class EvalSettings:
+    """How many rollouts, from which seed, in how many parallel envs, with how many videos."""
+
+    episodes: int = 50
+    seed: int = 100_000
+    n_envs: int = 10
+    videos: int = 0
+
+
+def evaluate_and_record(
+    policy, task: dict, settings: EvalSettings, output_dir, tb_step: int = 0, header: dict | None = None
 ) -> dict:
-    policy = load_policy(policy_path, sampler, num_inference_steps, device, n_action_steps, timestep_spacing)
-    torch.manual_seed(seed)  # the policy's sampling noise follows the evaluation seed: reruns give the same episodes
-    if rti and rti.get("enabled"):
-        policy.chunk_planner = RTIWarmStart.from_config(policy, rti)
+    """Roll `policy` out on the task (its benchmark's own protocol where the env has one), then write
+    eval_info.json, TensorBoard scalars and videos under `output_dir`; returns the record."""
+    torch.manual_seed(settings.seed)  # the policy's sampling noise follows the evaluation seed: reruns repeat
     output_dir = Path(output_dir)
     info = {
-        "policy": str(policy_path),
-        "sampler": policy.config.sampler,
-        "num_inference_steps": policy.config.num_inference_steps,
+        **(header or {}),
+        "sampler": policy.config.sampler.name,
+        "num_inference_steps": policy.config.sampler.num_inference_steps,
         "n_action_steps": policy.config.n_action_steps,
     }
-    entry = env_entry(task["env"])
-    if entry.protocol is not None:  # the benchmark's own protocol (LIBERO: every selected task, `episodes` each)
-        info |= entry.protocol(policy, task, episodes, seed, n_envs, output_dir / "videos", videos)
-    else:
-        info |= evaluate(policy, env_factory(task), episodes, seed, n_envs, output_dir / "videos", videos).to_dict()
+    s = settings
+    info |= evaluate_task(policy, task, s.episodes, s.seed, s.n_envs, output_dir / "videos", s.videos)
     if policy.chunk_planner is not None:
         planner = policy.chunk_planner
         info["rti"] = {
@@ -103,18 +94,10 @@ def write_eval_info(info: dict, output_dir: Path, tb_step: int = 0) -> None:
 def app(cfg: DictConfig) -> None:
     set_threads(cfg.num_threads)
     task = OmegaConf.to_container(cfg.task, resolve=True)
-    run_evaluation(
-        cfg.policy_path,
-        task,
-        cfg.episodes,
-        cfg.seed,
-        cfg.n_envs,
-        cfg.videos,
-        cfg.output_dir,
-        cfg.sampler,
-        cfg.num_inference_steps,
-        cfg.device,
-        rti=OmegaConf.to_container(cfg.rti, resolve=True),
-        n_action_steps=cfg.n_action_steps,
-        timestep_spacing=cfg.timestep_spacing,
-    )
+    sampler = OmegaConf.to_container(cfg.sampler, resolve=True)
+    policy = load_policy(cfg.policy_path, sampler, cfg.n_action_steps, cfg.device)
+    rti = OmegaConf.to_container(cfg.rti, resolve=True)
+    if rti.get("enabled"):
+        policy.chunk_planner = RTIWarmStart.from_config(policy, rti)
+    settings = EvalSettings(cfg.episodes, cfg.seed, cfg.n_envs, cfg.videos)
+    evaluate_and_record(policy, task, settings, cfg.output_dir, header={"policy": str(cfg.policy_path)})

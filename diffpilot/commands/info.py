@@ -19,8 +19,8 @@ from .common import set_threads
 def policy_from_config(policy_cfg: dict, task: dict):
     """A fresh DiffusionPolicy for `policy_cfg` whose inputs are the task's observation keys, shaped as the task's
     environment produces them (images (H, W, 3) → (3, H, W))."""
-    from diffpilot.policies.diffusion_config import DiffusionPolicyConfig, InputFeature
-    from diffpilot.policies.diffusion_policy import DiffusionPolicy
+    from diffpilot.policies.diffusion_config import InputFeature
+    from diffpilot.policies.registry import build_policy
 
     env = env_factory({**task, "max_episode_steps": None})()
     try:
@@ -35,12 +35,10 @@ def policy_from_config(policy_cfg: dict, task: dict):
         action_dim = int(env.action_space.shape[0])
     finally:
         env.close()
-    values = {**policy_cfg, "input_features": features, "action_dim": action_dim, "action_key": task["action_key"]}
     try:
-        config = DiffusionPolicyConfig.from_dict(values)
+        return build_policy(policy_cfg, features, action_dim, task["action_key"])
     except ValueError as e:
-        raise ConfigError(f"policy: {e}") from e
-    return DiffusionPolicy(config)
+        raise ConfigError(str(e)) from e
 
 
 def describe(cfg: DictConfig) -> dict:
@@ -60,7 +58,7 @@ def describe(cfg: DictConfig) -> dict:
         raise ConfigError(f"{source}: {type(policy).__name__} is not a single diffusion/flow policy")
     counts = count_policy(policy).to_dict()
     pc = policy.config
-    return {"source": source, "network": pc.network, "sampler": pc.sampler, **counts}
+    return {"source": source, "network": pc.network.type, "sampler": pc.sampler.name, **counts}
 
 
 def format_report(info: dict) -> str:

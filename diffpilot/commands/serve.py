@@ -58,8 +58,9 @@ def run_serve(cfg: dict) -> dict:
     if cfg["num_threads"]:
         torch.set_num_threads(int(cfg["num_threads"]))
     policy = load_policy(cfg["policy_path"], map_location=cfg["device"])
-    if cfg.get("sampler") or cfg.get("num_inference_steps"):
-        policy.set_sampler(cfg.get("sampler"), cfg.get("num_inference_steps"))
+    changes = {k: v for k, v in (cfg.get("sampler") or {}).items() if v is not None}
+    if changes:
+        policy = policy.with_sampler(policy.config.sampler.replace(**changes))
     mapping = load_mapping(cfg["robot"], policy.config)
     pc = policy.config
     runner = PolicyRunner(policy, cfg["rti"], cfg["device"])

@@ -17,29 +17,25 @@ from diffpilot.policies.checkpoint import CheckpointError, atomic_write_json, lo
 from diffpilot.policies.datasets.loading import feature_shape, load_episodes
 from diffpilot.policies.datasets.robomimic_hdf5 import TASK_KEY
 from diffpilot.policies.datasets.windowed import WindowedDataset
-from diffpilot.policies.diffusion_config import DiffusionPolicyConfig, InputFeature
+from diffpilot.policies.diffusion_config import InputFeature
 from diffpilot.policies.diffusion_policy import DiffusionPolicy
+from diffpilot.policies.registry import build_policy
 from diffpilot.policies.train import TrainConfig, Trainer
 
 from .common import set_threads
 
 
-def build_policy(policy_cfg: dict, task_cfg: dict, data) -> DiffusionPolicy:
+def policy_for_dataset(policy_cfg: dict, task_cfg: dict, data) -> DiffusionPolicy:
     """A policy whose inputs are the task's observation keys, with shapes read from the dataset."""
     features = {}
     for key in task_cfg["obs_keys"]:
         shape = feature_shape(data.arrays[key])
         features[key] = InputFeature("image" if len(shape) == 3 else "state", shape)
     action_key = task_cfg["action_key"]
-    config = DiffusionPolicyConfig.from_dict(
-        {
-            **policy_cfg,
-            "input_features": features,
-            "action_dim": data.arrays[action_key].shape[-1],
-            "action_key": action_key,
-        }
-    )
-    return DiffusionPolicy(config)
+    try:
+        return build_policy(policy_cfg, features, data.arrays[action_key].shape[-1], action_key)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _periodic_eval(cfg: DictConfig, task: dict):
@@ -71,7 +67,7 @@ def task_instructions(task: dict, data) -> list[str]:
     if missing:
         raise ConfigError(
             f"dataset {data.source}: task_index {missing} has no instruction (the data names {len(instructions)} "
-            "tasks); pass policy.task_instructions=[…] with one per task index"
+            "tasks); pass policy.task_conditioning.instructions=[…] with one per task index"
         )
     return instructions
 
@@ -80,17 +76,20 @@ def run_training(cfg: DictConfig) -> dict:
     set_threads(cfg.train.num_threads)
     task = OmegaConf.to_container(cfg.task, resolve=True)
     policy_cfg = OmegaConf.to_container(cfg.policy, resolve=True)
-    conditioned = policy_cfg.get("task_conditioning", "none") != "none"
-    if conditioned and policy_cfg.get("task_key", TASK_KEY) != TASK_KEY:
-        raise ConfigError(f"policy.task_key={policy_cfg['task_key']!r}: training reads the datasets' {TASK_KEY!r}")
+    conditioning = policy_cfg.setdefault("task_conditioning", {})
+    conditioned = conditioning.get("mode", "none") != "none"
+    if conditioned and conditioning.get("key", TASK_KEY) != TASK_KEY:
+        raise ConfigError(
+            f"policy.task_conditioning.key={conditioning['key']!r}: training reads the datasets' {TASK_KEY!r}"
+        )
     obs_keys = [*task["obs_keys"], *([TASK_KEY] if conditioned else [])]
     root = cfg.dataset.root
     root = OmegaConf.to_container(root) if OmegaConf.is_list(root) else root  # a list of per-task files
     data, stats = load_episodes(root, cfg.dataset.format, [*obs_keys, task["action_key"]])
-    if conditioned and not policy_cfg.get("task_instructions"):
-        policy_cfg["task_instructions"] = task_instructions(task, data)
+    if conditioned and not conditioning.get("instructions"):
+        conditioning["instructions"] = task_instructions(task, data)
     torch.manual_seed(cfg.train.seed)  # the initial weights follow train.seed
-    policy = build_policy(policy_cfg, task, data)
+    policy = policy_for_dataset(policy_cfg, task, data)
     policy.load_stats(stats)
     if cfg.get("init_from"):  # fine-tuning: a saved policy's weights (its stats too) as the starting point
         if cfg.resume:
@@ -114,22 +113,17 @@ def run_training(cfg: DictConfig) -> dict:
     if trainer.rank == 0:
         print(
             f"dataset {cfg.dataset.root}: {data.num_episodes} episodes, {data.num_frames} frames, {len(dataset)} "
-            f"windows; policy {pc.network}/{pc.objective} with {n_params / 1e6:.2f} M parameters"
+            f"windows; policy {pc.network.type}/{pc.objective} with {n_params / 1e6:.2f} M parameters"
         )
     checkpoint = trainer.train()
     result = {"checkpoint": str(checkpoint), "train_steps": trainer.step, "parameters": n_params}
     if trainer.rank == 0 and cfg.eval.episodes > 0:
-        from .evaluate import run_evaluation
+        from .evaluate import EvalSettings, evaluate_and_record, load_policy
 
-        summary = run_evaluation(
-            checkpoint / "pretrained_model",
-            task,
-            cfg.eval.episodes,
-            cfg.eval.seed,
-            cfg.eval.n_envs,
-            cfg.eval.videos,
-            output_dir / "eval",
-            tb_step=trainer.step,
+        path = checkpoint / "pretrained_model"
+        settings = EvalSettings(cfg.eval.episodes, cfg.eval.seed, cfg.eval.n_envs, cfg.eval.videos)
+        summary = evaluate_and_record(
+            load_policy(path), task, settings, output_dir / "eval", trainer.step, {"policy": str(path)}
         )
         result["eval"] = summary
     if trainer.rank == 0:

@@ -36,18 +36,18 @@ class BasicBlock(nn.Module):
         return F.relu(self.norm2(self.conv2(h)) + self.skip(x))
 
 
-# Basic blocks per stage of the ResNet layouts an image encoder may use (`vision_backbone`).
+# Basic blocks per stage of the ResNet layouts an image encoder may use (`vision.backbone`).
 BACKBONES: dict[str, tuple[int, int, int, int]] = {"resnet18": (2, 2, 2, 2), "resnet10": (1, 1, 1, 1)}
 
 
 def check_vision(backbone: str, width: int) -> None:
-    """ValueError naming `vision_backbone` / `vision_width` when no ResNet-GN of that kind can be built."""
+    """ValueError naming `vision.backbone` / `vision.width` when no ResNet-GN of that kind can be built."""
     if backbone not in BACKBONES:
-        raise ValueError(f"vision_backbone={backbone!r}: expected one of {sorted(BACKBONES)}")
+        raise ValueError(f"vision.backbone={backbone!r}: expected one of {sorted(BACKBONES)}")
     stages = [int(width) * 2**k for k in range(4)]
     if int(width) < 1 or any(c % _groups(c) for c in stages):
         raise ValueError(
-            f"vision_width={width}: the stage widths {stages} must each split into max(c // 16, 1) GroupNorm "
+            f"vision.width={width}: the stage widths {stages} must each split into max(c // 16, 1) GroupNorm "
             "groups; expected a width such as 8, 16, 32 or 64 (ResNet-18's own)"
         )
 

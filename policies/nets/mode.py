@@ -16,12 +16,48 @@ import contextlib
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import DenoiserNet, register_network
 from .time_embedding import SinusoidalTimeEmbedding
+from .transformer import TransformerConfig
+
+
+@dataclass(frozen=True)
+class MoDEConfig(TransformerConfig):
+    """MoDE's transformer with a mixture of SwiGLU experts per block (`network.type: mode`)."""
+
+    type: ClassVar[str] = "mode"
+    experts: int = 4
+    """Experts per block."""
+    top_k: int = 2
+    """Experts each step uses."""
+    expert_hidden: int = 0
+    """Hidden width of an expert (0: 8/3·d_model, SwiGLU's usual)."""
+    token_routing: bool = False
+    """Route on the token as well as the noise level (disables expert caching)."""
+    balance_weight: float = 0.01
+    """Weight of the load-balancing loss added to the denoising loss."""
+    expert_cache: bool = True
+    """Precompute routes and fuse the chosen experts for the sampler's step list at inference."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.experts < 1 or not 1 <= self.top_k <= self.experts:
+            raise ValueError(
+                f"network.top_k={self.top_k}, network.experts={self.experts}: expected 1 ≤ top_k ≤ experts"
+            )
+        if self.balance_weight < 0:
+            raise ValueError(f"network.balance_weight={self.balance_weight}: expected ≥ 0")
+        if self.expert_cache and self.token_routing:
+            raise ValueError(
+                "network.expert_cache=true with network.token_routing=true: token-dependent routes cannot be cached; "
+                "expected network.expert_cache=false"
+            )
 
 
 def default_expert_hidden(d_model: int) -> int:
@@ -204,7 +240,8 @@ class _StepCache:
     blocks: list[_BlockCache]
 
 
-class MoDEDenoiserNet(nn.Module):
+@register_network
+class MoDEDenoiserNet(DenoiserNet):
     """(x (B, T, A), time (B,), cond (B, C)) → (B, T, A). After `forward`, `balance_loss` holds the mean load-balancing
     loss over blocks (a scalar tensor) for the trainer to add to the denoising loss."""
 
@@ -220,8 +257,11 @@ class MoDEDenoiserNet(nn.Module):
         top_k: int = 2,
         expert_hidden: int = 0,
         token_routing: bool = False,
+        balance_weight: float = 0.01,
+        expert_cache: bool = True,
     ):
         super().__init__()
+        self.balance_weight, self.expert_cache = balance_weight, expert_cache
         self.horizon, self.n_experts, self.top_k, self.token_routing = horizon, n_experts, top_k, token_routing
         hidden = expert_hidden or default_expert_hidden(d_model)
         self.time_embed = nn.Sequential(
@@ -238,6 +278,23 @@ class MoDEDenoiserNet(nn.Module):
         self.balance_loss = torch.zeros(())
         self._cache: dict[float, _StepCache] = {}
         self._cache_version: tuple = ()
+
+    config_class = MoDEConfig
+
+    @classmethod
+    def build(cls, config: MoDEConfig, action_dim: int, cond_dim: int, horizon: int) -> MoDEDenoiserNet:
+        c = config
+        return cls(action_dim, cond_dim, horizon, c.d_model, c.n_layers, c.n_heads, c.experts, c.top_k,
+                   c.expert_hidden, c.token_routing, c.balance_weight, c.expert_cache)  # fmt: skip
+
+    def aux_loss(self) -> torch.Tensor:
+        """balance_weight × the load-balancing loss of the last training forward."""
+        return self.balance_weight * self.balance_loss
+
+    def prepare(self, model_times: list[float]) -> None:
+        """Cache the routes and fused experts of these model times too (with `expert_cache`)."""
+        if self.expert_cache:
+            self.build_expert_cache([*self._cache, *model_times])
 
     # ----------------------------------------------------------------- counts
     def active_parameters(self) -> int:

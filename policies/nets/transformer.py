@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import nn
 
+from .base import DenoiserNet, NetworkConfig, register_network
 from .time_embedding import SinusoidalTimeEmbedding
 
 
-class TransformerDenoiserNet(nn.Module):
+@dataclass(frozen=True)
+class TransformerConfig(NetworkConfig):
+    """A pre-norm transformer over [time | observation | action] tokens (`network.type: transformer`)."""
+
+    type: ClassVar[str] = "transformer"
+    d_model: int = 256
+    """Token width."""
+    n_layers: int = 4
+    """Encoder blocks."""
+    n_heads: int = 4
+    """Attention heads (d_model must divide by it)."""
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads:
+            raise ValueError(f"network.d_model={self.d_model}: expected a multiple of network.n_heads={self.n_heads}")
+
+
+@register_network
+class TransformerDenoiserNet(DenoiserNet):
     """(x (B, T, A), time (B,), cond (B, C)) → (B, T, A); pre-norm encoder over [time | obs | actions]."""
 
     def __init__(
@@ -34,6 +56,12 @@ class TransformerDenoiserNet(nn.Module):
         self.head = nn.Linear(d_model, action_dim)
         self.horizon = horizon
         nn.init.normal_(self.pos, std=0.02)
+
+    config_class = TransformerConfig
+
+    @classmethod
+    def build(cls, config: TransformerConfig, action_dim: int, cond_dim: int, horizon: int) -> TransformerDenoiserNet:
+        return cls(action_dim, cond_dim, horizon, config.d_model, config.n_layers, config.n_heads)
 
     def forward(self, x: torch.Tensor, time: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != self.horizon:

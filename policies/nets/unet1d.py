@@ -4,11 +4,41 @@ FiLM-conditioned (per-channel scale and bias) on the time embedding and the obse
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
+from .base import DenoiserNet, NetworkConfig, register_network
 from .time_embedding import SinusoidalTimeEmbedding
+
+
+@dataclass(frozen=True)
+class UNetConfig(NetworkConfig):
+    """Diffusion Policy's 1-D UNet (`network.type: unet`)."""
+
+    type: ClassVar[str] = "unet"
+    down_dims: tuple[int, ...] = (256, 512, 1024)
+    """Channels per level, each level halving the horizon (Diffusion Policy: 256, 512, 1024)."""
+    kernel_size: int = 5
+    """Temporal convolution width."""
+    n_groups: int = 8
+    """GroupNorm groups."""
+    time_embed_dim: int = 128
+    """Width of the diffusion-time embedding fed to FiLM."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "down_dims", tuple(int(d) for d in self.down_dims))
+        if not self.down_dims:
+            raise ValueError("network.down_dims=[]: expected at least one level, e.g. [256, 512, 1024]")
+
+    def check(self, horizon: int) -> None:
+        if horizon % 2 ** (len(self.down_dims) - 1):
+            raise ValueError(
+                f"horizon={horizon}: the UNet with network.down_dims={list(self.down_dims)} needs a multiple of "
+                f"{2 ** (len(self.down_dims) - 1)}"
+            )
 
 
 class Conv1dBlock(nn.Sequential):
@@ -39,7 +69,8 @@ class FiLMResidualBlock1D(nn.Module):
         return h + self.skip(x)
 
 
-class ConditionalUnet1D(nn.Module):
+@register_network
+class ConditionalUnet1D(DenoiserNet):
     """(x (B, T, A), time (B,), cond (B, C)) → (B, T, A). T must be divisible by 2^(len(down_dims)−1)."""
 
     def __init__(
@@ -82,6 +113,12 @@ class ConditionalUnet1D(nn.Module):
             Conv1dBlock(down_dims[0], down_dims[0], kernel_size, n_groups), nn.Conv1d(down_dims[0], action_dim, 1)
         )
         self.downsample_factor = 2 ** (len(down_dims) - 1)
+
+    config_class = UNetConfig
+
+    @classmethod
+    def build(cls, config: UNetConfig, action_dim: int, cond_dim: int, horizon: int) -> ConditionalUnet1D:
+        return cls(action_dim, cond_dim, config.down_dims, config.kernel_size, config.n_groups, config.time_embed_dim)
 
     def forward(self, x: torch.Tensor, time: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         if x.shape[1] % self.downsample_factor:

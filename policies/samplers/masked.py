@@ -18,10 +18,12 @@ Which masked positions are committed at a step is the decoding *order*:
 from __future__ import annotations
 
 import itertools
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+
+from .base import Sampler, register_sampler
 
 ORDERS = ("random", "confidence", "causal", "reverse_causal")
 
@@ -34,9 +36,14 @@ class TokenDenoiser(Protocol):
     def log_probs(self, x_t: torch.Tensor, cond: object) -> torch.Tensor: ...
 
 
-class MaskedSampler:
+@register_sampler
+class MaskedSampler(Sampler):
     """Iterative unmasking. `mask_id`: the id of a masked position; `order` one of ORDERS; `temperature` 0
-    picks the most likely token (greedy), > 0 samples from the softened distribution."""
+    picks the most likely token (greedy), > 0 samples from the softened distribution. A step list holds decreasing
+    masked fractions ending at 0; each step goes from one entry to the next."""
+
+    name: ClassVar[str] = "masked"
+    family: ClassVar[str] = "masked"
 
     def __init__(
         self, mask_id: int, order: str = "confidence", temperature: float = 0.0, group: torch.Tensor | None = None
@@ -48,16 +55,31 @@ class MaskedSampler:
         self.mask_id, self.order, self.temperature = int(mask_id), order, float(temperature)
         self.group = group
 
-    @staticmethod
-    def default_timesteps(num_steps: int = 8, start: float = 1.0) -> list[float]:
+    def default_timesteps(self, num_steps: int | None = None, start: float | None = None) -> list[float]:
         """`num_steps + 1` masked fractions from `start` down to 0 (linear)."""
+        num_steps = 8 if num_steps is None else num_steps
         if num_steps < 1:
             raise ValueError(f"num_steps={num_steps}: expected >= 1")
-        return [float(v) for v in np.linspace(start, 0.0, num_steps + 1)]
+        return [float(v) for v in np.linspace(1.0 if start is None else start, 0.0, num_steps + 1)]
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: float) -> torch.Tensor:
         """x0 (B, L) with the positions where `noise` (B, L) uniform in [0, 1) is below `t` masked."""
         return torch.where(noise < t, torch.full_like(x0, self.mask_id), x0)
+
+    def check_timesteps(self, timesteps: list) -> list[float]:
+        steps = list(timesteps)
+        if len(steps) < 2 or steps[-1] != 0 or any(a < b for a, b in itertools.pairwise(steps)):
+            raise ValueError(f"timesteps={steps}: expected a decreasing list of masked fractions ending at 0")
+        return steps
+
+    def step_pairs(self, timesteps: list) -> list[tuple[float, float]]:
+        return list(itertools.pairwise(timesteps))
+
+    def nfe(self, timesteps: list) -> int:
+        return len(timesteps) - 1
+
+    def query_times(self, timesteps: list) -> list[float]:
+        return [float(t) for t in timesteps[:-1]]
 
     def _priority(self, chosen_logp: torch.Tensor, random_rank: torch.Tensor) -> torch.Tensor:
         b, length = chosen_logp.shape
@@ -77,36 +99,27 @@ class MaskedSampler:
         flat = torch.multinomial(probs.view(-1, probs.shape[-1]).cpu(), 1, generator=generator)
         return flat.view(probs.shape[:-1]).to(logp.device)
 
-    @torch.no_grad()
-    def sample(
-        self,
-        denoiser: TokenDenoiser,
-        x_init: torch.Tensor,
-        cond: object,
-        timesteps: list[float] | None = None,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """x_init (B, L) (positions equal to mask_id are decoded) -> (B, L) tokens with no mask left.
-        `timesteps` (decreasing masked fractions, last 0) sets how many positions each step commits; the
-        first entry only documents the start (the mask in x_init is what is decoded)."""
-        steps = list(timesteps) if timesteps is not None else self.default_timesteps()
-        if len(steps) < 2 or steps[-1] != 0 or any(a < b for a, b in itertools.pairwise(steps)):
-            raise ValueError(f"timesteps={steps}: expected a decreasing list of masked fractions ending at 0")
-        x = x_init.clone()
-        b, length = x.shape
-        masked0 = (x == self.mask_id).sum(1)  # (B,)
-        random_rank = torch.rand((b, length), generator=generator).to(x.device)
-        for level in steps[1:]:
-            masked = x == self.mask_id
-            if not masked.any():
-                break
-            logp = denoiser.log_probs(x, cond)  # (B, L, V)
-            chosen = self._choose(logp, generator)
-            chosen_logp = logp.gather(-1, chosen[..., None])[..., 0]
-            keep_masked = torch.ceil(masked0.float() * level / max(steps[0], 1e-9)).long().clamp(min=0)
-            n_commit = (masked.sum(1) - keep_masked).clamp(min=1)  # (B,) at least one per step
-            prio = self._priority(chosen_logp, random_rank).masked_fill(~masked, -float("inf"))
-            rank = prio.argsort(1, descending=True).argsort(1)  # 0 = first to commit
-            commit = masked & (rank < n_commit[:, None])
-            x = torch.where(commit, chosen, x)
-        return x
+    def step(self, denoiser, x, t, t_next, cond, generator=None, carry=None):
+        """Commit enough masked positions of x (B, L) to leave the fraction `t_next` of the start's masks; `carry`
+        holds the start's mask count and fraction and each position's random priority (drawn at the first step)."""
+        if carry is None:
+            carry = ((x == self.mask_id).sum(1), float(t), torch.rand(x.shape, generator=generator).to(x.device))
+        masked0, start, random_rank = carry
+        masked = x == self.mask_id
+        if not masked.any():
+            return x, carry
+        logp = denoiser.log_probs(x, cond)  # (B, L, V)
+        chosen = self._choose(logp, generator)
+        chosen_logp = logp.gather(-1, chosen[..., None])[..., 0]
+        keep_masked = torch.ceil(masked0.float() * t_next / max(start, 1e-9)).long().clamp(min=0)
+        n_commit = (masked.sum(1) - keep_masked).clamp(min=1)  # (B,) at least one per step
+        prio = self._priority(chosen_logp, random_rank).masked_fill(~masked, -float("inf"))
+        rank = prio.argsort(1, descending=True).argsort(1)  # 0 = first to commit
+        commit = masked & (rank < n_commit[:, None])
+        return torch.where(commit, chosen, x), carry
+
+    def sample(self, denoiser, x_init, cond, timesteps=None, generator=None):
+        """x_init (B, L) (positions equal to mask_id are decoded) -> (B, L) tokens with no mask left. `timesteps`
+        (decreasing masked fractions, last 0) sets how many positions each step commits; the first entry only
+        documents the start (the mask in x_init is what is decoded)."""
+        return super().sample(denoiser, x_init.clone(), cond, timesteps, generator)

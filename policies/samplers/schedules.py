@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
 import torch
 
@@ -47,6 +47,7 @@ class DiffusionSchedule:
     beta_schedule: Literal["linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
     beta_start: float = 1e-4
     beta_end: float = 2e-2
+    family: ClassVar[str] = "diffusion"
 
     def __post_init__(self) -> None:
         if self.num_train_steps < 1:
@@ -81,6 +82,7 @@ class FlowSchedule:
 
     time_scale: float = 1000.0
     train_time_sampling: Literal["uniform", "beta"] = "uniform"
+    family: ClassVar[str] = "flow"
 
     def alpha_sigma(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         t = t.float()
