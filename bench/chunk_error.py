@@ -5,8 +5,8 @@ x_t0 = t0·x1 + (1 − t0)·ε (what an RTI warm start feeds the sampler, with t
 integrated to t = 1 twice with shared noise: with the few-step list under test and with `--fine-steps` uniform Euler
 steps over the whole path (a shortcut model's flow field: steps of 1/M). Prints and writes the RMS distance in
 normalised action units ([-1, 1]) per (start, steps) pair. On PushT a gap of ~0.004 was what let 10-step samplers
-match the full sampler's success; RTI-3 on the 24k-step shortcut model was 0.0105 (BENCHMARKS.md, "RTI on a shortcut
-flow model").
+match the full sampler's success; RTI-3 on the 24k-step shortcut model was 0.0105 (docs/experiments/inference.md,
+"RTI on a shortcut flow model").
 
   python bench/chunk_error.py --policy runs/cpu_shortcut/checkpoints/last/pretrained_model --data data/pusht \\
       --pairs 0.625:3 0.25:3 0:1 --out bench/results/chunk_error_shortcut.json

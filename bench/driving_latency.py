@@ -22,9 +22,9 @@ from tqdm import tqdm
 
 from diffpilot.atomic import atomic_write_json
 from diffpilot.envs.driving import observe_batch
-from diffpilot.policies.diffusiondrive import DiffusionDriveConfig, DiffusionDrivePolicy
+from diffpilot.policies.driving.diffusiondrive import DiffusionDriveConfig, DiffusionDrivePolicy
 from diffpilot.policies.registry import load_policy
-from diffpilot.sim.scenarios import make_scene, split_seeds
+from diffpilot.sim.scenarios import make_split
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -72,7 +72,7 @@ def main() -> None:
         "diffusiondrive_score_head": planner(args.dd_head, variant="anchored", score_head_hidden=args.head_hidden),
         "vanilla_diffusion": planner(args.vanilla, variant="vanilla"),
     }
-    obs = observe_batch([make_scene(s) for s in split_seeds("test", args.scenes)])
+    obs = observe_batch(make_split("test", args.scenes))
     scenes = [{k: v[i : i + 1] for k, v in obs.items()} for i in range(args.scenes)]
     rows = []
     with torch.inference_mode():

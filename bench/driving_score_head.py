@@ -34,11 +34,11 @@ from tqdm import tqdm
 
 from diffpilot.atomic import atomic_path, atomic_write_json
 from diffpilot.envs.driving import evaluate_open_loop, observe_batch
-from diffpilot.policies.diffusiondrive import SCORE_TERMS, DiffusionDriveConfig, DiffusionDrivePolicy
+from diffpilot.policies.driving.diffusiondrive import SCORE_TERMS, DiffusionDriveConfig, DiffusionDrivePolicy
 from diffpilot.policies.registry import load_policy
 from diffpilot.sim.evaluate import score_scene_proposals
 from diffpilot.sim.planners import PDMClosedPlanner
-from diffpilot.sim.scenarios import make_scene, split_seeds
+from diffpilot.sim.scenarios import make_scene, make_split, split_seeds
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HEAD_INPUTS = ("features", "trajectories_normalized", "geometry")  # what the score head reads per proposal
@@ -109,7 +109,7 @@ def time_planners(args) -> None:
         "vanilla_diffusion": args.vanilla,
     }
     policies = {name: load_policy(d).eval() for name, d in dirs.items()}
-    obs = observe_batch([make_scene(s) for s in split_seeds("test", args.latency_scenes)])
+    obs = observe_batch(make_split("test", args.latency_scenes))
     scenes = [{k: v[i : i + 1] for k, v in obs.items()} for i in range(args.latency_scenes)]
     for pol in policies.values():  # warm-up
         latency_b1(pol, obs, 5)
@@ -198,7 +198,7 @@ def main() -> None:
     out_dir = score_head_dir(args)
     policy.save_pretrained(out_dir)
 
-    scenes = [make_scene(s) for s in split_seeds("test", args.scenes)]
+    scenes = make_split("test", args.scenes)
     reference = PDMClosedPlanner()
     refs = [reference.plan(s) for s in tqdm(scenes, desc="PDM-Closed reference", unit="scene")]
     path = RESULTS / "driving.json"

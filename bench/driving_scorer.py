@@ -25,7 +25,7 @@ import numpy as np
 from diffpilot.atomic import atomic_write_json
 from diffpilot.sim.evaluate import evaluate_planners
 from diffpilot.sim.planners import ConstantVelocityPlanner, PDMClosedConfig, PDMClosedPlanner, simulate_in_scene
-from diffpilot.sim.scenarios import make_scene, split_seeds
+from diffpilot.sim.scenarios import make_split
 from diffpilot.sim.scoring import ScoringContext, score_states
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -34,7 +34,7 @@ NOTES = (
     "(its internal scoring forecasts agents with the scene's logged future) and EP's yardstick for every planner "
     "and the demonstration expert; pdm_closed_cv_forecast forecasts agents at constant velocity as NAVSIM's "
     "PDM-Closed does. EC compares each planner's plan with its plan for the same scene 0.5 s earlier "
-    "(sim.frames.previous_frame). Generator realism (issue 5): cut-ins used to start moving sideways only after "
+    "(sim.frames.previous_frame). Generator realism: cut-ins used to start moving sideways only after "
     "t = 0 (zero lateral velocity in every history frame), now the manoeuvre's onset is uniform in [-1.2, 0.8] s; "
     "forced lead braking used to step to 3-6 m/s^2 within 0.1 s, now it builds up over 0.4 s, onset in "
     "[-1.0, 1.5] s. Stronger IDM proposals for the CV-forecast variant (2 s headway, 2 m gap, a stop fraction) "
@@ -102,7 +102,7 @@ def main() -> None:
     args = ap.parse_args()
 
     t0 = time.perf_counter()
-    scenes = [make_scene(seed) for seed in split_seeds("test", max(args.generate, args.scenes))]
+    scenes = make_split("test", max(args.generate, args.scenes))
     gen_s = time.perf_counter() - t0
     env = {
         "python": platform.python_version(),

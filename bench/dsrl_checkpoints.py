@@ -18,26 +18,27 @@ import torch
 from dsrl import TASKS, fixed_noise_policy, measure
 
 from diffpilot.atomic import atomic_write_json
-from diffpilot.policies.checkpoint import atomic_save_tensors, load_tensors
 from diffpilot.policies.registry import load_policy
-from diffpilot.rl.dsrl import checkpoint_config, evaluated_actor_prefix, load_steered_policy
+from diffpilot.rl.dsrl import checkpoint_config, evaluated_actor, load_steered_policy
 from diffpilot.rl.runs import with_ddim
+from diffpilot.run import STATE_FILE, TRAINING_STATE, atomic_save_tensors, load_tensors
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def averaged_checkpoint(checkpoints: list[Path], out: Path) -> Path:
-    """A copy of the last checkpoint whose evaluated actor ("actor." or, when the run kept one, "actor_average.")
+    """A copy of the last checkpoint whose evaluated actor ("actor" or, when the run kept one, "actor_average")
     holds the mean of `checkpoints`' actor weights."""
-    prefix = evaluated_actor_prefix(checkpoint_config(checkpoints[-1]))
-    tensors = [load_tensors(c / "modules.safetensors", "RL checkpoint") for c in checkpoints]
+    prefix = evaluated_actor(checkpoint_config(checkpoints[-1])) + "."
+    files = [c / TRAINING_STATE / "modules.safetensors" for c in checkpoints]
+    tensors = [load_tensors(f, "RL checkpoint") for f in files]
     mean = dict(tensors[-1])
     for key in mean:
         if key.startswith(prefix):
             mean[key] = torch.stack([t[key] for t in tensors]).mean(dim=0)
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copy(checkpoints[-1] / "state.json", out / "state.json")
-    atomic_save_tensors(out / "modules.safetensors", mean)
+    (out / TRAINING_STATE).mkdir(parents=True, exist_ok=True)
+    shutil.copy(checkpoints[-1] / TRAINING_STATE / STATE_FILE, out / TRAINING_STATE / STATE_FILE)
+    atomic_save_tensors(out / TRAINING_STATE / "modules.safetensors", mean)
     return out
 
 
@@ -67,7 +68,7 @@ def main() -> None:
         "runs": {},
     }
     for run in args.run:
-        checkpoints = sorted((run / "checkpoints").glob("env_step_*"))
+        checkpoints = sorted((run / "checkpoints").glob("step_*"))
         if not checkpoints:
             raise SystemExit(f"--run {run}: no checkpoints under {run / 'checkpoints'}")
         rows = {c.name: measure(c.name, load_steered_policy(c, load_policy(args.base)), args) for c in checkpoints}

@@ -134,7 +134,7 @@ def untrained(shape: str, policy_name: str) -> DiffusionPolicy:
         cfg = compose("train", overrides=[f"policy={policy_name}"])
     features = {k: InputFeature("image" if len(s) == 3 else "state", s) for k, s in SHAPES[shape].items()}
     torch.manual_seed(0)
-    return build_policy(OmegaConf.to_container(cfg.policy, resolve=True), features, 2, "action").eval()
+    return build_policy(OmegaConf.to_container(cfg.policy, resolve=True), input_features=features, action_dim=2).eval()
 
 
 def configure(base: dict, v: Variant, n_action_steps: int | None = None) -> tuple:

@@ -47,7 +47,7 @@ from diffpilot.policies.diffusion_config import DiffusionPolicyConfig, InputFeat
 from diffpilot.policies.diffusion_policy import DiffusionPolicy
 from diffpilot.policies.mode_stats import count_policy, dummy_window
 from diffpilot.policies.nets.mode import MoDEDenoiserNet
-from diffpilot.policies.train import TrainConfig, Trainer
+from diffpilot.policies.train import BCTrainer, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -109,7 +109,7 @@ def train_policy(name: str, data, stats, out: Path, train_cfg: TrainConfig) -> d
     policy.load_stats({k: v for k, v in stats.items() if k in (*OBS_KEYS, "action")})
     pc = policy.config
     dataset = WindowedDataset(data, [*OBS_KEYS, TASK_KEY], "action", pc.n_obs_steps, pc.horizon, pc.n_action_steps)
-    trainer = Trainer(policy, dataset, train_cfg, out)
+    trainer = BCTrainer(policy, dataset, train_cfg, out)
     tic = time.perf_counter()
     checkpoint = trainer.train()
     ckpt = checkpoint / "pretrained_model"

@@ -1,7 +1,7 @@
 """PushT benchmark: a trained policy's success and coverage beside its peer, the scripted expert that made
 its demonstrations, measured in the same run on the same evaluation seeds. Writes bench/results/pusht.json.
 
-  python bench/pusht.py --run runs/pusht_state_full     # a training run's final evaluation (train_result.json)
+  python bench/pusht.py --run runs/pusht_state_full     # a training run's final evaluation (result.json)
   python bench/pusht.py --policy <dir> --episodes 100   # evaluate a checkpoint here
 """
 
@@ -13,12 +13,13 @@ import platform
 import time
 from pathlib import Path
 
-from diffpilot.commands.evaluate import EvalSettings, evaluate_and_record, load_policy
+from diffpilot.commands.evaluate import EvalSettings, evaluate_policy, load_policy
 from diffpilot.envs.evaluate import wilson_interval
 from diffpilot.envs.experts.pusht import ExpertPushT
 from diffpilot.envs.experts.record import record_episode
 from diffpilot.envs.pusht import make_pusht_env
 from diffpilot.policies.checkpoint import atomic_write_json
+from diffpilot.run import record_evaluation
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -43,7 +44,7 @@ def measure_expert(episodes: int, seed: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", type=Path, help="a training run directory holding train_result.json with 'eval'")
+    parser.add_argument("--run", type=Path, help="a training run directory holding result.json with 'eval'")
     parser.add_argument("--policy", type=Path, help="a pretrained_model directory to evaluate here")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--seed", type=int, default=100_000)
@@ -56,17 +57,14 @@ def main() -> None:
         args.policy = Path("runs/demo/checkpoints/last/pretrained_model")
 
     if args.run is not None:
-        train = json.loads((args.run / "train_result.json").read_text())
+        train = json.loads((args.run / "result.json").read_text())
         if "eval" not in train:
-            raise SystemExit(f"{args.run / 'train_result.json'} has no 'eval': train with eval.episodes=100")
+            raise SystemExit(f"{args.run / 'result.json'} has no 'eval': train with eval.episodes=100")
         evaluation, train_steps = train["eval"], train["train_steps"]
     else:
-        evaluation = evaluate_and_record(
-            load_policy(args.policy),
-            {"env": "pusht", "obs_mode": "state"},
-            EvalSettings(args.episodes, args.seed, n_envs=10),
-            args.policy / ".." / "bench_eval",
-        )
+        settings = EvalSettings(args.episodes, args.seed, n_envs=10)
+        evaluation = evaluate_policy(load_policy(args.policy), {"env": "pusht", "obs_mode": "state"}, settings)
+        record_evaluation(evaluation, args.policy / ".." / "bench_eval")
         train_steps = json.loads((args.policy.parent / "training_state" / "state.json").read_text())["step"]
     expert = measure_expert(args.expert_episodes, args.seed)
     result = {

@@ -212,7 +212,7 @@ def main() -> None:
     per_ckpt = evaluate_checkpoints(checkpoints, task, args, seeds)
     rates = [c["success_rate"] for c in per_ckpt.values()]
     expert = measure_expert(task["env"], "state", episode_seeds)  # no images needed: the state env, same seeds
-    result_file = args.run / "train_result.json"
+    result_file = args.run / "result.json"
     train = json.loads(result_file.read_text()) if result_file.exists() else {}
     entry = {
         "obs": task["obs_mode"],

@@ -51,7 +51,7 @@ def pusht_policy(directory: Path) -> Path:
         "observation.environment_state": {"kind": "state", "shape": [16]},
     }
     torch.manual_seed(0)
-    policy = build_policy(policy_cfg, features, 2, "action").eval()
+    policy = build_policy(policy_cfg, input_features=features, action_dim=2).eval()
     span = {"min": np.zeros(2), "max": np.full(2, 512.0)}
     unit = {"min": np.zeros(16), "max": np.ones(16)}
     policy.load_stats({"action": span, "observation.state": span, "observation.environment_state": unit})

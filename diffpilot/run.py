@@ -1,18 +1,325 @@
-"""What every long run shares: TensorBoard scalars under one directory name."""
+"""One run loop for every trainer (BC of any policy, DSRL, DPPO, GSPO): the run directory, atomic safetensors
+checkpoints with exact resume, TensorBoard, the progress bar, the final evaluation and the result file.
+
+    <output_dir>/
+      checkpoints/step_<N>/training_state/   modules.safetensors, optim_<name>.safetensors, rng_rank<r>.safetensors,
+                                            arrays_<name>.safetensors (replay buffers, env states), state.json
+      checkpoints/step_<N>/pretrained_model/ the policy at that point (loadable with load_policy)
+      checkpoints/last                      → the newest checkpoint
+      tensorboard/                          every scalar of the run (train/…, eval/…)
+      eval/eval_info.json                   the final evaluation, when there is one
+      result.json                           what the run reports at the end
+
+N counts the run's unit (gradient steps, environment steps or updates). An algorithm keeps its loop in its own file
+and calls `advance`, `due`, `log`, `show` and `save`; `resume` puts a checkpoint back in place so that the continued
+run is bit-for-bit the uninterrupted one. Never pickle: tensors go to safetensors, everything else to JSON.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+import numpy as np
+import torch
+from safetensors.numpy import load_file as load_numpy
+from safetensors.numpy import save_file as save_numpy
+from safetensors.torch import load_file, save_file
+
+from diffpilot.atomic import atomic_path, atomic_write_json
+from diffpilot.errors import CheckpointError
+
+CHECKPOINTS = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
+TRAINING_STATE = "training_state"
+PRETRAINED = "pretrained_model"
+STATE_FILE = "state.json"
+RESULT_FILE = "result.json"
+
+
+@dataclass
+class TrainingState:
+    """What a checkpoint restores exactly, besides torch's global RNG (always saved, per rank): modules' and
+    optimisers' states, extra random generators, named dicts of arrays (a replay buffer, the envs' episode state)
+    and JSON-able counters."""
+
+    modules: dict[str, torch.nn.Module] = field(default_factory=dict)
+    optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
+    generators: dict[str, torch.Generator] = field(default_factory=dict)
+    arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    counters: dict[str, Any] = field(default_factory=dict)
+
+
+class Run:
+    """A run in `output_dir`, counting progress in `unit`s; rank 0 of `world` writes (under torchrun)."""
+
+    def __init__(self, output_dir: str | os.PathLike, unit: str = "step", rank: int = 0, world: int = 1):
+        self.dir = Path(output_dir)
+        self.unit, self.rank, self.world = unit, rank, world
+        self.step = 0
+        self._previous = 0
+        self._bar = None
+        self._writer = None
+
+    # ----------------------------------------------------------------- progress
+    @contextlib.contextmanager
+    def progress(self, total: int, desc: str) -> Iterator[Run]:
+        """A progress bar of `total` units (rank 0 only) for the loop inside the block."""
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=total, initial=self.step, desc=desc, unit=self.unit, disable=self.rank != 0)
+        try:
+            yield self
+        finally:
+            self._bar.close()
+            self._bar = None
+
+    def advance(self, n: int = 1) -> None:
+        """Count `n` more units done (the bar follows)."""
+        self._previous, self.step = self.step, self.step + int(n)
+        if self._bar is not None:
+            self._bar.update(self.step - self._bar.n)
+
+    def show(self, **values: Any) -> None:
+        """Values shown beside the progress bar (loss, success so far, …)."""
+        if self._bar is not None:
+            self._bar.set_postfix(values, refresh=False)
+
+    def due(self, every: int) -> bool:
+        """Whether the last `advance` crossed a multiple of `every` (0: never)."""
+        return bool(every) and self.step // every > self._previous // every
+
+    # ----------------------------------------------------------------- TensorBoard
+    @property
+    def writer(self):
+        if self._writer is None and self.rank == 0:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.dir / TENSORBOARD_DIR))
+        return self._writer
+
+    def log(self, values: dict[str, float | None], prefix: str = "train") -> None:
+        """Scalars at the current step, as `<prefix>/<name>` (None values are skipped)."""
+        if self.writer is None:
+            return
+        for name, value in values.items():
+            if value is not None:
+                self.writer.add_scalar(f"{prefix}/{name}", float(value), self.step)
+        self.writer.flush()
+
+    # ----------------------------------------------------------------- checkpoints
+    def checkpoint_dir(self, step: int | None = None) -> Path:
+        return self.dir / CHECKPOINTS / f"step_{self.step if step is None else step:07d}"
+
+    def save(self, state: TrainingState, policy=None) -> Path:
+        """Checkpoint `state` (and `policy` as a loadable pretrained_model) at the current step; `last` then
+        points at it. Every file is written to a temp file and renamed; state.json comes last."""
+        directory = self.checkpoint_dir()
+        training = directory / TRAINING_STATE
+        atomic_save_tensors(training / f"rng_rank{self.rank}.safetensors", rng_tensors(state.generators))
+        if self.rank == 0:
+            if policy is not None:
+                policy.save_pretrained(directory / PRETRAINED)
+            modules = {f"{name}.{k}": v for name, m in state.modules.items() for k, v in m.state_dict().items()}
+            atomic_save_tensors(training / "modules.safetensors", modules)
+            optimizers = {}
+            for name, opt in state.optimizers.items():
+                tensors, optimizers[name] = flatten_optimizer(opt)
+                atomic_save_tensors(training / f"optim_{name}.safetensors", tensors)
+            for name, arrays in state.arrays.items():
+                with atomic_path(training / f"arrays_{name}.safetensors") as tmp:
+                    save_numpy({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
+            meta = {"step": self.step, "unit": self.unit, "world_size": self.world, "optimizers": optimizers}
+            atomic_write_json(training / STATE_FILE, {**meta, "counters": state.counters})
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()  # every rank's files are written before `last` points here
+        if self.rank == 0:
+            link = self.dir / CHECKPOINTS / "last"
+            tmp = link.with_name(".last.tmp")
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(directory.name)
+            os.replace(tmp, link)
+        return directory
+
+    def resume(self, checkpoint: str | os.PathLike, state: TrainingState) -> dict[str, Any]:
+        """Put a checkpoint (`…/checkpoints/step_N` or a run directory: its newest) back into `state` in place and
+        continue counting from its step; returns the saved counters."""
+        directory = latest_checkpoint(checkpoint)
+        training = directory / TRAINING_STATE
+        meta = read_state(directory)
+        if meta.get("world_size", 1) != self.world:
+            raise CheckpointError(
+                f"{training / STATE_FILE}: saved with world_size={meta.get('world_size')}; this run has {self.world} "
+                "— data order would differ"
+            )
+        tensors = load_tensors(training / "modules.safetensors", "training checkpoint")
+        for name, module in state.modules.items():
+            prefix = f"{name}."
+            own = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+            if not own:
+                raise CheckpointError(f"{training}: no weights for module {name!r}")
+            module.load_state_dict(own)
+        for name, opt in state.optimizers.items():
+            if name not in meta["optimizers"]:
+                raise CheckpointError(f"{training / STATE_FILE}: no state for optimizer {name!r}")
+            flat = load_tensors(training / f"optim_{name}.safetensors", "training checkpoint")
+            restore_optimizer(opt, flat, meta["optimizers"][name])
+        for name in state.arrays:
+            path = training / f"arrays_{name}.safetensors"
+            if not path.is_file():
+                raise CheckpointError(f"{training}: {path.name} is missing (needed to resume)")
+            state.arrays[name] = load_numpy(str(path))
+        rng = load_tensors(training / f"rng_rank{self.rank}.safetensors", "training checkpoint")
+        restore_rng(rng, state.generators)
+        self.step = self._previous = int(meta["step"])
+        state.counters = dict(meta.get("counters", {}))
+        return state.counters
+
+    # ----------------------------------------------------------------- results
+    def record_evaluation(self, info: dict[str, Any], subdir: str = "eval") -> None:
+        """The evaluation's eval_info.json and its summary as eval/… scalars at the current step."""
+        record_evaluation(info, self.dir / subdir, self.step, self)
+
+    def finish(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Write result.json (rank 0) and close TensorBoard; returns the result."""
+        if self.rank == 0:
+            atomic_write_json(self.dir / RESULT_FILE, result)
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        return result
+
+
+def record_evaluation(
+    info: dict[str, Any], output_dir: str | os.PathLike, step: int = 0, run: Run | None = None
+) -> None:
+    """eval_info.json in `output_dir` and the summary's scalars (per task too, for a suite) in TensorBoard: the run's
+    own log, or `output_dir/tensorboard` for a stand-alone evaluation; prints the result line."""
+    output_dir = Path(output_dir)
+    atomic_write_json(output_dir / "eval_info.json", info)
+    scalars = {k: info[k] for k in SUMMARY_SCALARS if isinstance(info.get(k), (int, float))}
+    if "success_ci95" in info:
+        scalars["success_ci95_low"], scalars["success_ci95_high"] = info["success_ci95"]
+    scalars |= {f"task_{k}_success_rate": t["success_rate"] for k, t in info.get("tasks", {}).items()}
+    if run is not None:
+        run.log(scalars, prefix="eval")
+    else:
+        log_scalars(output_dir / TENSORBOARD_DIR, scalars, step)
+    print(f"{summary_line(info)}; results in {output_dir / 'eval_info.json'}")
+
+
+SUMMARY_SCALARS = ("success_rate", "mean_max_coverage", "pdms", "epdms", "nc", "dac", "ddc", "tlc", "ep", "ttc", "c")
+
+
+def summary_line(info: dict[str, Any]) -> str:
+    """The evaluation in one line: success with its interval (and coverage), or a driving score."""
+    if "pdms" in info:
+        return f"PDMS {info['pdms']:.1f}, EPDMS {info['epdms']:.1f} over {info['scenes']} {info['split']} scenes"
+    lo, hi = info["success_ci95"]
+    where = f" ({info['suite']}, {len(info['tasks'])} task(s))" if "suite" in info else ""
+    coverage = info.get("mean_max_coverage")
+    shown = "" if coverage is None else f"; mean max coverage {coverage:.3f}"
+    return (
+        f"success {info['success_rate']:.1%} (95% CI {lo:.1%}–{hi:.1%}) over {info['episodes']} episodes{where}{shown}"
+    )
 
 
 def log_scalars(logdir: str | os.PathLike, values: dict[str, float | None], step: int, prefix: str = "eval") -> None:
-    """Append scalars (e.g. an evaluation summary) to the TensorBoard log in `logdir`; None values are skipped."""
+    """Append scalars to the TensorBoard log in `logdir` (outside a run); None values are skipped."""
     from torch.utils.tensorboard import SummaryWriter
 
     with SummaryWriter(str(logdir)) as writer:
         for name, value in values.items():
-            if value is None:  # a measure the task does not have (e.g. coverage on robomimic)
-                continue
-            writer.add_scalar(f"{prefix}/{name}", value, step)
+            if value is not None:
+                writer.add_scalar(f"{prefix}/{name}", value, step)
+
+
+# --------------------------------------------------------------------- files
+def latest_checkpoint(path: str | os.PathLike) -> Path:
+    """`path` itself when it is a checkpoint (has training_state/state.json), else its run's newest checkpoint."""
+    path = Path(path)
+    if (path / TRAINING_STATE / STATE_FILE).is_file():
+        return path
+    found = sorted((path / CHECKPOINTS).glob(f"step_*/{TRAINING_STATE}/{STATE_FILE}"))
+    if not found:
+        where = f"step_*/{TRAINING_STATE}/{STATE_FILE}"
+        raise CheckpointError(f"{path}: no checkpoint ({where}) there or under checkpoints/")
+    return found[-1].parent.parent
+
+
+def read_state(checkpoint: str | os.PathLike) -> dict[str, Any]:
+    """A checkpoint's state.json: step, unit, world size, optimiser metadata and the algorithm's counters."""
+    return read_json(Path(checkpoint) / TRAINING_STATE / STATE_FILE, "training checkpoint")
+
+
+def read_json(path: str | os.PathLike, what: str) -> Any:
+    """A JSON file, or a CheckpointError saying `what` is missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what}: {path} does not exist")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{what}: {path} is not valid JSON ({e})") from e
+
+
+def load_module_tensors(checkpoint: str | os.PathLike, name: str) -> dict[str, torch.Tensor]:
+    """The state dict a checkpoint holds for module `name` (e.g. DSRL's actor)."""
+    tensors = load_tensors(Path(checkpoint) / TRAINING_STATE / "modules.safetensors", "training checkpoint")
+    return {k.removeprefix(f"{name}."): v for k, v in tensors.items() if k.startswith(f"{name}.")}
+
+
+def atomic_save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> None:
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
+
+
+def load_tensors(path: str | os.PathLike, what: str) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what}: {path} does not exist")
+    return load_file(str(path))
+
+
+def rng_tensors(generators: dict[str, torch.Generator]) -> dict[str, torch.Tensor]:
+    return {"torch": torch.get_rng_state(), **{f"generator.{k}": g.get_state() for k, g in generators.items()}}
+
+
+def restore_rng(tensors: dict[str, torch.Tensor], generators: dict[str, torch.Generator]) -> None:
+    torch.set_rng_state(tensors["torch"])
+    for name, generator in generators.items():
+        generator.set_state(tensors[f"generator.{name}"])
+
+
+def flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Optimizer state as flat tensors (for safetensors) and JSON-able metadata (no pickle)."""
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, pstate in sd["state"].items():
+        for name, value in pstate.items():
+            if torch.is_tensor(value):
+                tensors[f"{pid}.{name}"] = value
+            else:
+                scalars[f"{pid}.{name}"] = value
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in sd["param_groups"]]
+    return tensors, {"param_groups": groups, "scalars": scalars}
+
+
+def restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Load what `flatten_optimizer` wrote back into `opt`."""
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = value
+    for key, value in meta["scalars"].items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = value
+    groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in meta["param_groups"]]
+    opt.load_state_dict({"state": state, "param_groups": groups})

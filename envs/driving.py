@@ -39,7 +39,7 @@ from __future__ import annotations
 import csv
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -49,17 +49,25 @@ import numpy as np
 from gymnasium import spaces
 
 from diffpilot.atomic import atomic_path, atomic_write_json
+from diffpilot.errors import ConfigError
 from diffpilot.sim.frames import future_frame, previous_frame
 from diffpilot.sim.geometry import PolygonSet, interpolate_polyline, project_on_polyline, wrap_angle
-from diffpilot.sim.planners import PDMClosedPlanner, ego_initial_state, simulate_in_scene
-from diffpilot.sim.scenarios import make_scene, split_seeds
+from diffpilot.sim.planners import (
+    ConstantVelocityPlanner,
+    PDMClosedConfig,
+    PDMClosedPlanner,
+    ego_initial_state,
+    simulate_in_scene,
+)
+from diffpilot.sim.scenarios import make_scene, make_split, split_seeds
 from diffpilot.sim.scene import AgentClass, LightState, Scene
 from diffpilot.sim.scoring import ScoringContext, aggregate, masked_progress, score_states
-from diffpilot.sim.simulate import SIM_STEPS, SimulatedStates, simulate_proposals
+from diffpilot.sim.simulate import PROPOSAL_POSES, SIM_STEPS, SimulatedStates, simulate_proposals
+
+from .registry import EnvEntry, register_env
 
 HISTORY_FRAMES = 4
 HISTORY_STRIDE = 5  # 0.5 s at 0.1 s: 2 Hz
-TRAJECTORY_POSES = 8
 REPLAN_STEPS = 5  # the closed-loop env executes 0.5 s of each plan
 BEV_CHANNELS = ("drivable_area", "route_lanes", "vehicles", "pedestrians_cyclists", "static_objects", "red_lights")
 EGO_STATUS_DIM = 7
@@ -213,11 +221,11 @@ def check_trajectories(trajectories: Any, tokens: Sequence[str]) -> np.ndarray:
         arr = np.asarray(trajectories, dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise ValueError(f"scenes {list(tokens)[:3]}: field 'trajectory': not a numeric array ({err})") from err
-    if arr.ndim != 3 or arr.shape[1:] != (TRAJECTORY_POSES, 3) or len(arr) != len(tokens):
+    if arr.ndim != 3 or arr.shape[1:] != (PROPOSAL_POSES, 3) or len(arr) != len(tokens):
         first = tokens[0] if len(tokens) else "?"
         raise ValueError(
             f"scene {first!r} (batch of {len(tokens)}): field 'trajectory': expected shape "
-            f"({len(tokens)}, {TRAJECTORY_POSES}, 3), got {arr.shape}"
+            f"({len(tokens)}, {PROPOSAL_POSES}, 3), got {arr.shape}"
         )
     return arr
 
@@ -279,6 +287,33 @@ class DrivingResults:
         return Path(path)
 
 
+class BuiltinPlanner:
+    """A planner of the simulator (sim/planners.py) as an evaluable policy: it plans from the scenes themselves
+    (privileged), not from the agent input. `name`: one of BUILTIN_PLANNERS."""
+
+    type_name = "builtin"
+
+    def __init__(self, name: str):
+        if name not in BUILTIN_PLANNERS:
+            raise ConfigError(f"planner={name!r}: expected one of {sorted(BUILTIN_PLANNERS)}")
+        self.name, self.planner = name, BUILTIN_PLANNERS[name]()
+
+    def plan_scenes(self, scenes: Sequence[Scene]) -> np.ndarray:
+        return np.stack([self.planner.plan(s) for s in scenes])
+
+
+BUILTIN_PLANNERS = {
+    "constant_velocity": ConstantVelocityPlanner,
+    "pdm_closed": lambda: PDMClosedPlanner(PDMClosedConfig(forecast="oracle")),  # privileged: the EP reference
+    "pdm_closed_cv_forecast": lambda: PDMClosedPlanner(PDMClosedConfig(forecast="constant_velocity")),  # NAVSIM's
+}
+
+
+def plan_batch(policy: Any, scenes: Sequence[Scene], obs: dict[str, np.ndarray]) -> np.ndarray:
+    """A learned planner plans from the agent input, a built-in one from the scenes."""
+    return policy.plan_scenes(scenes) if isinstance(policy, BuiltinPlanner) else policy.plan(obs)
+
+
 def evaluate_open_loop(
     policy: Any,
     scenes: Sequence[Scene],
@@ -288,7 +323,8 @@ def evaluate_open_loop(
     reference_plans: Sequence[np.ndarray] | None = None,
     two_frame: bool = False,
 ) -> DrivingResults:
-    """NAVSIM v1: the policy plans each scene once, the plan is simulated and scored against the log; EP is
+    """NAVSIM v1: the policy (a learned planner with `plan(obs_batch)`, or a BuiltinPlanner) plans each scene once,
+    the plan is simulated and scored against the log; EP is
     normalised by the privileged PDM-Closed reference of the same scene (`reference_plans` may hold its plans,
     precomputed). With `two_frame` the policy also plans each scene's previous frame (0.5 s earlier) and EC
     compares the two plans (NAVSIM v2); otherwise EC = 1. latency_ms: the policy's planning time per scene
@@ -301,12 +337,14 @@ def evaluate_open_loop(
         tokens = [s.token for s in chunk]
         obs = observe_batch(chunk, obs_config)
         t0 = time.perf_counter()
-        traj = check_trajectories(policy.plan(obs), tokens)
+        traj = check_trajectories(plan_batch(policy, chunk, obs), tokens)
         plan_s += time.perf_counter() - t0
         prev_traj = None
         if two_frame:
             prev_scenes = [previous_frame(s) for s in chunk]
-            prev_traj = check_trajectories(policy.plan(observe_batch(prev_scenes, obs_config)), tokens)
+            prev_traj = check_trajectories(
+                plan_batch(policy, prev_scenes, observe_batch(prev_scenes, obs_config)), tokens
+            )
         for i, scene in enumerate(chunk):
             ref = reference_plans[lo + i] if reference_plans is not None else reference.plan(scene)
             ctx = ScoringContext(scene)
@@ -317,20 +355,6 @@ def evaluate_open_loop(
             )
             rows.append(navsim_row(scene.token, scene.family, s.row(0), bool(np.isfinite(traj[i]).all())))
     return DrivingResults(rows, 1e3 * plan_s / max(len(scenes), 1))
-
-
-class SceneFnPolicy:
-    """Adapter: a per-scene planner (Scene -> (8, 3), e.g. PDM-Closed) as a batch `plan`. The scenes must be
-    given in evaluation order (`plan` is called once per batch, in order)."""
-
-    def __init__(self, planner, scenes: Sequence[Scene], batch_size: int = 32):
-        self.planner, self.scenes, self.batch_size, self._next = planner, list(scenes), batch_size, 0
-
-    def plan(self, obs_batch: dict[str, np.ndarray]) -> np.ndarray:
-        b = len(obs_batch["ego_status"])
-        out = np.stack([self.planner(s) for s in self.scenes[self._next : self._next + b]])
-        self._next += b
-        return out
 
 
 # ---------------------------------------------------------------------------------------------- closed loop
@@ -359,15 +383,15 @@ class DrivingEnv(gym.Env):
         self._split, self._num = split, num_scenes
         self.obs_config = obs_config
         self.observation_space = observation_space(obs_config)
-        low = np.tile(np.array([-20.0, -60.0, -np.pi], np.float32), (TRAJECTORY_POSES, 1))
-        high = np.tile(np.array([100.0, 60.0, np.pi], np.float32), (TRAJECTORY_POSES, 1))
+        low = np.tile(np.array([-20.0, -60.0, -np.pi], np.float32), (PROPOSAL_POSES, 1))
+        high = np.tile(np.array([100.0, 60.0, np.pi], np.float32), (PROPOSAL_POSES, 1))
         self.action_space = spaces.Box(low, high, dtype=np.float32)
         self.reference = PDMClosedPlanner()
         self.scene: Scene | None = None
 
     def _scene_list(self) -> list[Scene]:
         if self._scenes is None:
-            self._scenes = [make_scene(s) for s in split_seeds(self._split, self._num)]
+            self._scenes = make_split(self._split, self._num)
         return self._scenes
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -396,9 +420,9 @@ class DrivingEnv(gym.Env):
         if self.scene is None:
             raise RuntimeError("DrivingEnv.step called before reset")
         traj = np.asarray(action, dtype=np.float64)
-        if traj.shape != (TRAJECTORY_POSES, 3):
+        if traj.shape != (PROPOSAL_POSES, 3):
             raise ValueError(
-                f"scene {self.scene.token!r}: field 'action': expected shape ({TRAJECTORY_POSES}, 3), got {traj.shape}"
+                f"scene {self.scene.token!r}: field 'action': expected shape ({PROPOSAL_POSES}, 3), got {traj.shape}"
             )
         view = self._view
         if not np.isfinite(traj).all():
@@ -526,3 +550,47 @@ def load_demonstrations(directory: str | Path) -> dict[str, np.ndarray]:
             for key in z.files:
                 parts.setdefault(key, []).append(z[key])
     return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def evaluate_driving(
+    policy: Any,
+    task: dict[str, Any],
+    episodes: int = 0,
+    seed: int = 0,
+    n_envs: int = 1,
+    output_dir: str | Path | None = None,
+    videos: int = 0,
+) -> dict[str, Any]:
+    """`diffpilot eval task=driving`: NAVSIM's open-loop protocol on the first `task.eval.num_scenes` scenes of
+    `task.eval.split` (a fixed split: `episodes`, `seed`, `n_envs` and `videos` do not apply). Returns PDMS / EPDMS
+    (percent) with every sub-score (fractions), the planning latency and PDMS per scenario family; writes the
+    per-scene NAVSIM-style `scores.csv` into `output_dir`."""
+    ev = task.get("eval", {})
+    obs_config = ObservationConfig(**task.get("observation", {}))
+    split, num = ev.get("split", "test"), int(ev.get("num_scenes", 500))
+    scenes = make_split(split, num)
+    results = evaluate_open_loop(policy, scenes, 64, obs_config, two_frame=bool(ev.get("two_frame", True)))
+    if output_dir is not None:
+        results.to_csv(Path(output_dir) / "scores.csv")
+    families: dict[str, list[float]] = {}
+    for row in results.rows:
+        families.setdefault(row["family"], []).append(100.0 * row["pdm_score"])
+    return {
+        "protocol": "NAVSIM open loop: one plan per scene, LQR + bicycle simulation, PDMS (v1) and EPDMS (v2)",
+        "split": split,
+        "scenes": len(scenes),
+        **results.table(),
+        "per_family_pdms": {f: {"scenes": len(v), "pdms": float(np.mean(v))} for f, v in sorted(families.items())},
+    }
+
+
+def driving_env_constructor(task: dict[str, Any], max_episode_steps: int | None) -> Callable[[], gym.Env]:
+    """The closed-loop env on the task's evaluation split (8 replans of 0.5 s per scene)."""
+    ev = task.get("eval", {})
+    obs_config = ObservationConfig(**task.get("observation", {}))
+    return lambda: DrivingEnv(
+        split=ev.get("split", "test"), num_scenes=int(ev.get("num_scenes", 500)), obs_config=obs_config
+    )
+
+
+register_env(EnvEntry("driving", driving_env_constructor, protocol=evaluate_driving))

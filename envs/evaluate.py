@@ -165,14 +165,16 @@ def evaluate_task(
     episodes: int,
     seed: int,
     n_envs: int,
-    video_dir: str | Path | None = None,
+    output_dir: str | Path | None = None,
     videos: int = 0,
 ) -> dict[str, Any]:
     """Evaluate on a task config: its benchmark's own protocol where its env registered one (LIBERO: every task of
-    the suite), else `episodes` seeded rollouts; returns the summary with per-episode records."""
+    the suite; driving: NAVSIM's open loop), else `episodes` seeded rollouts with videos in output_dir/videos;
+    returns the summary with per-episode (or per-task) records. A protocol may write its own files there."""
     from .registry import env_entry, env_factory
 
     entry = env_entry(task["env"])
     if entry.protocol is not None:
-        return entry.protocol(policy, task, episodes, seed, n_envs, video_dir, videos)
+        return entry.protocol(policy, task, episodes, seed, n_envs, output_dir, videos)
+    video_dir = Path(output_dir) / "videos" if output_dir is not None else None
     return evaluate(policy, env_factory(task), episodes, seed, n_envs, video_dir, videos).to_dict()

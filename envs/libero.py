@@ -370,7 +370,7 @@ def first_task_env_constructor(task_cfg: dict[str, Any], max_episode_steps: int 
 
 
 def evaluate_suite(
-    policy, task_cfg: dict[str, Any], episodes: int, seed: int, n_envs: int, video_dir: str | Path | None = None,
+    policy, task_cfg: dict[str, Any], episodes: int, seed: int, n_envs: int, output_dir: str | Path | None = None,
     videos: int = 0,
 ) -> dict[str, Any]:  # fmt: skip
     """LIBERO's protocol: every selected task of the suite, `episodes` rollouts each on seeds seed … seed+episodes−1
@@ -380,7 +380,7 @@ def evaluate_suite(
     per_task: dict[str, Any] = {}
     for task in select_tasks(suite, task_cfg.get("tasks")):
         make_env = task_env_constructor(task_cfg, task.index)
-        task_videos = Path(video_dir) / f"task_{task.index}" if video_dir is not None else None
+        task_videos = Path(output_dir) / "videos" / f"task_{task.index}" if output_dir is not None else None
         result = evaluate(policy, make_env, episodes, seed, n_envs, task_videos, videos)
         per_task[str(task.index)] = {"name": task.name, "instruction": task.instruction, **result.to_dict()}
         s = result.summary()

@@ -64,6 +64,14 @@ class ChunkPolicy(nn.Module):
         x = self.sampler.sample(self.denoiser, noise.to(ref), cond, timesteps, generator)
         return x if normalized else self.normalizer.unnormalize(self.config.action_key, x)
 
+    @torch.inference_mode()
+    def predict_action_chunk(self, obs: dict[str, Any], noise: torch.Tensor | None = None) -> torch.Tensor:
+        """A fresh action chunk (B, horizon, A) in action units from one observation step (B, *shape) per feature,
+        its history filled with it as at an episode start; the policy's queue and history are left alone."""
+        n = self.config.n_obs_steps
+        window = {k: torch.stack([self._step_feature(obs, k)] * n, dim=1) for k in self.observation_keys}
+        return self.predict_chunk(window, noise=noise)
+
     def reset(self) -> None:
         """Forget the observation history and queued actions (call at every episode start)."""
         self._obs_history: dict[str, deque] = {}
@@ -71,16 +79,33 @@ class ChunkPolicy(nn.Module):
         if self.chunk_planner is not None:
             self.chunk_planner.reset()
 
+    def _step_feature(self, obs: dict[str, Any], key: str) -> torch.Tensor:
+        """obs[key] of one control step, (B, *feature shape); a ValueError names what was passed instead."""
+        value = self._feature(obs, key)
+        feature = self.config.input_features.get(key)
+        if feature is None:  # the task index: (B,) or (B, 1)
+            return value
+        shape = tuple(feature.shape)
+        image_hwc = feature.kind == "image" and tuple(value.shape[1:]) == (*shape[1:], shape[0])
+        if value.dim() != len(shape) + 1 or not (tuple(value.shape[1:]) == shape or image_hwc):
+            hint = " (one observation without its batch axis: pass obs[None])" if tuple(value.shape) == shape else ""
+            raise ValueError(
+                f"select_action: observation {key!r} has shape {tuple(value.shape)}; expected (B, "
+                f"{', '.join(map(str, shape))}), a batch of one step{hint}"
+            )
+        return value
+
     @torch.inference_mode()
     def select_action(self, obs: dict[str, Any]) -> np.ndarray:
-        """One control step: obs is a batch (B, *shape) per feature; returns actions (B, A).
+        """One control step: obs is a batch (B, *shape) per feature (numpy or torch); returns the actions to
+        execute now as a numpy array (B, A) float32, ready for `env.step` (LeRobot returns a torch tensor).
 
         Keeps the last n_obs_steps observations (the first one repeated at an episode start) and
         re-plans a chunk whenever the n_action_steps queue is empty.
         """
         n = self.config.n_obs_steps
         for key in self.observation_keys:
-            value = self._feature(obs, key)
+            value = self._step_feature(obs, key)
             history = self._obs_history.setdefault(key, deque(maxlen=n))
             if not history:
                 history.extend([value] * n)

@@ -1,5 +1,5 @@
 """GPC: test-time composition of K trained policies (diffusion and flow mixed) by a convex combination of
-their denoising predictions, on one noise sample and one time grid (METHODS.md, GPC).
+their denoising predictions, on one noise sample and one time grid (docs/methods.md, GPC).
 
 Every schedule here writes x_t = α·x0 + σ·ε, so one driver sampler walks its own grid and, at each of its
 levels, each parent is asked at the level of equal signal-to-noise ratio α/σ, with x_t rescaled to that
@@ -22,6 +22,7 @@ import torch
 
 from .checkpoint import CheckpointError, atomic_write_json, read_json
 from .chunk_policy import ChunkPolicy
+from .registry import register_policy
 from .samplers.base import PredictionKind, SamplerConfig, make_sampler, sampler_class
 from .samplers.parameterization import convert_prediction, to_sample_and_noise
 from .samplers.schedules import DiffusionSchedule, FlowSchedule
@@ -137,6 +138,7 @@ class ComposedChunking:
         return new
 
 
+@register_policy
 class ComposedPolicy(ChunkPolicy):
     """A loadable policy made of K parents with one sampler; `select_action`, RTI and evaluation treat it
     like any `DiffusionPolicy`. Parents must share horizon, n_obs_steps, n_action_steps and action stats."""

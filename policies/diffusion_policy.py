@@ -21,13 +21,38 @@ from .denoiser import NetDenoiser
 from .diffusion_config import DiffusionPolicyConfig
 from .nets import ObservationEncoder, build_network
 from .normalize import Normalizer
+from .registry import register_policy
 from .samplers import DiffusionSchedule, FlowSchedule, SamplerConfig, make_sampler
 from .shortcut import ShortcutDenoiser, StepSizeCode
 from .text_encoder import TaskConditioner
 
 
+class ObservationSpec:
+    """A policy's inputs for someone feeding it from outside diffpilot; `str()` is the readable summary."""
+
+    def __init__(self, config: DiffusionPolicyConfig, keys: list[str]):
+        self.config, self.keys = config, keys
+        self.environment = config.environment
+        self.features = {k: (f.kind, f.shape) for k, f in config.input_features.items()}
+
+    def __str__(self) -> str:
+        c, env = self.config, self.environment
+        source = {feature: key for key, feature in env.keys.items()}
+        lines = [f"select_action(obs) takes one step per key, (B, *shape); the policy keeps {c.n_obs_steps} of them:"]
+        for key in self.keys:
+            kind, shape = self.features.get(key, ("task index", (1,)))
+            origin = f"  ← env key {source[key]!r}" if key in source else ""
+            lines.append(f"  {key:<32} {kind} {shape}{origin}")
+        if env.env_id:
+            lines.append(f"environment: {env.env_id}, obs_type={env.obs_type!r}")
+        lines.append(f"action: {c.action_key} ({c.action_dim},), {c.n_action_steps} executed per chunk of {c.horizon}")
+        return "\n".join(lines)
+
+
+@register_policy
 class DiffusionPolicy(ChunkPolicy):
     type_name = "diffusion"
+    config_class = DiffusionPolicyConfig
 
     def __init__(self, config: DiffusionPolicyConfig):
         super().__init__()
@@ -81,6 +106,11 @@ class DiffusionPolicy(ChunkPolicy):
         """Input features, plus the task index when the policy is task-conditioned."""
         keys = list(self.config.input_features)
         return [*keys, self.config.task_conditioning.key] if self.task_conditioner is not None else keys
+
+    def observation_spec(self) -> ObservationSpec:
+        """What the policy reads and where it comes from (printable): each input feature's shape, the env it was
+        trained on, its observation type and the env keys renamed to the features."""
+        return ObservationSpec(self.config, self.observation_keys)
 
     # ----------------------------------------------------------------- views
     def with_sampler(self, sampler: SamplerConfig) -> DiffusionPolicy:

@@ -1,21 +1,25 @@
-"""Load any saved policy by the `type` in its config.json: a single diffusion/flow policy or a GPC
-composition."""
+"""The policy registry: every policy class registers itself where it is defined (`@register_policy`, under its
+`type_name`), so a checkpoint's config.json `type` or a Hydra policy config's `type` finds its class. Importing
+diffpilot.policies registers them all."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from .checkpoint import CheckpointError, read_json
-from .compose import ComposedPolicy
-from .diffusion_config import DiffusionPolicyConfig
-from .diffusion_policy import DiffusionPolicy
-from .diffusiondrive import DiffusionDrivePolicy
-from .ego_mlp import EgoMLPPolicy
-from .wamdiff import WAMDiffPolicy
+from diffpilot.errors import CheckpointError
 
-POLICY_TYPES = {
-    cls.type_name: cls for cls in (DiffusionPolicy, ComposedPolicy, EgoMLPPolicy, DiffusionDrivePolicy, WAMDiffPolicy)
-}
+from .checkpoint import read_json
+
+POLICIES: dict[str, type] = {}
+
+
+def register_policy(cls: type) -> type:
+    """Class decorator: `cls` (with `type_name`, `from_pretrained` and, for building, `config_class`)."""
+    if cls.type_name in POLICIES:
+        raise ValueError(f"policy type {cls.type_name!r} is registered twice")
+    POLICIES[cls.type_name] = cls
+    return cls
 
 
 def load_policy(directory: str | Path, map_location: str = "cpu"):
@@ -23,19 +27,20 @@ def load_policy(directory: str | Path, map_location: str = "cpu"):
     directory = Path(directory)
     meta = read_json(directory / "config.json", "policy checkpoint")
     kind = meta.get("type") if isinstance(meta, dict) else None
-    if kind not in POLICY_TYPES:
+    if kind not in POLICIES:
         raise CheckpointError(
-            f"policy checkpoint {directory / 'config.json'}: type is {kind!r}; expected one of {sorted(POLICY_TYPES)}"
+            f"policy checkpoint {directory / 'config.json'}: type is {kind!r}; expected one of {sorted(POLICIES)}"
         )
-    return POLICY_TYPES[kind].from_pretrained(directory, map_location)
+    return POLICIES[kind].from_pretrained(directory, map_location)
 
 
-def build_policy(policy_cfg: dict, input_features: dict, action_dim: int, action_key: str) -> DiffusionPolicy:
-    """A fresh policy from a Hydra policy config (`type: diffusion`) with the task's inputs and action size; a
-    ValueError naming the field for a bad value."""
+def build_policy(policy_cfg: dict[str, Any], **inputs: Any):
+    """A fresh policy from a Hydra policy config (`type`, default diffusion) and what the task adds to it
+    (an action-chunk policy: input_features, action_dim, action_key); a ValueError names a bad field."""
     values = dict(policy_cfg)
-    kind = values.pop("type", DiffusionPolicy.type_name)
-    if kind != DiffusionPolicy.type_name:
-        raise ValueError(f"policy.type={kind!r}: expected {DiffusionPolicy.type_name!r} for an action-chunk task")
-    values |= {"input_features": input_features, "action_dim": action_dim, "action_key": action_key}
-    return DiffusionPolicy(DiffusionPolicyConfig.from_dict(values))
+    kind = values.pop("type", "diffusion")
+    if kind not in POLICIES or not hasattr(POLICIES[kind], "config_class"):
+        buildable = sorted(k for k, c in POLICIES.items() if hasattr(c, "config_class"))
+        raise ValueError(f"policy.type={kind!r}: expected one of {buildable}")
+    cls = POLICIES[kind]
+    return cls(cls.config_class.from_dict({**values, **inputs}))

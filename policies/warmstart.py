@@ -1,7 +1,12 @@
 """RTI warm start (real-time iteration, RTI-DP): between chunks, shift the previous clean chunk by the executed
-steps (padding with its last action), re-noise it to an intermediate level and run only a short step list —
-e.g. DDPM levels [2, 1, 0], 3 network evaluations instead of 100. A full sample is drawn after `reset()` and
-whenever the observation jumps. It only changes the sampler's starting point and step list."""
+steps, re-noise it to an intermediate level and run only a short step list — 3 network evaluations instead of 100.
+A full sample is drawn after `reset()` and whenever the observation jumps. It only changes the sampler's starting
+point and step list.
+
+Which models it suits: one whose few large steps from an intermediate level land near its full sampler's chunk —
+a well-trained model, or a shortcut flow model fine-tuned for RTI's own jumps (experiment=pusht_shortcut_rti_cpu:
+RTI-3 within 3 points of its 128-step sampler on PushT). On an under-trained model (the 6,000-step `make demo`
+policy) it costs 20–30 points of success; measure before deploying it (docs/results.md)."""
 
 from __future__ import annotations
 
@@ -20,10 +25,15 @@ def shift_chunk(chunk: torch.Tensor, k: int, pad: str) -> torch.Tensor:
     return torch.cat([chunk[:, k:], tail], dim=1)
 
 
-class RTIWarmStart:
-    """Chunk planner for `DiffusionPolicy.chunk_planner`.
+DEFAULT_START = {"diffusion": 0.8, "flow": 0.7}  # diffusion: level 0.8·K (80 of 100); flow: time 0.7
 
-    start: the re-noising level — an integer diffusion level (e.g. 2) or a flow time in [0, 1) (e.g. 0.8);
+
+class RTIWarmStart:
+    """Chunk planner for `DiffusionPolicy.chunk_planner`. The defaults are `diffpilot eval` / `serve`'s: start at
+    diffusion level 80 of 100 (flow time 0.7), 3 steps, the shifted chunk's tail extrapolated.
+
+    start: the re-noising level — an integer diffusion level (e.g. 80) or a flow time in [0, 1) (e.g. 0.7); None:
+    DEFAULT_START for the policy's schedule;
     num_steps: network evaluations per warm-started chunk; jump_threshold: largest change of any normalised
     observation value since the last chunk that still allows a warm start (None: never fall back);
     clip: clamp the shifted chunk to the normalised action range [−1, 1] (discrete dimensions such as a
@@ -38,13 +48,17 @@ class RTIWarmStart:
     def __init__(
         self,
         policy,
-        start: float,
-        num_steps: int,
+        start: float | None = None,
+        num_steps: int = 3,
         jump_threshold: float | None = None,
         clip: bool = True,
-        pad: str = "hold",
+        pad: str = "extrapolate",
         timesteps: list[float] | None = None,
     ):
+        if start is None:
+            fraction = DEFAULT_START[policy.sampler.family]
+            steps = getattr(policy.schedule, "num_train_steps", None)
+            start = round(fraction * steps) if steps else fraction
         if pad not in self.PADS:
             raise ValueError(f"pad={pad!r}: expected one of {self.PADS}")
         if timesteps is not None and (len(timesteps) != num_steps or float(timesteps[0]) != float(start)):
@@ -65,10 +79,10 @@ class RTIWarmStart:
         """From the `rti:` block of the eval / serve configs (start, num_steps, jump_threshold, pad, timesteps)."""
         return cls(
             policy,
-            rti["start"],
-            rti["num_steps"],
+            rti.get("start"),
+            rti.get("num_steps", 3),
             rti.get("jump_threshold"),
-            pad=rti.get("pad", "hold"),
+            pad=rti.get("pad", "extrapolate"),
             timesteps=rti.get("timesteps") or None,
         )
 

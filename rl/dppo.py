@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from diffpilot.policies.samplers import DDIMSampler
+from diffpilot.run import PRETRAINED, Run
 
 from .runs import ChunkRLConfig, ChunkRLTrainer, check_fields, run_algorithm, training_envs
 from .sac import mlp
@@ -112,7 +114,7 @@ class DPPO(ChunkRLTrainer):
 
     def __init__(self, policy, make_env, cfg: DPPOConfig, output_dir: str | Path):
         self.cfg = cfg
-        self.output_dir = Path(output_dir)
+        self.run = Run(output_dir, "env_step")
         self.base = policy.eval()
         for p in self.base.parameters():
             p.requires_grad_(False)
@@ -206,27 +208,32 @@ class DPPO(ChunkRLTrainer):
                 }
         return stats
 
-    def iteration(self, writer, seconds: float) -> dict[str, Any]:
-        """One rollout of n_envs × n_steps chunks and its PPO epochs."""
-        stats = self.update(self.rollout())
-        self.counters["iterations"] += 1
-        point = self.curve_point()
-        for name, value in {**point, **stats}.items():
-            writer.add_scalar(f"train/{name}", value, self.counters["env_steps"])
-        writer.add_scalar("train/env_steps_per_s", self.counters["env_steps"] / seconds, self.counters["env_steps"])
-        return {"success": f"{point['recent_success']:.2f}"}
+    def train(self, stop_at: int | None = None) -> None:
+        """Iterations of one rollout (n_envs × n_steps chunks) and its PPO epochs until `stop_at` env steps (default
+        cfg.env_steps), logging each and checkpointing every cfg.checkpoint_every env steps."""
+        cfg, run = self.cfg, self.run
+        stop = min(stop_at or cfg.env_steps, cfg.env_steps)
+        start, first = time.perf_counter(), run.step
+        with run.progress(cfg.env_steps, self.algo_name):
+            while run.step < stop:
+                stats = self.update(self.rollout())
+                self.counters["iterations"] += 1
+                point = self.curve_point()
+                rate = (run.step - first) / max(time.perf_counter() - start, 1e-9)
+                run.log({**point, **stats, "env_steps_per_s": rate})
+                run.show(success=f"{point['recent_success']:.2f}")
+                if run.due(cfg.checkpoint_every):
+                    self.save()
 
-    def save(self) -> Path:
-        """The RL checkpoint plus the fine-tuned policy as an ordinary policy directory (`policy/`)."""
-        directory = super().save()
-        self.finetuned.save_pretrained(directory / "policy")
-        return directory
+    def saved_policy(self):
+        """Checkpoints hold the fine-tuned policy as an ordinary policy directory (pretrained_model/)."""
+        return self.finetuned
 
     def resume(self, directory: str | Path) -> None:
         self.obs = super().resume(directory)
 
     def result_extra(self, checkpoint: Path) -> dict[str, Any]:
-        return {"finetuned_policy": str(checkpoint / "policy")}
+        return {"finetuned_policy": str(checkpoint / PRETRAINED)}
 
     def eval_policy(self):
         return self.finetuned.eval()

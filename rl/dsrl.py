@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import DictConfig
+
+from diffpilot.run import Run, latest_checkpoint, load_module_tensors, read_state
 
 from .latent_env import FrozenChunkSampler, LatentNoiseVecEnv, LatentSteering
 from .replay import ReplayBuffer
@@ -113,7 +116,7 @@ class DSRL(ChunkRLTrainer):
 
     def __init__(self, policy, make_env, cfg: DSRLConfig, output_dir: str | Path):
         self.cfg = cfg
-        self.output_dir = Path(output_dir)
+        self.run = Run(output_dir, "env_step")
         self.sampler = FrozenChunkSampler(policy, cfg.num_inference_steps)
         pcfg = policy.config
         vec = training_envs(make_env, cfg, policy.config)
@@ -234,25 +237,27 @@ class DSRL(ChunkRLTrainer):
         self.losses[name] = float(loss.detach())
 
     # ----------------------------------------------------------------- loop
-    def start_training(self) -> None:
+    def train(self, stop_at: int | None = None) -> None:
+        """Collect with the actor's noises and learn, `utd × n_envs` updates per vector step once learning has
+        started, until `stop_at` env steps (default cfg.env_steps); logs and checkpoints on the way."""
+        cfg, run = self.cfg, self.run
+        stop = min(stop_at or cfg.env_steps, cfg.env_steps)
         if self.env.cond is None:
             self.env.reset()
-        self._next_log = (self.counters["env_steps"] // self.cfg.log_every + 1) * self.cfg.log_every
-
-    def iteration(self, writer, seconds: float) -> dict[str, Any] | None:
-        """One vector step of collection, then `utd × n_envs` updates once learning has started."""
-        cfg = self.cfg
-        self._collect()
-        if self.counters["transitions"] >= cfg.learning_starts:
-            self.update_credit += cfg.utd * cfg.n_envs
-            while self.update_credit >= 1:
-                self.update()
-                self.update_credit -= 1
-        if self.counters["env_steps"] < self._next_log:
-            return None
-        self._next_log += cfg.log_every
-        self._log(writer, seconds)
-        return {"success": f"{self.history[-1]['recent_success']:.2f}", "upd": self.counters["updates"]}
+        start, first = time.perf_counter(), run.step
+        with run.progress(cfg.env_steps, self.algo_name):
+            while run.step < stop:
+                self._collect()
+                if self.counters["transitions"] >= cfg.learning_starts:
+                    self.update_credit += cfg.utd * cfg.n_envs
+                    while self.update_credit >= 1:
+                        self.update()
+                        self.update_credit -= 1
+                if run.due(cfg.log_every):
+                    self._log((run.step - first) / max(time.perf_counter() - start, 1e-9))
+                    run.show(success=f"{self.history[-1]['recent_success']:.2f}", upd=self.counters["updates"])
+                if run.due(cfg.checkpoint_every):
+                    self.save()
 
     def _collect(self) -> None:
         cond = self.env.cond
@@ -269,12 +274,10 @@ class DSRL(ChunkRLTrainer):
         self.counters["transitions"] += self.cfg.n_envs
         self.record_episodes(step)
 
-    def _log(self, writer, seconds: float) -> None:
-        c = self.counters
-        point = self.curve_point(updates=c["updates"], alpha=float(self.temperature().detach()))
-        for name, value in {**point, **{f"loss_{k}": v for k, v in self.losses.items()}}.items():
-            writer.add_scalar(f"train/{name}", value, c["env_steps"])
-        writer.add_scalar("train/env_steps_per_s", c["env_steps"] / max(seconds, 1e-9), c["env_steps"])
+    def _log(self, env_steps_per_s: float) -> None:
+        point = self.curve_point(updates=self.counters["updates"], alpha=float(self.temperature().detach()))
+        losses = {f"loss_{k}": v for k, v in self.losses.items()}
+        self.run.log({**point, **losses, "env_steps_per_s": env_steps_per_s})
 
     # ----------------------------------------------------------------- checkpoints and results
     def extra_state(self) -> dict[str, Any]:
@@ -303,33 +306,27 @@ class DSRL(ChunkRLTrainer):
 
 def checkpoint_config(checkpoint: str | Path) -> DSRLConfig:
     """The DSRLConfig a DSRL checkpoint was trained with (its state.json)."""
-    from diffpilot.policies.checkpoint import read_json
-
-    return DSRLConfig(**read_json(Path(checkpoint) / "state.json", "DSRL checkpoint")["config"])
+    return DSRLConfig(**read_state(checkpoint)["counters"]["config"])
 
 
-def evaluated_actor_prefix(cfg: DSRLConfig, online: bool = False) -> str:
-    """Key prefix, in a checkpoint's modules.safetensors, of the actor that evaluation uses: the averaged copy
-    when the run kept one (`algo.actor_average` > 0) unless `online`, else the online actor."""
-    return "actor_average." if cfg.actor_average > 0 and not online else "actor."
+def evaluated_actor(cfg: DSRLConfig, online: bool = False) -> str:
+    """The module of a checkpoint that evaluation uses: the averaged actor when the run kept one
+    (`algo.actor_average` > 0) unless `online`, else the online actor."""
+    return "actor_average" if cfg.actor_average > 0 and not online else "actor"
 
 
 def load_steered_policy(checkpoint: str | Path, policy, deterministic: bool | None = None, online: bool = False):
     """`policy` (the frozen base, loaded by the caller) steered by the actor saved in a DSRL checkpoint (its
     averaged copy when the run kept one, unless `online`); the sampler's step count and the evaluation mode follow
     the checkpoint's config."""
-    from diffpilot.policies.checkpoint import load_tensors
-
-    checkpoint = Path(checkpoint)
+    checkpoint = latest_checkpoint(checkpoint)
     cfg = checkpoint_config(checkpoint)
     policy = with_ddim(policy, cfg.num_inference_steps)
     sampler = FrozenChunkSampler(policy, cfg.num_inference_steps)
     actor = SquashedGaussianActor(
         policy.obs_encoder.output_dim, sampler.noise_dim, cfg.hidden, cfg.noise_scale, cfg.layer_norm, cfg.actor_std
     )
-    tensors = load_tensors(checkpoint / "modules.safetensors", "DSRL checkpoint")
-    prefix = evaluated_actor_prefix(cfg, online)
-    actor.load_state_dict({k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)})
+    actor.load_state_dict(load_module_tensors(checkpoint, evaluated_actor(cfg, online)))
     deterministic = cfg.eval_deterministic if deterministic is None else deterministic
     policy.chunk_planner = LatentSteering(sampler, actor.mode if deterministic else (lambda c: actor(c)[0]))
     return policy

@@ -1,7 +1,7 @@
 """GSPO (group sequence policy optimisation) and GRPO on the driving simulator, for any policy that exposes
 per-token log-probabilities of sampled token sequences (WAM-Diff: ``token_log_probs`` by one-step unmasking).
 
-One update (METHODS.md):
+One update (docs/methods.md):
 1. draw S training scenes; the policy samples a group of G trajectories per scene (B = G * S token sequences of
    length L, row r belongs to scene r % S);
 2. reward r = PDMS of each trajectory from the project's scorer (sim.scoring: LQR + bicycle simulation, EP
@@ -14,33 +14,29 @@ One update (METHODS.md):
    - GRPO: token ratios r_it = exp(log p_new - log p_old) clipped per token (eps 0.2), averaged over tokens,
      then over sequences.
 
-``run(cfg)`` is the `diffpilot rl algo=gspo|grpo` runner: tqdm, TensorBoard (output_dir/tb), the RL state
-(policy, AdamW, both random generators, the update index, the history) as safetensors + JSON in
-output_dir/checkpoint after every `checkpoint_every` updates and at the end (``resume=<that dir>`` continues
-exactly), the policy alone in output_dir/policy and the reward history in output_dir/rl_log.json.
+``run(cfg)`` is the `diffpilot rl algo=gspo|grpo` runner on the one run loop (diffpilot/run.py): a checkpoint (policy,
+AdamW, both random generators, the update index, the history) every `checkpoint_every` updates and at the end, each
+with the policy as its pretrained_model (``resume=<run dir or checkpoint>`` continues exactly), TensorBoard, and the
+reward history in result.json.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from diffpilot.atomic import atomic_write_json
 from diffpilot.envs.driving import ObservationConfig, observe
 from diffpilot.errors import ConfigError
-from diffpilot.policies import trajectory_tokens as tt
-from diffpilot.policies.checkpoint import atomic_save_tensors, load_tensors, read_json
+from diffpilot.policies.driving import trajectory_tokens as tt
 from diffpilot.policies.registry import load_policy
-from diffpilot.policies.train import flatten_optimizer, restore_optimizer
-from diffpilot.run import log_scalars
+from diffpilot.run import PRETRAINED, Run, TrainingState, latest_checkpoint
 from diffpilot.sim.planners import PDMClosedPlanner, simulate_in_scene
-from diffpilot.sim.scenarios import make_scene, split_seeds
+from diffpilot.sim.scenarios import make_split
 from diffpilot.sim.scoring import ScoringContext, masked_progress, score_states
 
 LOSSES = ("gspo", "grpo")
@@ -123,7 +119,7 @@ class ScenePool:
     """Training scenes with their observations, scoring contexts and PDM-Closed reference progress."""
 
     def __init__(self, num_scenes: int, obs_config: ObservationConfig, split: str = "train"):
-        self.scenes = [make_scene(s) for s in split_seeds(split, num_scenes)]
+        self.scenes = make_split(split, num_scenes)
         obs = [observe(s, obs_config) for s in self.scenes]
         self.obs = {k: np.stack([o[k] for o in obs]) for k in obs[0]}
         self.ctx = [ScoringContext(s) for s in self.scenes]
@@ -150,15 +146,20 @@ class ScenePool:
 
 class GroupPolicyTrainer:
     """GSPO / GRPO updates of `policy` (anything with ``sample_tokens(obs, repeat, iterations, guidance_scale,
-    temperature, generator)``, ``token_log_probs(obs, tokens, repeat)``, ``save_pretrained``)."""
+    temperature, generator)``, ``token_log_probs(obs, tokens, repeat)``, ``save_pretrained``) in the run directory
+    `output_dir`, counting updates."""
 
-    def __init__(self, policy, pool: ScenePool, cfg: GSPOConfig, seed: int = 0):
+    def __init__(self, policy, pool: ScenePool, cfg: GSPOConfig, output_dir: str | Path, seed: int = 0):
         self.policy, self.pool, self.cfg = policy, pool, cfg
+        self.run = Run(output_dir, "update")
         self.opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scene_gen = torch.Generator().manual_seed(seed)
         self.sample_gen = torch.Generator().manual_seed(seed + 1)
-        self.update = 0
         self.history: list[dict[str, float]] = []
+
+    @property
+    def update(self) -> int:
+        return self.run.step
 
     def step(self) -> dict[str, float]:
         """One rollout batch and `epochs` gradient steps; returns the logged scalars."""
@@ -191,7 +192,7 @@ class GroupPolicyTrainer:
             torch.nn.utils.clip_grad_norm_(pol.parameters(), cfg.max_grad_norm)
             self.opt.step()
         pol.eval()
-        self.update += 1
+        self.run.advance()
         row = {
             "step": self.update,
             "reward_mean": float(rewards.mean()),
@@ -204,35 +205,30 @@ class GroupPolicyTrainer:
         self.history.append(row)
         return row
 
-    # ------------------------------------------------------------------- state (exact resume)
-    def save(self, directory: str | Path) -> None:
-        directory = Path(directory)
-        tensors, meta = flatten_optimizer(self.opt)
-        atomic_save_tensors(directory / "optimizer.safetensors", tensors)
-        atomic_save_tensors(
-            directory / "rng.safetensors",
-            {
-                "scene": self.scene_gen.get_state(),
-                "sample": self.sample_gen.get_state(),
-                "torch": torch.get_rng_state(),
-            },
-        )
-        self.policy.save_pretrained(directory / "policy")
-        atomic_write_json(directory / "state.json", {"update": self.update, "optimizer": meta, "history": self.history})
+    def train(self) -> None:
+        """Updates until cfg.updates, each logged; a checkpoint every cfg.checkpoint_every updates and at the end."""
+        cfg, run = self.cfg, self.run
+        with run.progress(cfg.updates, cfg.loss):
+            while run.step < cfg.updates:
+                row = self.step()
+                run.log({k: v for k, v in row.items() if k != "step"}, prefix=cfg.loss)
+                run.show(reward=f"{row['reward_mean']:.3f}", clip=f"{row['clip_frac']:.2f}")
+                if run.due(cfg.checkpoint_every) or run.step == cfg.updates:
+                    self.save()
 
-    def load(self, directory: str | Path) -> None:
-        directory = Path(directory)
-        state = read_json(directory / "state.json", "RL checkpoint")
-        weights = load_tensors(directory / "policy" / "model.safetensors", "RL checkpoint")
-        self.policy.load_state_dict(weights)
-        restore_optimizer(
-            self.opt, load_tensors(directory / "optimizer.safetensors", "RL checkpoint"), state["optimizer"]
-        )
-        rng = load_tensors(directory / "rng.safetensors", "RL checkpoint")
-        self.scene_gen.set_state(rng["scene"])
-        self.sample_gen.set_state(rng["sample"])
-        torch.set_rng_state(rng["torch"])
-        self.update, self.history = int(state["update"]), list(state["history"])
+    # ------------------------------------------------------------------- state (exact resume)
+    def state(self) -> TrainingState:
+        generators = {"scene": self.scene_gen, "sample": self.sample_gen}
+        counters = {"history": self.history, "config": asdict(self.cfg)}
+        return TrainingState({"policy": self.policy}, {"policy": self.opt}, generators, counters=counters)
+
+    def save(self) -> Path:
+        """The run's checkpoint at this update, the policy as its pretrained_model."""
+        return self.run.save(self.state(), self.policy)
+
+    def resume(self, checkpoint: str | Path) -> None:
+        """Continue exactly from a checkpoint (or a run directory's newest)."""
+        self.history = list(self.run.resume(checkpoint, self.state())["history"])
 
 
 def algo_config(algo: Any) -> GSPOConfig:
@@ -244,15 +240,14 @@ def algo_config(algo: Any) -> GSPOConfig:
 
 
 def run(cfg) -> dict:
-    """`diffpilot rl algo=gspo|grpo task=navsim_driving policy_path=<BC checkpoint>`."""
+    """`diffpilot rl algo=gspo|grpo task=driving policy_path=<BC checkpoint>` (or resume=<run or checkpoint>)."""
     acfg = algo_config(cfg.algo)
-    if cfg.task.get("name") != "navsim_driving":
-        raise ConfigError(f"task={cfg.task.get('name')!r}: {acfg.loss} runs on task=navsim_driving")
+    if cfg.task.get("env") != "driving":
+        raise ConfigError(f"task={cfg.task.get('name')!r}: {acfg.loss} runs on task=driving")
     if not cfg.get("policy_path") and not cfg.get("resume"):
         raise ConfigError("policy_path=None: expected the BC policy checkpoint directory to start from")
-    out = Path(cfg.output_dir)
     torch.manual_seed(int(cfg.seed))
-    source = Path(cfg.resume) / "policy" if cfg.get("resume") else Path(cfg.policy_path)
+    source = latest_checkpoint(cfg.resume) / PRETRAINED if cfg.get("resume") else Path(cfg.policy_path)
     policy = load_policy(source)
     for name in ("sample_tokens", "token_log_probs"):
         if not hasattr(policy, name):
@@ -261,25 +256,18 @@ def run(cfg) -> dict:
                 "expected a token policy (wamdiff)"
             )
     pool = ScenePool(acfg.train_scenes, ObservationConfig(**cfg.task.observation))
-    trainer = GroupPolicyTrainer(policy, pool, acfg, seed=int(cfg.seed))
+    trainer = GroupPolicyTrainer(policy, pool, acfg, cfg.output_dir, seed=int(cfg.seed))
     if cfg.get("resume"):
-        trainer.load(cfg.resume)
+        trainer.resume(cfg.resume)
     t0 = time.perf_counter()
-    bar = tqdm(range(trainer.update, acfg.updates), desc=acfg.loss, initial=trainer.update, total=acfg.updates)
-    for _ in bar:
-        row = trainer.step()
-        bar.set_postfix(reward=f"{row['reward_mean']:.3f}", clip=f"{row['clip_frac']:.2f}")
-        log_scalars(out / "tb", {k: v for k, v in row.items() if k != "step"}, trainer.update, prefix=acfg.loss)
-        if trainer.update % acfg.checkpoint_every == 0 or trainer.update == acfg.updates:
-            trainer.save(out / "checkpoint")
-    policy.save_pretrained(out / "policy")
+    trainer.train()
     summary = {
         "algo": acfg.loss,
-        "config": acfg.__dict__,
+        "config": asdict(acfg),
         "policy_path": str(cfg.get("policy_path")),
+        "checkpoint": str(trainer.run.checkpoint_dir()),
         "updates": trainer.update,
         "seconds": time.perf_counter() - t0,
         "history": trainer.history,
     }
-    atomic_write_json(out / "rl_log.json", summary)
-    return summary
+    return trainer.run.finish(summary)

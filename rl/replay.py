@@ -1,15 +1,10 @@
-"""A fixed-size ring replay buffer of float32 fields in numpy, sampled with torch's RNG (so an RL run's
-RNG state is one torch state), saved as safetensors for exact resume."""
+"""A fixed-size ring replay buffer of float32 fields in numpy, sampled with torch's RNG (so an RL run's RNG state is
+one torch state); a checkpoint keeps its `state()` arrays for exact resume."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
-from safetensors.numpy import load_file, save_file
-
-from diffpilot.atomic import atomic_path
 
 
 class ReplayBuffer:
@@ -45,18 +40,19 @@ class ReplayBuffer:
         idx = torch.randint(self.size, (batch_size,), generator=generator).numpy()
         return {k: torch.from_numpy(v[idx]) for k, v in self.data.items()}
 
-    def save(self, path: str | Path) -> None:
+    def state(self) -> dict[str, np.ndarray]:
+        """The stored rows and the ring's position (what a checkpoint keeps)."""
         arrays = {k: v[: self.size] for k, v in self.data.items()}
         arrays["_meta"] = np.array([self.capacity, self.pos, self.size], np.int64)
-        with atomic_path(path) as tmp:
-            save_file(arrays, str(tmp))
+        return arrays
 
-    def load(self, path: str | Path) -> None:
-        arrays = load_file(str(path))
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Put back what `state()` returned; a ValueError when capacity or fields differ."""
+        arrays = dict(arrays)
         capacity, pos, size = (int(x) for x in arrays.pop("_meta"))
         if capacity != self.capacity or set(arrays) != set(self.data):
             raise ValueError(
-                f"replay file {path}: capacity {capacity} and fields {sorted(arrays)}; "
+                f"saved replay buffer: capacity {capacity} and fields {sorted(arrays)}; "
                 f"expected capacity {self.capacity} and fields {sorted(self.data)}"
             )
         for k, v in arrays.items():

@@ -1,10 +1,9 @@
-"""What every RL runner needs around its algorithm: the frozen/base policy and env factory from the run
-config, config checks with clear errors, the latest checkpoint of a run, and a success evaluation."""
+"""What every chunk-RL runner needs around its algorithm: the frozen/base policy and env factory from the run config,
+config checks with clear errors, the training state on the one run loop, and a success evaluation."""
 
 from __future__ import annotations
 
 import json
-import time
 from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,9 +13,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from diffpilot.atomic import atomic_write_json
 from diffpilot.envs.registry import env_factory
-from diffpilot.errors import ConfigError
+from diffpilot.errors import CheckpointError, ConfigError
+from diffpilot.run import TrainingState
 
 from .chunk_env import REWARDS, ChunkVecEnv
 
@@ -94,17 +93,6 @@ def with_ddim(policy, num_inference_steps: int):
     return policy.with_sampler(policy.config.sampler.replace(name="ddim", num_inference_steps=num_inference_steps))
 
 
-def latest_checkpoint(path: str | Path) -> Path:
-    """`path` itself when it is a checkpoint (has state.json), else its newest checkpoints/* entry."""
-    path = Path(path)
-    if (path / "state.json").is_file():
-        return path
-    found = sorted((path / "checkpoints").glob("*/state.json")) if (path / "checkpoints").is_dir() else []
-    if not found:
-        raise ConfigError(f"resume={str(path)!r}: no RL checkpoint (state.json) there or under checkpoints/")
-    return found[-1].parent
-
-
 def evaluate_policy(policy, make_env, episodes: int, seed: int, n_envs: int) -> dict[str, Any]:
     """Success (95 % Wilson CI) and coverage over `episodes` seeded rollouts, without per-episode records."""
     from diffpilot.envs.evaluate import evaluate
@@ -126,23 +114,28 @@ def algo_config(cls, algo: DictConfig | dict):
 
 
 class ChunkRLTrainer:
-    """What DSRL and DPPO share: counters, the training-episode log (learning curve), and checkpoints.
+    """What DSRL and DPPO share around their own loops: the run (diffpilot/run.py, counting environment steps), the
+    training-episode log (learning curve) and the exact training state.
 
-    Subclasses set `cfg`, `output_dir`, `modules`, `optimizers`, `vec` (a ChunkVecEnv) and, when off-policy,
-    `replay`; `extra_state()` / `load_extra_state()` carry their own scalars.
+    Subclasses set `cfg`, `run`, `modules`, `optimizers`, `vec` (a ChunkVecEnv) and, when off-policy, `replay`, and
+    write `train()`; `extra_state()` / `load_extra_state()` carry their own scalars.
     """
 
     algo_name = "rl"
     replay = None
 
     def _init_log(self, **counters: int) -> None:
-        self.counters = {"env_steps": 0, **counters, "episodes": 0, "successes": 0}
+        self.counters = {**counters, "episodes": 0, "successes": 0}
         self.recent: deque = deque(maxlen=50)  # outcomes (1 = solved) of the last training episodes
         self.history: list[dict[str, float]] = []  # learning curve points
 
+    @property
+    def env_steps(self) -> int:
+        return self.run.step
+
     def record_episodes(self, step) -> None:
-        """Count the episodes that ended in a ChunkStep."""
-        self.counters["env_steps"] += step.env_steps
+        """Count the env steps a ChunkStep ran and the episodes that ended in it."""
+        self.run.advance(step.env_steps)
         for i in np.flatnonzero(step.terminated | step.truncated):
             self.counters["episodes"] += 1
             self.counters["successes"] += int(step.success[i])
@@ -150,7 +143,7 @@ class ChunkRLTrainer:
 
     def curve_point(self, **extra: float) -> dict[str, float]:
         point = {
-            "env_steps": self.counters["env_steps"],
+            "env_steps": self.env_steps,
             "episodes": self.counters["episodes"],
             "recent_success": float(np.mean(self.recent)) if self.recent else 0.0,
             **extra,
@@ -158,51 +151,19 @@ class ChunkRLTrainer:
         self.history.append(point)
         return point
 
-    def start_training(self) -> None:
-        """Called by `train` before its loop (e.g. a first env reset)."""
-
-    def iteration(self, writer, seconds: float) -> dict[str, Any] | None:
-        """One collect/learn step of the algorithm; returns progress-bar fields (or None)."""
-        raise NotImplementedError
-
-    def train(self, stop_at: int | None = None) -> None:
-        """Iterate until `stop_at` env steps (default cfg.env_steps) with a tqdm bar, TensorBoard under
-        output_dir/tensorboard, and an RL checkpoint every cfg.checkpoint_every env steps."""
-        from torch.utils.tensorboard import SummaryWriter
-        from tqdm.auto import tqdm
-
-        cfg = self.cfg
-        stop_at = min(stop_at or cfg.env_steps, cfg.env_steps)
-        self.start_training()
-        writer = SummaryWriter(str(Path(self.output_dir) / "tensorboard"))
-        bar = tqdm(total=cfg.env_steps, initial=self.counters["env_steps"], desc=self.algo_name, unit="step")
-        next_ckpt = (self.counters["env_steps"] // cfg.checkpoint_every + 1) * cfg.checkpoint_every
-        start = time.perf_counter()
-        try:
-            while self.counters["env_steps"] < stop_at:
-                postfix = self.iteration(writer, max(time.perf_counter() - start, 1e-9))
-                bar.n = self.counters["env_steps"]
-                bar.refresh()
-                if postfix:
-                    bar.set_postfix(postfix)
-                if self.counters["env_steps"] >= next_ckpt:
-                    self.save()
-                    next_ckpt += cfg.checkpoint_every
-        finally:
-            bar.close()
-            writer.close()
-
     def extra_state(self) -> dict[str, Any]:
         return {}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         pass
 
-    def save(self) -> Path:
-        from .checkpoint import save_rl_checkpoint
+    def saved_policy(self):
+        """The policy a checkpoint holds as pretrained_model (None: the checkpoint's modules are the result)."""
+        return None
 
-        directory = Path(self.output_dir) / "checkpoints" / f"env_step_{self.counters['env_steps']:08d}"
-        state = {
+    def state(self) -> TrainingState:
+        arrays = {"envs": self.vec.state(), **({"replay": self.replay.state()} if self.replay is not None else {})}
+        counters = {
             "algo": self.algo_name,
             "config": asdict(self.cfg),
             "counters": self.counters,
@@ -210,32 +171,36 @@ class ChunkRLTrainer:
             "history": self.history,
             **self.extra_state(),
         }
-        save_rl_checkpoint(directory, self.modules, self.optimizers, state, self.replay, self.vec.state())
-        return directory
+        return TrainingState(self.modules, self.optimizers, arrays=arrays, counters=counters)
 
-    def resume(self, directory: str | Path) -> dict[str, np.ndarray]:
+    def save(self) -> Path:
+        return self.run.save(self.state(), self.saved_policy())
+
+    def resume(self, checkpoint: str | Path) -> dict[str, np.ndarray]:
         """Restore everything `save` wrote; returns the envs' current observations."""
-        from .checkpoint import load_rl_checkpoint
-
-        state, env_state = load_rl_checkpoint(directory, self.modules, self.optimizers, self.replay)
-        if env_state is None:
-            raise ValueError(f"RL checkpoint {directory}: env_state.safetensors is missing (needed to resume)")
-        self.counters = dict(state["counters"])
-        self.recent = deque(state["recent"], maxlen=self.recent.maxlen)
-        self.history = list(state["history"])
-        self.load_extra_state(state)
-        return self.vec.load_state(env_state)
+        state = self.state()
+        saved = self.run.resume(checkpoint, state)
+        if self.replay is not None:
+            self.replay.load_state(state.arrays["replay"])
+        self.counters = dict(saved["counters"])
+        self.recent = deque(saved["recent"], maxlen=self.recent.maxlen)
+        self.history = list(saved["history"])
+        self.load_extra_state(saved)
+        return self.vec.load_state(state.arrays["envs"])
 
 
 def run_algorithm(cfg: DictConfig, config_cls, trainer_cls) -> dict[str, Any]:
-    """The shared `run(cfg)`: build, resume if asked, train, save, evaluate `trainer.eval_policy()`,
-    write result.json (with `trainer.result_extra()`), print it without the curve; returns it."""
+    """The shared `run(cfg)`: build, resume if asked, train, save, evaluate `trainer.eval_policy()`, then the run's
+    result.json (with `trainer.result_extra()`); prints it without the curve and returns it."""
     algo = algo_config(config_cls, cfg.algo)
     torch.manual_seed(cfg.seed)
     policy, make_env = env_and_policy(cfg, algo.num_inference_steps)
     trainer = trainer_cls(policy, make_env, algo, cfg.output_dir)
     if cfg.get("resume"):
-        trainer.resume(latest_checkpoint(cfg.resume))
+        try:
+            trainer.resume(cfg.resume)
+        except CheckpointError as err:
+            raise ConfigError(f"resume={cfg.resume!r}: {err}") from None
     trainer.train()
     final = trainer.save()
     result: dict[str, Any] = {
@@ -243,13 +208,14 @@ def run_algorithm(cfg: DictConfig, config_cls, trainer_cls) -> dict[str, Any]:
         "policy_path": str(cfg.policy_path),
         "checkpoint": str(final),
         **trainer.result_extra(final),
-        "counters": trainer.counters,
+        "counters": {"env_steps": trainer.env_steps, **trainer.counters},
         "history": trainer.history,
     }
     if algo.eval_episodes:
         result["eval"] = evaluate_policy(
             trainer.eval_policy(), make_env, algo.eval_episodes, algo.eval_seed, algo.eval_n_envs
         )
-    atomic_write_json(Path(cfg.output_dir) / "result.json", result)
+        trainer.run.log({k: result["eval"][k] for k in ("success_rate", "mean_max_coverage")}, prefix="eval")
+    trainer.run.finish(result)
     print(json.dumps({k: v for k, v in result.items() if k != "history"}, indent=2))
     return result

@@ -6,7 +6,7 @@ Window sizes and polynomial orders follow NAVSIM's comfort metrics: acceleration
 quadratic over the whole horizon; jerk = derivative (quadratic, whole horizon) of the acceleration smoothed
 over 8 samples; yaw rate and yaw acceleration from the unwrapped heading over 5 samples (orders 2 and 3).
 
-Bounds (METHODS.md): longitudinal acceleration in (-4.05, 2.40) m/s^2, |lateral acceleration| < 4.89 m/s^2,
+Bounds (docs/methods.md): longitudinal acceleration in (-4.05, 2.40) m/s^2, |lateral acceleration| < 4.89 m/s^2,
 |jerk| < 8.37 m/s^3, |longitudinal jerk| < 4.13 m/s^3, |yaw acceleration| < 1.93 rad/s^2,
 |yaw rate| < 0.95 rad/s. Extended comfort (NAVSIM v2 defaults): RMS difference between two consecutive
 frames' plans over their overlap of acceleration <= 0.7 m/s^2, jerk <= 0.5 m/s^3, yaw rate <= 0.1 rad/s,

@@ -1,9 +1,9 @@
 """Reference planners: constant velocity and PDM-Closed (privileged: it sees the map, route, lights and agents).
 
 Every planner maps a scene to one proposal (8, 3): rear-axle x, y, heading at 0.5 .. 4.0 s in the ego frame.
-The ego-status MLP of the issue needs torch and lives outside ``sim/`` (not built here).
+Learned planners (the ego-status MLP, DiffusionDrive, WAM-Diff) need torch and live in policies/driving/.
 
-PDM-Closed (Dauner et al., as METHODS.md describes it): the route centreline shifted by {0, -1, +1} m,
+PDM-Closed (Dauner et al., as docs/methods.md describes it): the route centreline shifted by {0, -1, +1} m,
 each followed with IDM at [1.0, 0.8, 0.6, 0.4, 0.2] x the speed limit, leading objects found along each path
 (agents forecast from the scene's logged future by default - privileged - or at constant velocity from
 their current state as NAVSIM's PDM-Closed does; red lights as stopped objects at their stop line); the

@@ -3,7 +3,7 @@
     PDMS  = NC * DAC * (5 EP + 5 TTC + 2 C) / 12
     EPDMS = NC * DAC * DDC * TLC * (5 EP + 5 TTC + 2 LK + 2 HC + 2 EC) / 16
 
-Sub-scores, as ../shared/METHODS.md and NAVSIM's scorer define them (41 states at 0.1 s):
+Sub-scores, as docs/methods.md and NAVSIM's scorer define them (41 states at 0.1 s):
 - NC, no at-fault collision: for each agent the *first* contact decides. Not at fault: the ego is stopped
   (<= 0.05 m/s), or the agent is behind the ego (bearing from the rear axle > 150 deg) while both move, or it
   is a lateral contact while the ego is inside a single lane. At fault: the agent is stopped, the ego's

@@ -5,9 +5,9 @@ A proposal is 8 rear-axle poses (x, y, heading) at 0.5 s .. 4.0 s in the ego fra
 steering-rate commands, and a kinematic bicycle with first-order actuator lags integrates them for 40 steps
 of 0.1 s (41 states including t = 0). Velocities and accelerations in a proposal are ignored, as in NAVSIM.
 
-Constants (../shared/METHODS.md, which matches nuPlan/NAVSIM's defaults): longitudinal LQR q = 10, r = 1;
+Constants (docs/methods.md, which matches nuPlan/NAVSIM's defaults): longitudinal LQR q = 10, r = 1;
 lateral LQR q = [1, 10, 0] on (lateral error, heading error, steering angle), r = 1 on steering rate;
-horizon 10 steps; max steering angle pi/3; acceleration lag 0.2 s, steering lag 0.05 s. Not in METHODS.md,
+horizon 10 steps; max steering angle pi/3; acceleration lag 0.2 s, steering lag 0.05 s. Not in docs/methods.md,
 taken from nuPlan's tracker defaults: the stopping controller (below 0.2 m/s reference and current speed,
 accelerate with -0.5 * speed). The LQR holds one input over the horizon and penalises the terminal error
 (nuPlan's one-step formulation); the lateral model is linearised around the reference curvature.

@@ -58,7 +58,7 @@ def test_train_then_eval_image_policy(demo_dataset, tmp_path):
         "policy.sampler.num_inference_steps=2",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads((run / "train_result.json").read_text())
+    result = json.loads((run / "result.json").read_text())
     assert result["train_steps"] == 2
     proc = diffpilot(
         "eval",

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from diffpilot.policies.diffusiondrive import (
+from diffpilot.policies.datasets.arrays import ArrayDataset
+from diffpilot.policies.driving.diffusiondrive import (
     EGO_AXLE_TO_CENTER,
     EGO_RADIUS,
     DiffusionDriveConfig,
@@ -15,12 +16,21 @@ from diffpilot.policies.diffusiondrive import (
     kmeans_anchors,
     proposal_geometry,
 )
-from diffpilot.policies.ego_mlp import EgoMLPPolicy, fit
+from diffpilot.policies.driving.ego_mlp import EgoMLPPolicy
 from diffpilot.policies.registry import load_policy
 from diffpilot.policies.samplers import DDIMSampler
+from diffpilot.policies.train import BCTrainer, TrainConfig
 
 torch.set_num_threads(1)
 SMALL = {"d_model": 32, "n_heads": 2, "bev_size": 16, "max_agents": 4, "num_anchors": 4}
+
+
+def fit(policy, data: dict, steps: int, batch_size: int, lr: float, out) -> None:
+    """Behaviour cloning with the driving recipe's optimiser (no EMA, no warm-up, grad clip 1)."""
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, weight_decay=1e-4, betas=(0.9, 0.999),
+                      warmup_steps=0, grad_clip_norm=1.0, use_ema=False, log_every=0)  # fmt: skip
+    BCTrainer(policy, ArrayDataset(data), cfg, out).train()
+    policy.eval()
 
 
 def _data(n: int = 16, seed: int = 0, bev: int = 16, agents: int = 4) -> dict[str, np.ndarray]:
@@ -111,14 +121,14 @@ def test_vanilla_policy_takes_twenty_steps(monkeypatch):
     assert len(calls[0]) == 20 and calls[0][-1] == 0 and out.shape == (16, 8, 3)
 
 
-def test_anchored_training_fits_demonstrations():
+def test_anchored_training_fits_demonstrations(tmp_path):
     data = _data(n=12)
     torch.manual_seed(0)  # the initial weights, independent of the tests that ran before
     policy = DiffusionDrivePolicy(DiffusionDriveConfig(**SMALL))
     policy.set_normalization(data)
     gen = torch.Generator().manual_seed(0)
     before = policy.compute_loss(data, generator=gen).item()
-    fit(policy, data, steps=150, batch_size=12, lr=3e-3)
+    fit(policy, data, steps=150, batch_size=12, lr=3e-3, out=tmp_path)
     after = policy.compute_loss(data, generator=torch.Generator().manual_seed(0)).item()
     assert after < 0.3 * before
     d = policy.plan_details(data)
@@ -133,11 +143,11 @@ def test_ego_mlp_learns_speed_and_command_and_round_trips(tmp_path):
     data = _data(n=64)
     policy = EgoMLPPolicy()
     policy.set_normalization(data)
-    fit(policy, data, steps=400, batch_size=64, lr=3e-3)
+    fit(policy, data, steps=400, batch_size=64, lr=3e-3, out=tmp_path / "run")
     err = np.abs(policy.plan(data) - data["trajectory"])[..., :2].mean()
     assert err < 0.5
-    policy.save_pretrained(tmp_path)
-    assert np.allclose(load_policy(tmp_path).plan(data), policy.plan(data), atol=1e-6)
+    policy.save_pretrained(tmp_path / "ego")
+    assert np.allclose(load_policy(tmp_path / "ego").plan(data), policy.plan(data), atol=1e-6)
 
 
 def test_bad_observations_name_the_key():

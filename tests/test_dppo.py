@@ -66,11 +66,11 @@ def test_dppo_finetunes_a_copy_and_resumes_exactly(tmp_path):
     first = DPPO(policy, MAKE_ENV, small_cfg(), tmp_path / "b")
     first.train(stop_at=64)
     ckpt = first.save()
-    assert (ckpt / "policy" / "config.json").is_file()
+    assert (ckpt / "pretrained_model" / "config.json").is_file()
     second = DPPO(pusht_policy(), MAKE_ENV, small_cfg(), tmp_path / "b")
     second.resume(ckpt)
     second.train()
-    assert second.counters == straight.counters
+    assert second.counters == straight.counters and second.env_steps == straight.env_steps
     for (k, a), b in zip(straight.finetuned.net.state_dict().items(), second.finetuned.net.state_dict().values()):
         assert torch.equal(a, b), f"{k} differs after resume"
 

@@ -127,21 +127,21 @@ def test_latent_env_maps_noise_to_executed_actions():
     assert step.env_steps == 16 and step.reward.shape == (2,)
 
 
-def test_replay_buffer_wraps_and_round_trips(tmp_path):
+def test_replay_buffer_wraps_and_round_trips():
     buf = ReplayBuffer(5, {"obs": 3, "reward": 1})
     for i in range(3):
         buf.add(obs=np.full((2, 3), i, np.float32), reward=np.full(2, i, np.float32))
     assert len(buf) == 5 and buf.pos == 1
     np.testing.assert_array_equal(buf.data["reward"][:, 0], [2, 0, 1, 1, 2])  # 2 overwrote slot 0
-    buf.save(tmp_path / "r.safetensors")
+    saved = buf.state()
     other = ReplayBuffer(5, {"obs": 3, "reward": 1})
-    other.load(tmp_path / "r.safetensors")
+    other.load_state(saved)
     assert other.pos == 1 and len(other) == 5
     np.testing.assert_array_equal(other.data["obs"], buf.data["obs"])
     with pytest.raises(KeyError, match="expected"):
         buf.add(obs=np.zeros((1, 3), np.float32))
     with pytest.raises(ValueError, match="capacity"):
-        ReplayBuffer(6, {"obs": 3, "reward": 1}).load(tmp_path / "r.safetensors")
+        ReplayBuffer(6, {"obs": 3, "reward": 1}).load_state(saved)
 
 
 def test_actor_log_prob_matches_torch_distributions():
@@ -187,7 +187,7 @@ def test_training_updates_the_actor_and_leaves_the_base_policy_bit_identical(var
     trainer = DSRL(policy, MAKE_ENV, small_cfg(variant=variant), tmp_path)
     actor_before = [p.clone() for p in trainer.actor.parameters()]
     trainer.train()
-    assert trainer.counters["env_steps"] >= 400 and trainer.counters["updates"] > 0
+    assert trainer.env_steps >= 400 and trainer.counters["updates"] > 0
     assert trainer.counters["episodes"] >= 2 and trainer.history
     assert any(not torch.equal(a, p) for a, p in zip(actor_before, trainer.actor.parameters()))
     after = policy.state_dict()
@@ -235,7 +235,7 @@ def test_resume_continues_exactly(tmp_path):
     second = DSRL(pusht_policy(), MAKE_ENV, small_cfg(env_steps=480, actor_average=0.05), tmp_path / "b")
     second.resume(ckpt)
     second.train()
-    assert second.counters == straight.counters
+    assert second.counters == straight.counters and second.env_steps == straight.env_steps
     assert "actor_average" in straight.modules  # the averaged actor is part of the exact state
     for name in straight.modules:
         for (k, a), b in zip(straight.modules[name].state_dict().items(), second.modules[name].state_dict().values()):
@@ -421,14 +421,17 @@ def test_checkpoint_bench_evaluates_every_checkpoint_and_the_mean_actor(tmp_path
     from pathlib import Path
 
     from diffpilot.commands.rl import run
-    from diffpilot.policies.checkpoint import load_tensors
+    from diffpilot.run import TRAINING_STATE, load_tensors
+
+    def load_module_file(checkpoint):
+        return load_tensors(checkpoint / TRAINING_STATE / "modules.safetensors", "checkpoint")
 
     policy_dir = tmp_path / "base"
     pusht_policy().save_pretrained(policy_dir)
     overrides = [*tiny_rl_overrides(policy_dir, tmp_path / "sac"), "algo.env_steps=160", "algo.eval_episodes=0"]
     with initialize_config_module("diffpilot.configs", version_base="1.3"):
         run(compose("rl", [*overrides, "algo.checkpoint_every=80", "algo.actor_average=0.1"]))
-    checkpoints = sorted((tmp_path / "sac" / "checkpoints").glob("env_step_*"))
+    checkpoints = sorted((tmp_path / "sac" / "checkpoints").glob("step_*"))
     assert len(checkpoints) >= 2
     bench_dir = Path(__file__).parents[1] / "bench"
     out = tmp_path / "checkpoints.json"
@@ -445,8 +448,8 @@ def test_checkpoint_bench_evaluates_every_checkpoint_and_the_mean_actor(tmp_path
     monkeypatch.syspath_prepend(str(bench_dir))
     from dsrl_checkpoints import averaged_checkpoint
 
-    mean = load_tensors(averaged_checkpoint(checkpoints[-2:], tmp_path / "mean") / "modules.safetensors", "mean")
-    a, b = (load_tensors(c / "modules.safetensors", "ckpt") for c in checkpoints[-2:])
+    mean = load_module_file(averaged_checkpoint(checkpoints[-2:], tmp_path / "mean"))
+    a, b = (load_module_file(c) for c in checkpoints[-2:])
     key = next(k for k in mean if k.startswith("actor_average."))  # the actor that evaluation loads
     torch.testing.assert_close(mean[key], (a[key] + b[key]) / 2)
     other = next(k for k in mean if k.startswith("critic."))

@@ -15,7 +15,7 @@ import torch
 
 from diffpilot.envs.driving import ObservationConfig
 from diffpilot.errors import ConfigError
-from diffpilot.policies.wamdiff import WAMDiffConfig, WAMDiffPolicy
+from diffpilot.policies.driving.wamdiff import WAMDiffConfig, WAMDiffPolicy
 from diffpilot.rl.gspo import GroupPolicyTrainer, GSPOConfig, ScenePool, group_advantages, grpo_loss, gspo_loss
 from tests.test_wamdiff import one_thread  # noqa: F401  (autouse: one torch thread for this module)
 
@@ -74,9 +74,9 @@ def tiny_policy() -> WAMDiffPolicy:
     return WAMDiffPolicy(WAMDiffConfig(d_model=32, n_heads=2, layers=1)).eval()
 
 
-def test_rewards_are_pdms_of_the_sampled_trajectories(pool):
+def test_rewards_are_pdms_of_the_sampled_trajectories(pool, tmp_path):
     cfg = GSPOConfig(group_size=2, scenes_per_update=2, updates=1, iterations=2, lr=1e-3)
-    trainer = GroupPolicyTrainer(tiny_policy(), pool, cfg, seed=0)
+    trainer = GroupPolicyTrainer(tiny_policy(), pool, cfg, tmp_path, seed=0)
     row = trainer.step()
     assert 0.0 <= row["reward_mean"] <= 1.0 and math.isfinite(row["loss"])
     assert row["ratio_mean"] == pytest.approx(1.0, abs=1e-3)
@@ -89,14 +89,13 @@ def test_resume_is_exact(pool, tmp_path, loss):
     cfg = GSPOConfig(
         loss=loss, group_size=2, scenes_per_update=2, updates=2, iterations=2, lr=1e-3, eps_low=eps[0], eps_high=eps[1]
     )
-    straight = GroupPolicyTrainer(tiny_policy(), pool, cfg, seed=3)
+    straight = GroupPolicyTrainer(tiny_policy(), pool, cfg, tmp_path / "a", seed=3)
     straight.step()
-    straight.save(tmp_path / "ckpt")
+    checkpoint = straight.save()
     straight.step()
-    resumed = GroupPolicyTrainer(
-        WAMDiffPolicy(WAMDiffConfig(d_model=32, n_heads=2, layers=1)).eval(), pool, cfg, seed=99
-    )
-    resumed.load(tmp_path / "ckpt")
+    fresh = WAMDiffPolicy(WAMDiffConfig(d_model=32, n_heads=2, layers=1)).eval()
+    resumed = GroupPolicyTrainer(fresh, pool, cfg, tmp_path / "b", seed=99)
+    resumed.resume(checkpoint)
     assert resumed.update == 1
     resumed.step()
     assert resumed.history == straight.history
@@ -109,7 +108,7 @@ def test_rl_command_end_to_end(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
     args = [
         "algo=gspo",
-        "task=navsim_driving",
+        "task=driving",
         f"policy_path={tmp_path / 'bc'}",
         f"output_dir={tmp_path / 'rl'}",
         "num_threads=1",
@@ -123,12 +122,13 @@ def test_rl_command_end_to_end(tmp_path):
     cmd = [sys.executable, "-m", "diffpilot.cli", "rl", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    log = json.loads((tmp_path / "rl" / "rl_log.json").read_text())
+    log = json.loads((tmp_path / "rl" / "result.json").read_text())
     assert log["updates"] == 2 and len(log["history"]) == 2
-    assert (tmp_path / "rl" / "policy" / "model.safetensors").is_file()
-    assert any((tmp_path / "rl" / "tb").iterdir())
-    state = json.loads((tmp_path / "rl" / "checkpoint" / "state.json").read_text())
-    assert state["update"] == 2
+    last = tmp_path / "rl" / "checkpoints" / "last"
+    assert (last / "pretrained_model" / "model.safetensors").is_file() and last.resolve().name == "step_0000002"
+    assert any((tmp_path / "rl" / "tensorboard").iterdir())
+    state = json.loads((last / "training_state" / "state.json").read_text())
+    assert state["step"] == 2 and state["unit"] == "update"
     rewards = np.array([r["reward_mean"] for r in log["history"]])
     assert ((rewards >= 0) & (rewards <= 1)).all()
     bad = subprocess.run([*cmd[:-7], "algo.loss=ppo"], capture_output=True, text=True, timeout=300, env=env)

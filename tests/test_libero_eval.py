@@ -12,11 +12,12 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from diffpilot.commands.evaluate import EvalSettings, evaluate_and_record, load_policy
+from diffpilot.commands.evaluate import EvalSettings, evaluate_policy, load_policy
 from diffpilot.envs.libero import list_tasks, suite_object_dim
 from diffpilot.envs.registry import env_factory
 from diffpilot.errors import ConfigError
 from diffpilot.policies.diffusion_policy import DiffusionPolicy
+from diffpilot.run import record_evaluation
 from diffpilot.text_embedding import encode_instructions
 
 from .conftest import tiny_config
@@ -55,7 +56,8 @@ def test_eval_runs_libero_protocol_per_task_and_suite(tiny_libero_policy, tmp_pa
     )  # fmt: skip
     task = OmegaConf.to_container(cfg.task, resolve=True)
     settings = EvalSettings(cfg.episodes, cfg.seed, cfg.n_envs, cfg.videos)
-    info = evaluate_and_record(load_policy(cfg.policy_path), task, settings, cfg.output_dir)
+    info = evaluate_policy(load_policy(cfg.policy_path), task, settings)
+    record_evaluation(info, cfg.output_dir)
     saved = json.loads((tmp_path / "eval_info.json").read_text())
     assert saved["suite"] == "libero_object" and saved["perturbation"] is None and saved["obs_mode"] == "state"
     assert list(saved["tasks"]) == ["1"] and saved["episodes_per_task"] == 2 and saved["episodes"] == 2
@@ -79,7 +81,8 @@ def test_same_harness_runs_a_libero_pro_suite(tiny_libero_policy, tmp_path):
     )  # fmt: skip
     task = OmegaConf.to_container(cfg.task, resolve=True)
     settings = EvalSettings(cfg.episodes, cfg.seed, cfg.n_envs, cfg.videos)
-    info = evaluate_and_record(load_policy(cfg.policy_path), task, settings, cfg.output_dir)
+    info = evaluate_policy(load_policy(cfg.policy_path), task, settings)
+    record_evaluation(info, cfg.output_dir)
     assert info["suite"] == "libero_object_lan" and info["perturbation"] == "language"
     ((index, record),) = info["tasks"].items()
     base = list_tasks("libero_object")[int(index)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import deque
 
 import numpy as np
 import pytest
@@ -65,10 +66,13 @@ def test_wrong_observation_shape_is_named(tiny_policy):
     tiny_policy.reset()
     bad = _obs(1)
     bad["observation.environment_state"] = np.zeros((1, 18), np.float32)
-    with pytest.raises(
-        ValueError, match=r"'observation.environment_state' has shape \(1, 2, 18\); expected \('B', 'n_obs', 16\)"
-    ):
+    with pytest.raises(ValueError, match=r"'observation\.environment_state' has shape \(1, 18\); expected \(B, 16\)"):
         tiny_policy.select_action(bad)
+    one = {k: v[0] for k, v in _obs(1).items()}  # a single observation without its batch axis
+    with pytest.raises(ValueError, match=r"'observation\.state' has shape \(2,\); expected \(B, 2\).*obs\[None\]"):
+        tiny_policy.select_action(one)
+    with pytest.raises(ValueError, match=r"expected \('B', 'n_obs', 16\)"):  # a whole window names its two axes
+        tiny_policy.predict_chunk({k: torch.zeros(1, 2, 18 if "environment" in k else 2) for k in one})
     with pytest.raises(KeyError, match=r"missing feature 'observation\.state'"):
         tiny_policy.select_action({"observation.environment_state": np.zeros((1, 16), np.float32)})
 
@@ -217,3 +221,17 @@ def test_vision_settings_are_checked_by_name():
     with pytest.raises(ValueError, match=r"vision.width=56: the stage widths \[56, 112, 224, 448\]"):
         _two_camera_config(width=56)
     tiny_config(vision={"width": 56})  # a state-only policy builds no image encoder: nothing to check
+
+
+def test_a_fresh_chunk_from_one_observation_and_the_printed_spec(tiny_policy):
+    """predict_action_chunk: one observation step, its history filled with it as at an episode start (the queue and
+    the history select_action keeps are left alone); observation_spec says what to feed and from where."""
+    tiny_policy.reset()
+    obs = _obs(3)
+    noise = torch.randn(3, 16, 2)
+    chunk = tiny_policy.predict_action_chunk(obs, noise=noise)
+    window = {k: torch.as_tensor(v)[:, None].repeat(1, 2, 1) for k, v in obs.items()}
+    torch.testing.assert_close(chunk, tiny_policy.predict_chunk(window, noise=noise))
+    assert tiny_policy._action_queue == deque() and tiny_policy._obs_history == {}
+    spec = str(tiny_policy.observation_spec())
+    assert "observation.environment_state" in spec and "state (16,)" in spec and "8 executed per chunk of 16" in spec

@@ -25,7 +25,7 @@ TINY = [
 @pytest.mark.slow  # ~100 s of subprocess start-ups; test_robomimic_hdf5 covers data → train → rollouts in-process
 def test_lift_data_train_eval(tmp_path):
     data = tmp_path / "lift.hdf5"
-    proc = diffpilot("data", "task=lift", "expert=scripted", "n=2", f"output={data}")  # the spelling
+    proc = diffpilot("data", "task=lift", "expert=scripted", "n=2", f"output={data}")  # robomimic's spelling
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "wrote 2 demonstrations" in proc.stdout and "expert success" in proc.stdout
     with h5py.File(data, "r") as f:

@@ -1,5 +1,5 @@
 """`diffpilot serve` over a real rosmaster on loopback with a fake robot node (subprocesses, no mocks): the
-faults of issue 8 — a topic stops, malformed messages, a clock jump, the e-stop, the robot node dies and comes
+faults a deployment meets — a topic stops, malformed messages, a clock jump, the e-stop, the robot node dies and comes
 back, rosmaster restarts, a policy that returns NaN — with nothing unsafe sent and the server still running."""
 
 from __future__ import annotations

@@ -17,20 +17,20 @@ from diffpilot.policies.datasets.stats import compute_stats
 from diffpilot.policies.datasets.windowed import WindowedDataset
 from diffpilot.policies.diffusion_policy import DiffusionPolicy
 from diffpilot.policies.ema import EMA
-from diffpilot.policies.train import BatchOrder, TrainConfig, Trainer, lr_at
+from diffpilot.policies.train import BatchOrder, BCTrainer, TrainConfig, lr_at
 
 from .conftest import synthetic_episodes, tiny_config
 
 CFG = dict(steps=12, batch_size=8, lr=1e-3, warmup_steps=3, log_every=4, seed=3)
 
 
-def _trainer(out, **overrides) -> Trainer:
+def _trainer(out, **overrides) -> BCTrainer:
     torch.manual_seed(0)
     data = synthetic_episodes(4)
     policy = DiffusionPolicy(tiny_config())
     policy.load_stats(compute_stats(data.arrays))
     dataset = WindowedDataset(data, ["observation.state", "observation.environment_state"], "action", 2, 16, 8)
-    return Trainer(policy, dataset, TrainConfig(**{**CFG, **overrides}), out)
+    return BCTrainer(policy, dataset, TrainConfig(**{**CFG, **overrides}), out)
 
 
 def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path):
@@ -44,9 +44,10 @@ def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path):
     assert resumed.step == 6
     final_b = resumed.train()
     for part in (
-        "training_state/model.safetensors",
+        "training_state/modules.safetensors",
         "pretrained_model/model.safetensors",
-        "training_state/optimizer.safetensors",
+        "training_state/optim_policy.safetensors",
+        "training_state/rng_rank0.safetensors",
     ):
         a, b = load_file(final_a / part), load_file(final_b / part)
         assert a.keys() == b.keys()
@@ -54,8 +55,8 @@ def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path):
             assert torch.equal(a[key], b[key]), (part, key)
     # and training did change the weights
     start = _trainer(tmp_path / "c").policy.state_dict()
-    trained = load_file(final_a / "training_state/model.safetensors")
-    assert any(not torch.equal(start[k], trained[k]) for k in trained)
+    trained = load_file(final_a / "training_state/modules.safetensors")
+    assert any(not torch.equal(start[k], trained[f"policy.{k}"]) for k in start)
     assert (tmp_path / "a" / "checkpoints" / "last").resolve() == final_a.resolve()
     assert any((tmp_path / "a" / "tensorboard").iterdir())
 
@@ -114,7 +115,7 @@ def test_training_runs_unchanged_under_torchrun_with_two_processes(tmp_path, ler
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     state = json.loads((out / "checkpoints" / "last" / "training_state" / "state.json").read_text())
-    assert state["world_size"] == 2 and state["step"] == 4
+    assert state["world_size"] == 2 and state["step"] == 4 and state["unit"] == "step"
     assert (out / "checkpoints" / "last" / "training_state" / "rng_rank1.safetensors").exists()
     DiffusionPolicy.from_pretrained(out / "checkpoints" / "last" / "pretrained_model")
 
@@ -136,8 +137,8 @@ def test_evaluation_during_training_does_not_change_the_run(tmp_path):
     with_eval = _trainer(tmp_path / "b", eval_every=4)
     with_eval.eval_fn = eval_fn
     evaluated = with_eval.train()
-    a = load_file(plain / "training_state/model.safetensors")
-    b = load_file(evaluated / "training_state/model.safetensors")
+    a = load_file(plain / "training_state/modules.safetensors")
+    b = load_file(evaluated / "training_state/modules.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 

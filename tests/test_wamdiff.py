@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from diffpilot.envs.driving import observe_batch
-from diffpilot.policies import trajectory_tokens as tt
+from diffpilot.policies.driving import trajectory_tokens as tt
+from diffpilot.policies.driving.wamdiff import WAMDiffConfig, WAMDiffPolicy
 from diffpilot.policies.registry import load_policy
 from diffpilot.policies.samplers.masked import MaskedSampler
-from diffpilot.policies.wamdiff import WAMDiffConfig, WAMDiffPolicy
 from diffpilot.sim.planners import PDMClosedPlanner
-from diffpilot.sim.scenarios import make_scene, split_seeds
+from diffpilot.sim.scenarios import make_split
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -136,7 +136,7 @@ def test_random_order_and_iteration_count():
 
 @pytest.fixture(scope="module")
 def driving_batch():
-    scenes = [make_scene(s) for s in split_seeds("train", 4)]
+    scenes = make_split("train", 4)
     obs = observe_batch(scenes)
     planner = PDMClosedPlanner()
     obs["trajectory"] = np.stack([planner.plan(s) for s in scenes]).astype(np.float32)

@@ -82,9 +82,9 @@ def test_rti_with_a_jump_threshold_survives_a_batch_size_change():
 def test_shift_pads_by_holding_or_extrapolating():
     policy = DiffusionPolicy(tiny_config(horizon=8, n_action_steps=4)).eval()
     chunk = torch.arange(8, dtype=torch.float32).reshape(1, 8, 1).expand(1, 8, 2) * 0.1
-    held = RTIWarmStart(policy, start=2, num_steps=3)._shift(chunk, 4)
+    held = RTIWarmStart(policy, start=2, num_steps=3, pad="hold")._shift(chunk, 4)
     assert torch.allclose(held[0, :, 0], torch.tensor([0.4, 0.5, 0.6, 0.7, 0.7, 0.7, 0.7, 0.7]))
-    extrapolated = RTIWarmStart(policy, start=2, num_steps=3, pad="extrapolate")._shift(chunk, 4)
+    extrapolated = RTIWarmStart(policy, start=2, num_steps=3)._shift(chunk, 4)  # the default, as eval and serve
     assert torch.allclose(extrapolated[0, :, 0], torch.arange(4, 12, dtype=torch.float32) * 0.1)
     with pytest.raises(ValueError, match="pad='zero'"):
         RTIWarmStart(policy, start=2, num_steps=3, pad="zero")
@@ -107,3 +107,15 @@ def test_explicit_step_list_replaces_the_even_steps_and_must_start_at_start():
         ValueError, match=r"timesteps=\[0\.25, 0\.625, 0\.875\]: expected 3 \(num_steps\) levels starting"
     ):
         RTIWarmStart(policy, start=0.125, num_steps=3, timesteps=[0.25, 0.625, 0.875])
+
+
+def test_defaults_are_the_commands_level_80_or_flow_time_07():
+    """One default everywhere: eval, serve and RTIWarmStart(policy) start at diffusion level 80 of 100 (flow time 0.7),
+    3 steps, the tail extrapolated."""
+    diffusion = DiffusionPolicy(tiny_config(sampler={"name": "ddpm", "num_inference_steps": 100})).eval()
+    planner = RTIWarmStart(diffusion)
+    assert planner.timesteps == [80, 40, 0] and planner.pad == "extrapolate"
+    flow = DiffusionPolicy(
+        tiny_config(objective="flow", prediction_type="velocity", sampler={"name": "flow_euler", "clip_sample": None})
+    ).eval()
+    assert RTIWarmStart.from_config(flow, {"enabled": True, "start": None, "num_steps": 3}).start == 0.7

@@ -159,6 +159,16 @@ def _cameras(given, task_cfg: dict | None, rendered: bool, obs_mode: str) -> tup
 @hydra.main(config_path="pkg://diffpilot.configs", config_name="data", version_base="1.3")
 def app(cfg: DictConfig) -> None:
     task = cfg.get("task")
+    if isinstance(task, DictConfig) and task.get("env") == "driving":  # task=driving: PDM-Closed on a scene split
+        from .data_driving import make_driving_demonstrations
+
+        task_cfg = OmegaConf.to_container(task, resolve=True)
+        result = make_driving_demonstrations(task_cfg, cfg.get("output"), cfg.overwrite)
+        print(
+            f"wrote {result['scenes']} PDM-Closed demonstrations of the {result['split']} split to "
+            f"{result['output']} in {result['seconds']:.0f} s"
+        )
+        return
     if isinstance(task, DictConfig) and task.get("env") == "libero":  # task=libero_object: one hdf5 per task
         from .data_libero import make_libero_demonstrations
 

@@ -36,7 +36,10 @@ def policy_from_config(policy_cfg: dict, task: dict):
     finally:
         env.close()
     try:
-        return build_policy(policy_cfg, features, action_dim, task["action_key"])
+        env = {"environment": task["environment"]} if task.get("environment") else {}
+        return build_policy(
+            policy_cfg, input_features=features, action_dim=action_dim, action_key=task["action_key"], **env
+        )
     except ValueError as e:
         raise ConfigError(str(e)) from e
 

@@ -1,5 +1,5 @@
-"""`diffpilot train`: behaviour cloning of a diffusion / flow policy on a dataset, optionally evaluated
-at the end; checkpoints under `output_dir/checkpoints/`, TensorBoard under `output_dir/tensorboard/`."""
+"""`diffpilot train`: behaviour cloning of a diffusion / flow policy on a dataset, or of a driving planner on driving
+demonstrations (task=driving), optionally evaluated at the end; the run directory of diffpilot/run.py."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from diffpilot.envs.registry import env_factory
 from diffpilot.errors import ConfigError
-from diffpilot.policies.checkpoint import CheckpointError, atomic_write_json, load_weights_into
+from diffpilot.policies.checkpoint import CheckpointError, load_weights_into
 from diffpilot.policies.datasets.loading import feature_shape, load_episodes
 from diffpilot.policies.datasets.robomimic_hdf5 import TASK_KEY
 from diffpilot.policies.datasets.windowed import WindowedDataset
 from diffpilot.policies.diffusion_config import InputFeature
 from diffpilot.policies.diffusion_policy import DiffusionPolicy
-from diffpilot.policies.registry import build_policy
-from diffpilot.policies.train import TrainConfig, Trainer
+from diffpilot.policies.registry import POLICIES, build_policy
+from diffpilot.policies.train import BCTrainer, TrainConfig
 
 from .common import set_threads
 
@@ -33,7 +33,13 @@ def policy_for_dataset(policy_cfg: dict, task_cfg: dict, data) -> DiffusionPolic
         features[key] = InputFeature("image" if len(shape) == 3 else "state", shape)
     action_key = task_cfg["action_key"]
     try:
-        return build_policy(policy_cfg, features, data.arrays[action_key].shape[-1], action_key)
+        return build_policy(
+            policy_cfg,
+            input_features=features,
+            action_dim=data.arrays[action_key].shape[-1],
+            action_key=action_key,
+            **({"environment": task_cfg["environment"]} if task_cfg.get("environment") else {}),
+        )
     except ValueError as err:
         raise ConfigError(str(err)) from None
 
@@ -72,10 +78,21 @@ def task_instructions(task: dict, data) -> list[str]:
     return instructions
 
 
+def resume_if_asked(trainer: BCTrainer, resume: str | None) -> None:
+    """Continue exactly from `resume` (a checkpoint or a run directory: its newest checkpoint) when given."""
+    if resume:
+        try:
+            trainer.resume(resume)
+        except CheckpointError as err:
+            raise ConfigError(f"resume={resume!r}: {err}") from None
+
+
 def run_training(cfg: DictConfig) -> dict:
     set_threads(cfg.train.num_threads)
     task = OmegaConf.to_container(cfg.task, resolve=True)
     policy_cfg = OmegaConf.to_container(cfg.policy, resolve=True)
+    if task["env"] == "driving":
+        return train_planner(cfg, task, policy_cfg)
     conditioning = policy_cfg.setdefault("task_conditioning", {})
     conditioned = conditioning.get("mode", "none") != "none"
     if conditioned and conditioning.get("key", TASK_KEY) != TASK_KEY:
@@ -102,13 +119,10 @@ def run_training(cfg: DictConfig) -> dict:
     dataset = WindowedDataset(data, obs_keys, task["action_key"], pc.n_obs_steps, pc.horizon, pc.n_action_steps)
     train_cfg = TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True))
     output_dir = Path(cfg.output_dir)
-    trainer = Trainer(
+    trainer = BCTrainer(
         policy, dataset, train_cfg, output_dir, eval_fn=_periodic_eval(cfg, task) if train_cfg.eval_every else None
     )
-    if cfg.resume:
-        if not Path(cfg.resume, "training_state").is_dir():
-            raise ConfigError(f"resume={cfg.resume!r}: expected a checkpoint directory with training_state/")
-        trainer.resume(cfg.resume)
+    resume_if_asked(trainer, cfg.resume)
     n_params = sum(p.numel() for p in policy.parameters())
     if trainer.rank == 0:
         print(
@@ -118,17 +132,58 @@ def run_training(cfg: DictConfig) -> dict:
     checkpoint = trainer.train()
     result = {"checkpoint": str(checkpoint), "train_steps": trainer.step, "parameters": n_params}
     if trainer.rank == 0 and cfg.eval.episodes > 0:
-        from .evaluate import EvalSettings, evaluate_and_record, load_policy
+        from .evaluate import EvalSettings, evaluate_policy, load_policy
 
         path = checkpoint / "pretrained_model"
         settings = EvalSettings(cfg.eval.episodes, cfg.eval.seed, cfg.eval.n_envs, cfg.eval.videos)
-        summary = evaluate_and_record(
-            load_policy(path), task, settings, output_dir / "eval", trainer.step, {"policy": str(path)}
+        info = evaluate_policy(load_policy(path), task, settings, output_dir / "eval", {"policy": str(path)})
+        trainer.run.record_evaluation(info)
+        result["eval"] = info
+    return trainer.run.finish(result)
+
+
+def train_planner(cfg: DictConfig, task: dict, policy_cfg: dict) -> dict:
+    """`diffpilot train task=driving policy=ego_mlp|diffusiondrive|vanilla_diffusion|wamdiff`: behaviour cloning of a
+    driving planner on the demonstrations `diffpilot data task=driving` wrote (dataset.root)."""
+    from diffpilot.envs.driving import load_demonstrations
+    from diffpilot.policies.datasets.arrays import ArrayDataset
+    from diffpilot.policies.driving.common import DrivingPolicy
+
+    if cfg.dataset.format != "driving":
+        raise ConfigError(f"dataset.format={cfg.dataset.format!r} with task=driving: expected 'driving'")
+    try:
+        data = load_demonstrations(cfg.dataset.root)
+    except FileNotFoundError as err:
+        raise ConfigError(
+            f"dataset.root={cfg.dataset.root!r}: {err}; write them with `diffpilot data task=driving`"
+        ) from None
+    kind = policy_cfg.get("type", "diffusion")
+    if not issubclass(POLICIES.get(kind, object), DrivingPolicy):
+        planners = " | ".join(sorted(k for k, c in POLICIES.items() if issubclass(c, DrivingPolicy)))
+        raise ConfigError(f"policy.type={kind!r} with task=driving: expected a driving planner ({planners})")
+    torch.manual_seed(cfg.train.seed)  # the initial weights follow train.seed
+    try:
+        policy = build_policy(policy_cfg)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    policy.set_normalization(data)
+    trainer = BCTrainer(policy, ArrayDataset(data), TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True)),
+                        Path(cfg.output_dir))  # fmt: skip
+    resume_if_asked(trainer, cfg.resume)
+    n_params = sum(p.numel() for p in policy.parameters())
+    print(f"demonstrations {cfg.dataset.root}: {len(data['trajectory'])} scenes; {policy.type_name} planner with "
+          f"{n_params / 1e6:.2f} M parameters")  # fmt: skip
+    checkpoint = trainer.train()
+    result = {"checkpoint": str(checkpoint), "train_steps": trainer.step, "parameters": n_params}
+    if cfg.eval.episodes > 0:
+        from .evaluate import EvalSettings, evaluate_policy
+
+        info = evaluate_policy(
+            policy.eval(), task, EvalSettings(), Path(cfg.output_dir) / "eval", {"policy": str(checkpoint)}
         )
-        result["eval"] = summary
-    if trainer.rank == 0:
-        atomic_write_json(output_dir / "train_result.json", result)
-    return result
+        trainer.run.record_evaluation(info)
+        result["eval"] = info
+    return trainer.run.finish(result)
 
 
 @hydra.main(config_path="pkg://diffpilot.configs", config_name="train", version_base="1.3")

@@ -74,7 +74,7 @@ class DiffusionSchedule:
 
 @dataclass
 class FlowSchedule:
-    """Linear path x_t = (1 − t)·noise + t·data with t ∈ [0, 1] (t = 1 is data), as in π0 / METHODS.md.
+    """Linear path x_t = (1 − t)·noise + t·data with t ∈ [0, 1] (t = 1 is data), as in π0 (docs/methods.md).
 
     `time_scale` multiplies t before the network's sinusoidal embedding so its frequencies see the same
     range as a 1000-step diffusion index.

@@ -1,7 +1,7 @@
 """Trajectory tokeniser for WAM-Diff: an (8, 3) ego-frame trajectory (x, y in metres, heading in radians at
 0.5 .. 4 s) <-> a sequence of discrete tokens, and back.
 
-Quantisation (METHODS.md): every value v (x, y and heading alike) is clamped to [-100, 100) and quantised on a
+Quantisation (docs/methods.md): every value v (x, y and heading alike) is clamped to [-100, 100) and quantised on a
 0.01 grid: index i = round((v + 100) / 0.01) in [0, 19999], decoded as -100 + 0.01 i. Inside the range the
 round-trip error is at most 0.005 (m or rad); values outside are clamped to the edges.
 
@@ -28,7 +28,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-POSES = 8
+from .common import POSES
+
 CHANNELS = 3  # x, y, heading
 DIGITS = 2  # coarse, fine
 TOKENS = POSES * CHANNELS * DIGITS

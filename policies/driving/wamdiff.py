@@ -1,10 +1,10 @@
-"""WAM-Diff (METHODS.md): a masked discrete-diffusion trajectory policy on the NAVSIM-style agent input.
+"""WAM-Diff (docs/methods.md): a masked discrete-diffusion trajectory policy on the NAVSIM-style agent input.
 Works on observation dicts; knows nothing of the simulator or envs.
 
 Input keys (B leading): ego_status (7), history (4, 3), bev (C, S, S) uint8, agents (A, 12), agents_mask (A,),
 route (R, 2) - see diffpilot.envs.driving. Output of ``plan``: (B, 8, 3) x, y, heading at 0.5 .. 4 s.
 
-- The trajectory is a sequence of TOKENS = 48 discrete tokens (policies.trajectory_tokens: 0.01 quantisation
+- The trajectory is a sequence of TOKENS = 48 discrete tokens (policies/driving/trajectory_tokens.py: 0.01 quantisation
   on [-100, 100), a coarse 0.1 digit and a fine 0.01 digit per value; layout documented there).
 - Scene tokens come from DiffusionDrive's scene encoder (8 x 8 BEV cells, ego, route, agents: S = 98 tokens
   of width D); a transformer (self-attention, pre-norm) runs over [scene tokens | trajectory tokens]
@@ -21,31 +21,31 @@ route (R, 2) - see diffpilot.envs.driving. Output of ``plan``: (B, 8, 3) x, y, h
 - ``token_log_probs``: per-token log-probabilities of given token sequences by one-step unmasking (every
   trajectory position masked, one forward pass, d1 / diffu-GRPO style) - what GSPO / GRPO optimise.
 
-Not here (yet): the paper's sparse MoE layers (64 LoRA experts); the FFNs are dense.
+Not here: the paper's sparse MoE layers (64 LoRA experts); the FFNs are dense.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..checkpoint import DictConfig
+from ..registry import register_policy
+from ..samplers.masked import ORDERS, MaskedSampler
 from . import trajectory_tokens as tt
-from .checkpoint import DictConfig, load_pretrained_module, save_pretrained_module
-from .diffusiondrive import DiffusionDriveConfig, SceneEncoder
-from .ego_mlp import as_tensor
-from .samplers.masked import ORDERS, MaskedSampler
+from .common import DrivingPolicy, as_tensor
+from .encoders import SceneConfig, SceneEncoder
 
 SCENE_KEYS = ("bev_channels", "bev_size", "max_agents", "agent_features", "ego_dim", "history_frames", "route_points")
 
 
 @dataclass
 class WAMDiffConfig(DictConfig):
-    scene: dict = field(default_factory=dict)  # scene-input sizes (SCENE_KEYS; DiffusionDriveConfig's defaults)
+    scene: dict = field(default_factory=dict)  # scene-input sizes (SCENE_KEYS; SceneConfig's defaults)
     d_model: int = 64
     n_heads: int = 4
     layers: int = 3
@@ -73,9 +73,9 @@ class WAMDiffConfig(DictConfig):
         if not 0 <= self.cond_dropout < 1:
             raise ValueError(f"cond_dropout={self.cond_dropout}: expected 0 <= cond_dropout < 1")
 
-    def encoder_config(self) -> DiffusionDriveConfig:
+    def encoder_config(self) -> SceneConfig:
         """The scene encoder's settings: DiffusionDrive's encoder at this model width."""
-        return DiffusionDriveConfig(**dict(self.scene), d_model=self.d_model, n_heads=self.n_heads)
+        return SceneConfig(**dict(self.scene), d_model=self.d_model, n_heads=self.n_heads)
 
 
 class _GuidedDenoiser:
@@ -94,8 +94,10 @@ class _GuidedDenoiser:
         return p.masked_log_softmax(guided)
 
 
-class WAMDiffPolicy(nn.Module):
+@register_policy
+class WAMDiffPolicy(DrivingPolicy):
     type_name = "wamdiff"
+    config_class = WAMDiffConfig
 
     def __init__(self, config: WAMDiffConfig | None = None):
         super().__init__()
@@ -113,13 +115,6 @@ class WAMDiffPolicy(nn.Module):
         self.coarse = nn.Linear(d, tt.COARSE_CLASSES)
         self.fine = nn.Linear(d, tt.FINE_CLASSES)
         self.register_buffer("is_fine", tt.position_is_fine(), persistent=False)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    def set_normalization(self, data: dict[str, np.ndarray]) -> None:
-        """Nothing to fit: the tokeniser's grid is fixed (kept for the driving policies' common BC loop)."""
 
     # ----------------------------------------------------------------- network
     def encode_scene(self, obs: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -225,11 +220,3 @@ class WAMDiffPolicy(nn.Module):
     def plan(self, obs_batch: dict[str, Any], **decoding: Any) -> np.ndarray:
         """(B, 8, 3) trajectories in metres / radians (decoding overrides as in ``sample_tokens``)."""
         return tt.decode(self.sample_tokens(obs_batch, **decoding).cpu()).float().numpy()
-
-    # ----------------------------------------------------------------- checkpoints
-    def save_pretrained(self, directory: str | Path) -> None:
-        save_pretrained_module(self, directory, self.type_name, self.config.to_dict())
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, map_location: str = "cpu") -> WAMDiffPolicy:
-        return load_pretrained_module(cls, WAMDiffConfig.from_dict, directory, map_location)

@@ -9,7 +9,7 @@ the ego (status + 4-frame history) and the route ahead become object tokens (mas
 DiffusionDrive's spatial cross-attention, every trajectory query also reads the scene at its own points: the
 raw raster and the CNN's stride-4 feature map are sampled bilinearly at each pose (``sample_points``).
 
-variant "anchored" (DiffusionDrive, METHODS.md):
+variant "anchored" (DiffusionDrive, docs/methods.md):
 - 20 anchors from k-means over the training trajectories (``kmeans_anchors``), stored with the weights.
 - Truncated diffusion around the anchors on a 1000-level schedule, in an anchor-relative space: a trajectory
   near anchor k is y = (trajectory - anchor_k) / offset_scale, where offset_scale (per pose and channel) is the
@@ -41,38 +41,30 @@ global (ego + route) vector.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import DictConfig, atomic_save_tensors, atomic_write_json
-from .ego_mlp import CONFIG_FILE, EGO_STATUS_SCALE, WEIGHTS_FILE, TrajectoryScale, as_tensor, load_driving_policy
-from .samplers import DDIMSampler, DiffusionSchedule
-from .samplers.parameterization import convert_prediction
+from ..checkpoint import DictConfig
+from ..nets.time_embedding import SinusoidalTimeEmbedding
+from ..registry import register_policy
+from ..samplers import DDIMSampler, DiffusionSchedule
+from ..samplers.parameterization import convert_prediction
+from .common import POSES, DrivingPolicy, TrajectoryScale, as_tensor
+from .encoders import FMAP_CHANNELS, DecoderBlock, SceneConfig, SceneEncoder, raster_grid_only
 
-POSES = 8
 VARIANTS = ("anchored", "vanilla")
-FMAP_CHANNELS = 32
 
 
 @dataclass
-class DiffusionDriveConfig(DictConfig):
+class DiffusionDriveConfig(SceneConfig, DictConfig):
+    """The scene encoder's sizes (SceneConfig) and DiffusionDrive's own settings."""
+
     variant: str = "anchored"
-    bev_channels: int = 6
-    bev_size: int = 64
-    bev_resolution: float = 0.75  # metres per pixel (envs.driving.ObservationConfig)
-    bev_behind: float = 12.0  # metres of raster behind the rear axle
-    max_agents: int = 32
-    agent_features: int = 12
-    ego_dim: int = 7
-    history_frames: int = 4
-    route_points: int = 16
-    d_model: int = 64
-    n_heads: int = 4
     decoder_layers: int = 2
     ffn_mult: int = 2
     num_anchors: int = 20
@@ -98,6 +90,11 @@ class DiffusionDriveConfig(DictConfig):
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.bev_size % 8:
             raise ValueError(f"bev_size={self.bev_size}: expected a multiple of 8 (three stride-2 convolutions)")
+
+    def scene(self) -> SceneConfig:
+        """The scene encoder's part of this config."""
+        names = [f.name for f in dataclasses.fields(SceneConfig)]
+        return SceneConfig(**{n: getattr(self, n) for n in names})
 
 
 def kmeans_anchors(trajectories: np.ndarray, k: int = 20, iters: int = 50, seed: int = 0) -> np.ndarray:
@@ -133,89 +130,6 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float, gamma: 
     return (a_t * (1 - p_t) ** gamma * ce).sum(-1).mean()
 
 
-def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
-    half = dim // 2
-    freqs = torch.exp(-np.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    args = t.float()[:, None] * freqs[None]
-    return torch.cat([args.sin(), args.cos()], -1)
-
-
-class SceneEncoder(nn.Module):
-    """BEV raster -> (B, 64, D) tokens; ego, route and agents -> (B, 2 + A, D) object tokens with a key mask;
-    a global vector (B, D) from ego and route."""
-
-    def __init__(self, c: DiffusionDriveConfig):
-        super().__init__()
-        d = c.d_model
-        self.c = c
-        self.stem = nn.Sequential(
-            nn.Conv2d(c.bev_channels, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU()
-        )
-        self.head = nn.Sequential(nn.Conv2d(32, d, 3, 2, 1), nn.ReLU(), nn.Conv2d(d, d, 1))
-        cells = (c.bev_size // 8) ** 2
-        self.bev_pos = nn.Parameter(torch.randn(cells, d) * 0.02)
-        self.ego = nn.Sequential(nn.Linear(c.ego_dim + c.history_frames * 3, d), nn.ReLU(), nn.Linear(d, d))
-        self.route = nn.Sequential(nn.Linear(c.route_points * 2, d), nn.ReLU(), nn.Linear(d, d))
-        self.agent = nn.Sequential(nn.Linear(c.agent_features, d), nn.ReLU(), nn.Linear(d, d))
-        self.type_emb = nn.Parameter(torch.randn(3, d) * 0.02)  # ego, route, agent
-        self.register_buffer("ego_scale", torch.tensor(EGO_STATUS_SCALE[: c.ego_dim]))
-        self.register_buffer("history_scale", torch.tensor([20.0, 5.0, 1.0]), persistent=False)
-        scale = [50.0, 50.0, 1.0, 1.0, 10.0, 10.0, 5.0, 5.0] + [1.0] * (c.agent_features - 8)
-        self.register_buffer("agent_scale", torch.tensor(scale[: c.agent_features]))
-
-    def forward(self, obs: dict[str, Any], device) -> dict[str, torch.Tensor]:
-        c = self.c
-        bev = as_tensor(obs, "bev", (c.bev_channels, c.bev_size, c.bev_size), device) / 255.0
-        f16 = self.stem(bev)  # (B, 32, S/4, S/4)
-        feat = self.head(f16).flatten(2).transpose(1, 2) + self.bev_pos  # (B, 64, D)
-        ego = as_tensor(obs, "ego_status", (c.ego_dim,), device) / self.ego_scale
-        hist = as_tensor(obs, "history", (c.history_frames, 3), device) / self.history_scale
-        route = as_tensor(obs, "route", (c.route_points, 2), device) / 50.0
-        agents = as_tensor(obs, "agents", (c.max_agents, c.agent_features), device)
-        mask = as_tensor(obs, "agents_mask", (c.max_agents,), device) > 0.5
-        e = self.ego(torch.cat([ego, hist.flatten(1)], -1)) + self.type_emb[0]
-        r = self.route(route.flatten(1)) + self.type_emb[1]
-        a = self.agent(agents / self.agent_scale) + self.type_emb[2]
-        objects = torch.cat([e[:, None], r[:, None], a], 1)
-        pad = torch.cat([torch.zeros_like(mask[:, :2]), ~mask], 1)  # True = ignore
-        return {
-            "bev": feat, "objects": objects, "pad": pad, "global": e + r, "raster": bev, "fmap": f16,
-            "agents": agents, "agents_valid": mask,  # as observed (metres, m/s), for the score head's geometry
-        }  # fmt: skip
-
-    def sample_points(self, ctx: dict[str, torch.Tensor], xy: torch.Tensor) -> torch.Tensor:
-        """Spatial cross-attention's sampling step (DiffusionDrive samples BEV features at each trajectory's
-        points): the raw raster and the stride-4 feature map, bilinearly at points xy (B, M, P, 2) metres in
-        the ego frame, plus a flag for points inside the raster -> (B, M, P, SAMPLE_FEATURES)."""
-        grid, inside = raster_grid(self.c, xy)
-        outs = [
-            nn.functional.grid_sample(m, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-            for m in (ctx["raster"], ctx["fmap"])  # same normalised grid on both resolutions
-        ]
-        return torch.cat([o.permute(0, 2, 3, 1) for o in outs] + [inside], -1)
-
-
-class DecoderBlock(nn.Module):
-    """Pre-norm: self-attention among queries, cross-attention to BEV tokens, to object tokens, FFN."""
-
-    def __init__(self, d: int, heads: int, mult: int):
-        super().__init__()
-        self.norms = nn.ModuleList([nn.LayerNorm(d) for _ in range(4)])
-        self.self_attn = nn.MultiheadAttention(d, heads, batch_first=True)
-        self.bev_attn = nn.MultiheadAttention(d, heads, batch_first=True)
-        self.obj_attn = nn.MultiheadAttention(d, heads, batch_first=True)
-        self.ffn = nn.Sequential(nn.Linear(d, mult * d), nn.GELU(), nn.Linear(mult * d, d))
-
-    def forward(self, q: torch.Tensor, ctx: dict[str, torch.Tensor]) -> torch.Tensor:
-        h = self.norms[0](q)
-        q = q + self.self_attn(h, h, h, need_weights=False)[0]
-        h = self.norms[1](q)
-        q = q + self.bev_attn(h, ctx["bev"], ctx["bev"], need_weights=False)[0]
-        h = self.norms[2](q)
-        q = q + self.obj_attn(h, ctx["objects"], ctx["objects"], key_padding_mask=ctx["pad"], need_weights=False)[0]
-        return q + self.ffn(self.norms[3](q))
-
-
 class CascadeDecoder(nn.Module):
     """Anchored: K trajectory queries; each layer refines every trajectory and scores it (DiffusionDrive)."""
 
@@ -230,7 +144,7 @@ class CascadeDecoder(nn.Module):
         self.spatial = nn.ModuleList(
             [nn.Sequential(nn.Linear(sampled, d), nn.ReLU(), nn.Linear(d, d)) for _ in range(c.decoder_layers)]
         )
-        self.time = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        self.time = nn.Sequential(SinusoidalTimeEmbedding(d), nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         self.blocks = nn.ModuleList([DecoderBlock(d, c.n_heads, c.ffn_mult) for _ in range(c.decoder_layers)])
         self.reg = nn.ModuleList([nn.Linear(d, POSES * 3) for _ in range(c.decoder_layers)])
         self.cls = nn.ModuleList([nn.Linear(d, 1) for _ in range(c.decoder_layers)])
@@ -246,7 +160,7 @@ class CascadeDecoder(nn.Module):
         (base + y * ratio) and the scene sampled at its points. Layer 1 predicts y0, later layers refine it."""
         b, k = y_t.shape[:2]
         base, ratio, scale = space
-        cond = (self.time(timestep_embedding(t, self.d)) + ctx["global"])[:, None]  # (B, 1, d)
+        cond = (self.time(t) + ctx["global"])[:, None]  # (B, 1, d)
         y, q, outs = y_t, None, []
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
@@ -297,21 +211,6 @@ def proposal_geometry(
     return torch.cat([gap, under[:, 0], under[:, 1]], -1)
 
 
-def raster_grid(c: DiffusionDriveConfig, xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Points xy (B, M, P, 2) in metres (ego frame) -> grid_sample's normalised grid (B, M, P, 2) on the BEV
-    raster and a flag (B, M, P, 1) for points inside it."""
-    grid = raster_grid_only(c, xy)
-    return grid, (grid.abs() <= 1.0).all(-1, keepdim=True).float()
-
-
-def raster_grid_only(c: DiffusionDriveConfig, xy: torch.Tensor) -> torch.Tensor:
-    """``raster_grid`` without the inside flag: (x, y) metres -> (column, row) in grid_sample's [-1, 1]."""
-    extent = c.bev_size * c.bev_resolution
-    # raster rows run along x (from bev_behind metres behind the ego), columns along y (centred on the ego)
-    offset = xy.new_tensor([0.5 * extent, c.bev_behind])
-    return (xy.flip(-1) + offset) * (2.0 / extent) - 1.0
-
-
 class ScoreHead(nn.Module):
     """Each anchor query's final features (B, K, d), its trajectory (B, K, 8, 3) in normalised units and its
     geometry (B, K, 24: ``proposal_geometry``) -> logits (B, K, 5) of the sub-scores SCORE_TERMS its trajectory
@@ -345,7 +244,7 @@ class PoseDecoder(nn.Module):
         self.inp = nn.Linear(3, d)
         self.spatial = nn.Sequential(nn.Linear(c.bev_channels + FMAP_CHANNELS + 1, d), nn.ReLU(), nn.Linear(d, d))
         self.pos = nn.Parameter(torch.randn(POSES, d) * 0.02)
-        self.time = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        self.time = nn.Sequential(SinusoidalTimeEmbedding(d), nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         self.blocks = nn.ModuleList([DecoderBlock(d, c.n_heads, c.ffn_mult) for _ in range(c.decoder_layers)])
         self.out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, 3))
 
@@ -356,7 +255,7 @@ class PoseDecoder(nn.Module):
         sees the scene sampled where that (noisy) pose is."""
         at_points = encoder.sample_points(ctx, (x_t * scale)[:, None, :, :2])[:, 0]  # (B, 8, F)
         q = self.inp(x_t) + self.spatial(at_points) + self.pos
-        q = q + (self.time(timestep_embedding(t, self.d)) + ctx["global"])[:, None]
+        q = q + (self.time(t) + ctx["global"])[:, None]
         for block in self.blocks:
             q = block(q, ctx)
         return self.out(q)
@@ -387,13 +286,15 @@ class _SceneDenoiser:
         return convert_prediction(out, self.native_kind, kind, x_t, alpha, sigma)
 
 
-class DiffusionDrivePolicy(nn.Module):
+@register_policy
+class DiffusionDrivePolicy(DrivingPolicy):
     type_name = "diffusiondrive"
+    config_class = DiffusionDriveConfig
 
     def __init__(self, config: DiffusionDriveConfig | None = None):
         super().__init__()
         self.config = c = config or DiffusionDriveConfig()
-        self.encoder = SceneEncoder(c)
+        self.encoder = SceneEncoder(c.scene())
         self.decoder = CascadeDecoder(c) if c.variant == "anchored" else PoseDecoder(c)
         if c.score_head_hidden and c.variant != "anchored":
             raise ValueError(f"score_head_hidden={c.score_head_hidden}: the score head needs variant='anchored'")
@@ -406,10 +307,6 @@ class DiffusionDrivePolicy(nn.Module):
         self.sampler = DDIMSampler(self.schedule, num_inference_steps=c.vanilla_steps, eta=0.0, clip_sample=clip)
         # anchored inference starts from the anchors noised to trunc_start_level: that level's noise scale
         self._start_sigma = float(1.0 - self.schedule.alphas_cumprod[c.trunc_start_level]) ** 0.5
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
 
     def set_normalization(self, data: dict[str, np.ndarray]) -> None:
         """Trajectory scale and (anchored) the k-means anchors from the training demonstrations."""
@@ -563,13 +460,3 @@ class DiffusionDrivePolicy(nn.Module):
             losses.append(total / len(sc))
         self.score_head.eval()
         return losses
-
-    # ----------------------------------------------------------------- checkpoints
-    def save_pretrained(self, directory: str | Path) -> None:
-        directory = Path(directory)
-        atomic_save_tensors(directory / WEIGHTS_FILE, self.state_dict())
-        atomic_write_json(directory / CONFIG_FILE, {"type": self.type_name, "config": self.config.to_dict()})
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, map_location: str = "cpu") -> DiffusionDrivePolicy:
-        return load_driving_policy(cls, DiffusionDriveConfig, directory, map_location)
