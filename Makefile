@@ -77,6 +77,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/pusht.py
 
+# LeRobot 0.4.4 needs torch < 2.11 and torchvision, so it gets its own peer venv (never made by `make test`).
+# The peer install must not see constraints.txt (it pins torch 2.13).
+COMPAT_VENV  := .venv-compat
+COMPAT_STAMP := $(COMPAT_VENV)/.installed
+
 # The fast-inference benchmarks: three CPU-trained PushT state models (diffusion, flow and the shortcut flow
 # model, configs experiment=pusht_cpu), every sampler's latency beside LeRobot's DiffusionPolicy and its success on
 # 200 episodes, then GPC over the first two (bench/results/inference.json, bench/results/compose/).
@@ -99,11 +104,6 @@ bench-inference: $(STAMP) $(COMPAT_STAMP)
 		--output bench/results/inference_shortcut_rti.json
 	$(BIN)/diffpilot compose parents=[$(INFER_D),$(INFER_F)] output_dir=runs/compose
 	mkdir -p bench/results/compose && cp runs/compose/compose.json runs/compose/weight_sweep.png bench/results/compose/
-
-# LeRobot 0.4.4 needs torch < 2.11 and torchvision, so it gets its own peer venv (never made by `make test`).
-# The peer install must not see constraints.txt (it pins torch 2.13).
-COMPAT_VENV  := .venv-compat
-COMPAT_STAMP := $(COMPAT_VENV)/.installed
 
 $(COMPAT_STAMP): compat/requirements-lerobot.txt
 	test -d $(COMPAT_VENV) || $(PYTHON) -m venv $(COMPAT_VENV)

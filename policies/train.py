@@ -6,6 +6,7 @@ on GPU): each rank takes every world-th window.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -20,8 +21,9 @@ import torch.distributed as dist
 from torch import nn
 
 from diffpilot.errors import CheckpointError
-from diffpilot.run import Run, TrainingState, latest_checkpoint, read_state
+from diffpilot.run import Run, TrainingState, latest_checkpoint, read_json, read_state
 
+from .checkpoint import CONFIG_FILE
 from .ema import EMA
 
 
@@ -99,6 +101,15 @@ def _distributed() -> tuple[int, int]:
     return rank, world
 
 
+def policy_differences(saved: Any, live: Any, name: str = "policy") -> list[str]:
+    """Dotted fields where a checkpoint's config.json and a live policy's config differ, with both values."""
+    if isinstance(saved, dict) and isinstance(live, dict):
+        keys = [k for k in (*saved, *(k for k in live if k not in saved)) if k != "version"]
+        nested = (policy_differences(saved.get(k), live.get(k), f"{name}.{k}") for k in keys)
+        return [line for lines in nested for line in lines]
+    return [] if saved == live else [f"{name}={live!r} (checkpoint: {saved!r})"]
+
+
 class BCTrainer:
     """Behaviour cloning of `policy` (an nn.Module whose forward(batch) returns the loss) on `dataset` (anything with
     `len()` and `get_batch(indices) -> dict of arrays`) in the run directory `output_dir`."""
@@ -165,6 +176,14 @@ class BCTrainer:
             raise CheckpointError(
                 f"{checkpoint}: resuming with a different {', '.join(changed)}; an exact continuation needs the same "
                 "data order and schedule"
+            )
+        saved_policy = read_json(latest_checkpoint(checkpoint) / "pretrained_model" / CONFIG_FILE, "the saved policy")
+        live_policy = {"type": self.policy.type_name, "config": self.policy.config.to_dict()}
+        changed = policy_differences(saved_policy, json.loads(json.dumps(live_policy)))
+        if changed:
+            raise CheckpointError(
+                f"{checkpoint}: resuming with a different {', '.join(changed[:3])}; pass the task, policy and "
+                "dataset the run was started with"
             )
         counters = self.run.resume(checkpoint, self.state())
         self.epoch, self.batch_index = counters["epoch"], counters["batch_index"]

@@ -156,3 +156,16 @@ def test_the_rules_catch_what_they_forbid():
     assert len(violations(bad)) == len(bad)
     assert violations([("diffpilot.rl.dsrl", "diffpilot.envs.registry", 1)]) == []
     assert cycles([("a", "b", 1), ("b", "c", 1), ("c", "a", 1), ("c", "d", 1)]) == [["a", "b", "c"]]
+
+
+def test_every_package_folder_is_listed_in_pyproject():
+    """A wheel holds only the packages pyproject lists: a folder with an __init__.py left out breaks `pip install .`."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {
+        ".".join([FOLDERS[folder], *init.parent.relative_to(ROOT / folder).parts])
+        for folder in FOLDERS
+        for init in (ROOT / folder).rglob("__init__.py")
+    }
+    assert on_disk - listed == set(), f"packages missing from pyproject.toml: {sorted(on_disk - listed)}"

@@ -129,6 +129,22 @@ def test_resume_with_a_different_schedule_is_refused(tmp_path):
         other.resume(ckpt)
 
 
+def test_resume_with_another_policy_names_the_first_different_field(tmp_path):
+    from diffpilot.policies.checkpoint import CheckpointError
+
+    ckpt = _trainer(tmp_path / "a").train(stop_at=2)
+    torch.manual_seed(0)
+    data = synthetic_episodes(4)
+    wider = DiffusionPolicy(tiny_config(network={"down_dims": [32, 64]}))
+    wider.load_stats(compute_stats(data.arrays))
+    dataset = WindowedDataset(data, ["observation.state", "observation.environment_state"], "action", 2, 16, 8)
+    other = BCTrainer(wider, dataset, TrainConfig(**CFG), tmp_path / "a")
+    with pytest.raises(
+        CheckpointError, match=r"policy\.config\.network\.down_dims=\[32, 64\] \(checkpoint: \[16, 32\]\)"
+    ):
+        other.resume(ckpt)
+
+
 def test_evaluation_during_training_does_not_change_the_run(tmp_path):
     def eval_fn(policy, step):  # draws from the global RNG, as rollouts with sampling noise do
         return {"noise": float(torch.randn(()).item()), "training": float(policy.training)}

@@ -14,14 +14,14 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from diffpilot.envs.experts.record import RecordedEpisode, SuccessfulEpisodes, record_episode
-from diffpilot.envs.registry import env_factory, expert_factory
+from diffpilot.envs.registry import EXPERTS, env_factory, expert_factory
 from diffpilot.envs.robomimic import task_cameras
 from diffpilot.errors import ConfigError
 from diffpilot.policies.datasets.lerobot_v3 import FeatureSpec, LeRobotV3Writer
 
 from .common import load_task_config
 
-TASKS = {"pusht": "Push the T-shaped block onto the T-shaped target."}
+TASKS = {"pusht": "Push the T-shaped block onto the T-shaped target."}  # LeRobot task strings (default: the env name)
 
 
 def _record(args: tuple[str, str, int, dict]) -> RecordedEpisode:
@@ -73,7 +73,7 @@ def make_demonstrations(
     for episode in successes:
         if writer is None:
             writer = LeRobotV3Writer(output, fps=10, features=feature_specs(episode.frames), robot_type=env)
-        writer.add_episode(episode.frames, task=TASKS[env])
+        writer.add_episode(episode.frames, task=TASKS.get(env, env))
         kept += 1
         frames_total += episode.length
     attempts = successes.attempts
@@ -111,7 +111,7 @@ def resolve_request(cfg: DictConfig) -> DataRequest:
     """
     from diffpilot.envs.robomimic import TASKS as ROBOMIMIC_TASKS
 
-    known = ["pusht", *sorted(ROBOMIMIC_TASKS)]
+    known = sorted(EXPERTS)  # every env with a registered scripted expert
     env, task = cfg.get("env"), cfg.get("task")
     task_cfg: dict | None = None
     if isinstance(task, str):  # from Python: an env name, or the name of a configs/task file
@@ -132,7 +132,9 @@ def resolve_request(cfg: DictConfig) -> DataRequest:
     if fmt not in ("lerobot_v3", "robomimic_hdf5"):
         raise ConfigError(f"format={fmt!r}: expected 'lerobot_v3' or 'robomimic_hdf5'")
     if fmt == "robomimic_hdf5" and not robomimic:
-        raise ConfigError(f"format=robomimic_hdf5 with env={env!r}: expected a robomimic task, one of {known[1:]}")
+        raise ConfigError(
+            f"format=robomimic_hdf5 with env={env!r}: expected a robomimic task, one of {sorted(ROBOMIMIC_TASKS)}"
+        )
     obs_mode = cfg.get("obs_mode") or (task_cfg or {}).get("obs_mode") or ("state" if robomimic else "all")
     cameras = _cameras(cfg.get("cameras"), task_cfg, robomimic and obs_mode != "state", obs_mode)
     episodes = cfg.get("n") if cfg.get("n") is not None else cfg.episodes

@@ -87,6 +87,17 @@ def resume_if_asked(trainer: BCTrainer, resume: str | None) -> None:
             raise ConfigError(f"resume={resume!r}: {err}") from None
 
 
+def start_from(policy, cfg: DictConfig) -> None:
+    """Fine-tuning: with init_from, a saved policy's weights (its normalisation stats too) are the starting point."""
+    if cfg.get("init_from"):
+        if cfg.resume:
+            raise ConfigError(f"init_from={cfg.init_from!r} with resume={cfg.resume!r}: expected one of the two")
+        try:
+            load_weights_into(policy, cfg.init_from)
+        except (CheckpointError, FileNotFoundError) as err:
+            raise ConfigError(f"init_from={cfg.init_from!r}: {err}") from None
+
+
 def run_training(cfg: DictConfig) -> dict:
     set_threads(cfg.train.num_threads)
     task = OmegaConf.to_container(cfg.task, resolve=True)
@@ -108,13 +119,7 @@ def run_training(cfg: DictConfig) -> dict:
     torch.manual_seed(cfg.train.seed)  # the initial weights follow train.seed
     policy = policy_for_dataset(policy_cfg, task, data)
     policy.load_stats(stats)
-    if cfg.get("init_from"):  # fine-tuning: a saved policy's weights (its stats too) as the starting point
-        if cfg.resume:
-            raise ConfigError(f"init_from={cfg.init_from!r} with resume={cfg.resume!r}: expected one of the two")
-        try:
-            load_weights_into(policy, cfg.init_from)
-        except (CheckpointError, FileNotFoundError) as err:
-            raise ConfigError(f"init_from={cfg.init_from!r}: {err}") from None
+    start_from(policy, cfg)
     pc = policy.config
     dataset = WindowedDataset(data, obs_keys, task["action_key"], pc.n_obs_steps, pc.horizon, pc.n_action_steps)
     train_cfg = TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True))
@@ -167,6 +172,7 @@ def train_planner(cfg: DictConfig, task: dict, policy_cfg: dict) -> dict:
     except ValueError as err:
         raise ConfigError(str(err)) from None
     policy.set_normalization(data)
+    start_from(policy, cfg)
     trainer = BCTrainer(policy, ArrayDataset(data), TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True)),
                         Path(cfg.output_dir))  # fmt: skip
     resume_if_asked(trainer, cfg.resume)
