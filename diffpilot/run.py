@@ -32,7 +32,7 @@ from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import load_file, save_file
 
 from diffpilot.atomic import atomic_path, atomic_write_json
-from diffpilot.errors import CheckpointError
+from diffpilot.errors import CheckpointError, ConfigError
 
 CHECKPOINTS = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
@@ -161,8 +161,7 @@ class Run:
             )
         tensors = load_tensors(training / "modules.safetensors", "training checkpoint")
         for name, module in state.modules.items():
-            prefix = f"{name}."
-            own = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+            own = module_part(tensors, name)
             if not own:
                 raise CheckpointError(f"{training}: no weights for module {name!r}")
             module.load_state_dict(own)
@@ -241,6 +240,15 @@ def log_scalars(logdir: str | os.PathLike, values: dict[str, float | None], step
                 writer.add_scalar(f"{prefix}/{name}", value, step)
 
 
+@contextlib.contextmanager
+def naming_resume(resume: str | os.PathLike | None) -> Iterator[None]:
+    """A CheckpointError inside the block (a bad `resume=` checkpoint) becomes one ConfigError that names it."""
+    try:
+        yield
+    except CheckpointError as err:
+        raise ConfigError(f"resume={str(resume)!r}: {err}") from None
+
+
 # --------------------------------------------------------------------- files
 def latest_checkpoint(path: str | os.PathLike) -> Path:
     """`path` itself when it is a checkpoint (has training_state/state.json), else its run's newest checkpoint."""
@@ -273,6 +281,11 @@ def read_json(path: str | os.PathLike, what: str) -> Any:
 def load_module_tensors(checkpoint: str | os.PathLike, name: str) -> dict[str, torch.Tensor]:
     """The state dict a checkpoint holds for module `name` (e.g. DSRL's actor)."""
     tensors = load_tensors(Path(checkpoint) / TRAINING_STATE / "modules.safetensors", "training checkpoint")
+    return module_part(tensors, name)
+
+
+def module_part(tensors: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
+    """Module `name`'s entries of a modules.safetensors dict (saved as `<name>.<key>`), keyed as its state dict."""
     return {k.removeprefix(f"{name}."): v for k, v in tensors.items() if k.startswith(f"{name}.")}
 
 

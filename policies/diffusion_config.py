@@ -12,16 +12,16 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .nets.base import NetworkConfig
+from .nets.base import NETWORKS, NetworkConfig
 from .nets.encoders import check_vision
 from .nets.unet1d import UNetConfig
 from .samplers.base import SamplerConfig, sampler_class
 from .shortcut import ShortcutConfig
+from .text_encoder import TASK_CONDITIONINGS
 from .typed_config import config_from_dict, config_to_dict
 
 FeatureKind = Literal["state", "image"]
 CONFIG_VERSION = 2
-TASK_CONDITIONINGS = ("none", "id", "text", "id+text")
 
 
 @dataclass
@@ -241,12 +241,6 @@ FLAT_KEYS: dict[str, tuple[str, str]] = {
     "task_instructions": ("task_conditioning", "instructions"),
     "task_embed_dim": ("task_conditioning", "embed_dim"),
 }
-NETWORK_FIELDS = {
-    "unet": ("type", "down_dims", "kernel_size", "n_groups", "time_embed_dim"),
-    "transformer": ("type", "d_model", "n_layers", "n_heads"),
-    "mode": ("type", "d_model", "n_layers", "n_heads", "experts", "top_k", "expert_hidden", "token_routing",
-             "balance_weight", "expert_cache"),
-}  # fmt: skip
 
 
 def is_flat_config(values: dict[str, Any]) -> bool:
@@ -268,5 +262,6 @@ def upgrade_flat_config(values: dict[str, Any]) -> dict[str, Any]:
             nested[key] = value
     network = parts.get("network", {})
     kind = network.get("type", "unet")
-    parts["network"] = {k: v for k, v in {"type": kind, **network}.items() if k in NETWORK_FIELDS.get(kind, k)}
+    own = {"type", *(f.name for f in dataclasses.fields(NETWORKS[kind].config_class))} if kind in NETWORKS else None
+    parts["network"] = {k: v for k, v in {"type": kind, **network}.items() if own is None or k in own}
     return {**nested, **parts}

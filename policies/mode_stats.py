@@ -54,6 +54,8 @@ def count_policy(policy) -> PolicyCounts:
     policy.eval()
     policy.predict_chunk(dummy_window(policy))  # builds any expert cache first: its one-off cost is not per chunk
     flops = _chunk_flops(policy)
-    with net.cache_disabled():
-        uncached = _chunk_flops(policy)
+    uncached = None
+    if net.caches:
+        with net.cache_disabled():
+            uncached = _chunk_flops(policy)
     return PolicyCounts(total, active, nfe, flops, uncached if uncached != flops else None)

@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch import nn
 
 from diffpilot.errors import CheckpointError
-from diffpilot.run import Run, TrainingState, latest_checkpoint, read_json, read_state
+from diffpilot.run import PRETRAINED, Run, TrainingState, latest_checkpoint, read_json, read_state
 
 from .checkpoint import CONFIG_FILE
 from .ema import EMA
@@ -166,7 +166,8 @@ class BCTrainer:
 
     def resume(self, checkpoint: str | Path) -> None:
         """Restore weights, EMA, optimiser, step, data position and RNG from a checkpoint directory."""
-        saved = read_state(latest_checkpoint(checkpoint)).get("counters", {}).get("train", {})
+        directory = latest_checkpoint(checkpoint)
+        saved = read_state(directory).get("counters", {}).get("train", {})
         changed = [
             f"train.{k}={getattr(self.cfg, k)!r} (checkpoint: {saved[k]!r})"
             for k in RESUME_MUST_MATCH
@@ -177,7 +178,7 @@ class BCTrainer:
                 f"{checkpoint}: resuming with a different {', '.join(changed)}; an exact continuation needs the same "
                 "data order and schedule"
             )
-        saved_policy = read_json(latest_checkpoint(checkpoint) / "pretrained_model" / CONFIG_FILE, "the saved policy")
+        saved_policy = read_json(directory / PRETRAINED / CONFIG_FILE, "the saved policy")
         live_policy = {"type": self.policy.type_name, "config": self.policy.config.to_dict()}
         changed = policy_differences(saved_policy, json.loads(json.dumps(live_policy)))
         if changed:
@@ -185,7 +186,7 @@ class BCTrainer:
                 f"{checkpoint}: resuming with a different {', '.join(changed[:3])}; pass the task, policy and "
                 "dataset the run was started with"
             )
-        counters = self.run.resume(checkpoint, self.state())
+        counters = self.run.resume(directory, self.state())
         self.epoch, self.batch_index = counters["epoch"], counters["batch_index"]
 
     def _next_batch(self) -> dict[str, torch.Tensor]:

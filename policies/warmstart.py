@@ -77,14 +77,8 @@ class RTIWarmStart:
     @classmethod
     def from_config(cls, policy, rti: dict) -> RTIWarmStart:
         """From the `rti:` block of the eval / serve configs (start, num_steps, jump_threshold, pad, timesteps)."""
-        return cls(
-            policy,
-            rti.get("start"),
-            rti.get("num_steps", 3),
-            rti.get("jump_threshold"),
-            pad=rti.get("pad", "extrapolate"),
-            timesteps=rti.get("timesteps") or None,
-        )
+        given = ("start", "num_steps", "jump_threshold", "pad", "timesteps")
+        return cls(policy, **{k: rti[k] for k in given if rti.get(k) not in (None, [])})
 
     def reset(self) -> None:
         self._prev: torch.Tensor | None = None  # last clean chunk, normalised (B, horizon, A)

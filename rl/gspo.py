@@ -34,7 +34,7 @@ from diffpilot.envs.driving import ObservationConfig, observe
 from diffpilot.errors import ConfigError
 from diffpilot.policies.driving import trajectory_tokens as tt
 from diffpilot.policies.registry import load_policy
-from diffpilot.run import PRETRAINED, Run, TrainingState, latest_checkpoint
+from diffpilot.run import PRETRAINED, Run, TrainingState, latest_checkpoint, naming_resume
 from diffpilot.sim.planners import PDMClosedPlanner, simulate_in_scene
 from diffpilot.sim.scenarios import make_split
 from diffpilot.sim.scoring import ScoringContext, masked_progress, score_states
@@ -247,7 +247,8 @@ def run(cfg) -> dict:
     if not cfg.get("policy_path") and not cfg.get("resume"):
         raise ConfigError("policy_path=None: expected the BC policy checkpoint directory to start from")
     torch.manual_seed(int(cfg.seed))
-    source = latest_checkpoint(cfg.resume) / PRETRAINED if cfg.get("resume") else Path(cfg.policy_path)
+    with naming_resume(cfg.get("resume")):
+        source = latest_checkpoint(cfg.resume) / PRETRAINED if cfg.get("resume") else Path(cfg.policy_path)
     policy = load_policy(source)
     for name in ("sample_tokens", "token_log_probs"):
         if not hasattr(policy, name):
@@ -258,7 +259,8 @@ def run(cfg) -> dict:
     pool = ScenePool(acfg.train_scenes, ObservationConfig(**cfg.task.observation))
     trainer = GroupPolicyTrainer(policy, pool, acfg, cfg.output_dir, seed=int(cfg.seed))
     if cfg.get("resume"):
-        trainer.resume(cfg.resume)
+        with naming_resume(cfg.resume):
+            trainer.resume(cfg.resume)
     t0 = time.perf_counter()
     trainer.train()
     summary = {

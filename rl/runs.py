@@ -14,8 +14,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from diffpilot.envs.registry import env_factory
-from diffpilot.errors import CheckpointError, ConfigError
-from diffpilot.run import TrainingState
+from diffpilot.errors import ConfigError
+from diffpilot.run import TrainingState, naming_resume
 
 from .chunk_env import REWARDS, ChunkVecEnv
 
@@ -197,10 +197,8 @@ def run_algorithm(cfg: DictConfig, config_cls, trainer_cls) -> dict[str, Any]:
     policy, make_env = env_and_policy(cfg, algo.num_inference_steps)
     trainer = trainer_cls(policy, make_env, algo, cfg.output_dir)
     if cfg.get("resume"):
-        try:
+        with naming_resume(cfg.resume):
             trainer.resume(cfg.resume)
-        except CheckpointError as err:
-            raise ConfigError(f"resume={cfg.resume!r}: {err}") from None
     trainer.train()
     final = trainer.save()
     result: dict[str, Any] = {

@@ -57,7 +57,7 @@ def describe(cfg: DictConfig) -> dict:
         policy_cfg = OmegaConf.to_container(cfg.policy, resolve=True)
         task = OmegaConf.to_container(cfg.task, resolve=True)
         policy, source = policy_from_config(policy_cfg, task), f"policy config on task {task['name']}"
-    if not hasattr(policy, "sampler") or not hasattr(policy, "config"):
+    if not hasattr(policy, "net"):  # a composition holds several networks
         raise ConfigError(f"{source}: {type(policy).__name__} is not a single diffusion/flow policy")
     counts = count_policy(policy).to_dict()
     pc = policy.config

@@ -21,6 +21,7 @@ from diffpilot.policies.diffusion_config import InputFeature
 from diffpilot.policies.diffusion_policy import DiffusionPolicy
 from diffpilot.policies.registry import POLICIES, build_policy
 from diffpilot.policies.train import BCTrainer, TrainConfig
+from diffpilot.run import naming_resume
 
 from .common import set_threads
 
@@ -81,10 +82,8 @@ def task_instructions(task: dict, data) -> list[str]:
 def resume_if_asked(trainer: BCTrainer, resume: str | None) -> None:
     """Continue exactly from `resume` (a checkpoint or a run directory: its newest checkpoint) when given."""
     if resume:
-        try:
+        with naming_resume(resume):
             trainer.resume(resume)
-        except CheckpointError as err:
-            raise ConfigError(f"resume={resume!r}: {err}") from None
 
 
 def start_from(policy, cfg: DictConfig) -> None:
@@ -123,10 +122,8 @@ def run_training(cfg: DictConfig) -> dict:
     pc = policy.config
     dataset = WindowedDataset(data, obs_keys, task["action_key"], pc.n_obs_steps, pc.horizon, pc.n_action_steps)
     train_cfg = TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True))
-    output_dir = Path(cfg.output_dir)
-    trainer = BCTrainer(
-        policy, dataset, train_cfg, output_dir, eval_fn=_periodic_eval(cfg, task) if train_cfg.eval_every else None
-    )
+    periodic = _periodic_eval(cfg, task) if train_cfg.eval_every else None
+    trainer = BCTrainer(policy, dataset, train_cfg, Path(cfg.output_dir), eval_fn=periodic)
     resume_if_asked(trainer, cfg.resume)
     n_params = sum(p.numel() for p in policy.parameters())
     if trainer.rank == 0:
@@ -134,6 +131,12 @@ def run_training(cfg: DictConfig) -> dict:
             f"dataset {cfg.dataset.root}: {data.num_episodes} episodes, {data.num_frames} frames, {len(dataset)} "
             f"windows; policy {pc.network.type}/{pc.objective} with {n_params / 1e6:.2f} M parameters"
         )
+    return train_and_report(trainer, cfg, task, n_params)
+
+
+def train_and_report(trainer: BCTrainer, cfg: DictConfig, task: dict, n_params: int) -> dict:
+    """Train to the end, evaluate the saved policy when eval.episodes > 0 (the task's protocol; rank 0) and write
+    result.json."""
     checkpoint = trainer.train()
     result = {"checkpoint": str(checkpoint), "train_steps": trainer.step, "parameters": n_params}
     if trainer.rank == 0 and cfg.eval.episodes > 0:
@@ -141,7 +144,7 @@ def run_training(cfg: DictConfig) -> dict:
 
         path = checkpoint / "pretrained_model"
         settings = EvalSettings(cfg.eval.episodes, cfg.eval.seed, cfg.eval.n_envs, cfg.eval.videos)
-        info = evaluate_policy(load_policy(path), task, settings, output_dir / "eval", {"policy": str(path)})
+        info = evaluate_policy(load_policy(path), task, settings, Path(cfg.output_dir) / "eval", {"policy": str(path)})
         trainer.run.record_evaluation(info)
         result["eval"] = info
     return trainer.run.finish(result)
@@ -179,17 +182,7 @@ def train_planner(cfg: DictConfig, task: dict, policy_cfg: dict) -> dict:
     n_params = sum(p.numel() for p in policy.parameters())
     print(f"demonstrations {cfg.dataset.root}: {len(data['trajectory'])} scenes; {policy.type_name} planner with "
           f"{n_params / 1e6:.2f} M parameters")  # fmt: skip
-    checkpoint = trainer.train()
-    result = {"checkpoint": str(checkpoint), "train_steps": trainer.step, "parameters": n_params}
-    if cfg.eval.episodes > 0:
-        from .evaluate import EvalSettings, evaluate_policy
-
-        info = evaluate_policy(
-            policy.eval(), task, EvalSettings(), Path(cfg.output_dir) / "eval", {"policy": str(checkpoint)}
-        )
-        trainer.run.record_evaluation(info)
-        result["eval"] = info
-    return trainer.run.finish(result)
+    return train_and_report(trainer, cfg, task, n_params)
 
 
 @hydra.main(config_path="pkg://diffpilot.configs", config_name="train", version_base="1.3")

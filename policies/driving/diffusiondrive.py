@@ -41,7 +41,6 @@ global (ego + route) vector.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,11 +89,6 @@ class DiffusionDriveConfig(SceneConfig, DictConfig):
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.bev_size % 8:
             raise ValueError(f"bev_size={self.bev_size}: expected a multiple of 8 (three stride-2 convolutions)")
-
-    def scene(self) -> SceneConfig:
-        """The scene encoder's part of this config."""
-        names = [f.name for f in dataclasses.fields(SceneConfig)]
-        return SceneConfig(**{n: getattr(self, n) for n in names})
 
 
 def kmeans_anchors(trajectories: np.ndarray, k: int = 20, iters: int = 50, seed: int = 0) -> np.ndarray:
@@ -294,7 +288,7 @@ class DiffusionDrivePolicy(DrivingPolicy):
     def __init__(self, config: DiffusionDriveConfig | None = None):
         super().__init__()
         self.config = c = config or DiffusionDriveConfig()
-        self.encoder = SceneEncoder(c.scene())
+        self.encoder = SceneEncoder(c)
         self.decoder = CascadeDecoder(c) if c.variant == "anchored" else PoseDecoder(c)
         if c.score_head_hidden and c.variant != "anchored":
             raise ValueError(f"score_head_hidden={c.score_head_hidden}: the score head needs variant='anchored'")

@@ -61,6 +61,11 @@ class DenoiserNet(nn.Module):
         """Parameters one denoising step uses (all of them unless the network routes)."""
         return sum(p.numel() for p in self.parameters())
 
+    @property
+    def caches(self) -> bool:
+        """Whether the network caches work per model time (then `cache_disabled` gives another pass)."""
+        return False
+
     @contextlib.contextmanager
     def cache_disabled(self) -> Iterator[None]:
         """Within the block every pass is the uncached one (for comparisons; nothing to do without a cache)."""

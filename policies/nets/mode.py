@@ -291,6 +291,10 @@ class MoDEDenoiserNet(DenoiserNet):
         """balance_weight × the load-balancing loss of the last training forward."""
         return self.balance_weight * self.balance_loss
 
+    @property
+    def caches(self) -> bool:
+        return self.expert_cache
+
     def prepare(self, model_times: list[float]) -> None:
         """Cache the routes and fused experts of these model times too (with `expert_cache`)."""
         if self.expert_cache:
