@@ -112,7 +112,7 @@ def time_planners(args) -> None:
     obs = observe_batch(make_split("test", args.latency_scenes))
     scenes = [{k: v[i : i + 1] for k, v in obs.items()} for i in range(args.latency_scenes)]
     for pol in policies.values():  # warm-up
-        latency_b1(pol, obs, 5)
+        latency_b1(pol, {k: v[:5] for k, v in obs.items()})
     samples: dict[str, list[float]] = {n: [] for n in policies}
     for _ in tqdm(range(args.latency_passes), desc="latency passes"):
         for one in scenes:

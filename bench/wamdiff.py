@@ -29,12 +29,10 @@ from omegaconf import OmegaConf
 
 from diffpilot.atomic import atomic_write_json
 from diffpilot.commands.evaluate import EvalSettings, evaluate_policy
-from diffpilot.envs.driving import evaluate_open_loop
+from diffpilot.envs.driving import evaluate_open_loop, scored_split
 from diffpilot.policies.driving.wamdiff import WAMDiffPolicy
 from diffpilot.policies.registry import load_policy
 from diffpilot.policies.samplers.masked import ORDERS
-from diffpilot.sim.planners import PDMClosedPlanner
-from diffpilot.sim.scenarios import make_split
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = Path("runs/driving")
@@ -87,9 +85,6 @@ def reward_curve(out_png: Path) -> dict:
 
 def stage_eval(args) -> None:
     torch.manual_seed(0)
-    scenes = make_split("test", args.scenes)
-    reference = PDMClosedPlanner()
-    refs = [reference.plan(s) for s in scenes]
     path = RESULTS / "wamdiff.json"
     out = json.loads(path.read_text()) if path.is_file() else {}
     out.update(split="test", scenes=args.scenes)
@@ -107,9 +102,10 @@ def stage_eval(args) -> None:
         atomic_write_json(path, out)
     if args.orders:
         policy = WAMDiffPolicy.from_pretrained(POLICIES["bc"] / "checkpoints" / "last" / "pretrained_model")
+        n = args.order_scenes
+        scenes, refs = scored_split("test", n)
         orders = {}
         for order in ORDERS:
-            n = args.order_scenes
             orders[order] = evaluate(policy, scenes[:n], refs[:n], order=order)
             orders[order]["scenes"] = n
             print(order, round(orders[order]["pdms"], 2), flush=True)

@@ -37,6 +37,7 @@ scenes plus ``trajectory`` (N, 8, 3) float32 (the expert's proposal), ``token`` 
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -552,6 +553,15 @@ def load_demonstrations(directory: str | Path) -> dict[str, np.ndarray]:
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
+@functools.lru_cache(maxsize=2)
+def scored_split(split: str, num_scenes: int) -> tuple[list[Scene], list[np.ndarray]]:
+    """The first `num_scenes` scenes of `split` and PDM-Closed's reference plan for each (EP's yardstick), built once
+    per process: every planner evaluated in one process is scored against the same ones."""
+    scenes = make_split(split, num_scenes)
+    reference = PDMClosedPlanner()
+    return scenes, [reference.plan(s) for s in scenes]
+
+
 def evaluate_driving(
     policy: Any,
     task: dict[str, Any],
@@ -568,8 +578,9 @@ def evaluate_driving(
     ev = task.get("eval", {})
     obs_config = ObservationConfig(**task.get("observation", {}))
     split, num = ev.get("split", "test"), int(ev.get("num_scenes", 500))
-    scenes = make_split(split, num)
-    results = evaluate_open_loop(policy, scenes, 64, obs_config, two_frame=bool(ev.get("two_frame", True)))
+    scenes, references = scored_split(split, num)
+    two_frame = bool(ev.get("two_frame", True))
+    results = evaluate_open_loop(policy, scenes, 64, obs_config, reference_plans=references, two_frame=two_frame)
     if output_dir is not None:
         results.to_csv(Path(output_dir) / "scores.csv")
     families: dict[str, list[float]] = {}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,6 +13,15 @@ import torch
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 torch.set_num_threads(2)
+
+
+def diffpilot(*args: str, threads: int = 2, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`diffpilot <args>` in a fresh process with `threads` OpenMP threads; Hydra's errors in one line."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run(
+        [sys.executable, "-m", "diffpilot.cli", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
+
 
 from diffpilot.policies.datasets.episodes import EpisodeData  # noqa: E402
 from diffpilot.policies.diffusion_config import DiffusionPolicyConfig  # noqa: E402

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -14,13 +11,7 @@ import pytest
 from diffpilot.policies.datasets.episodes import DatasetFormatError
 from diffpilot.policies.datasets.loading import load_episodes
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "2", "HYDRA_FULL_ERROR": "0"}
-
-
-def diffpilot(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "diffpilot.cli", *args], capture_output=True, text=True, timeout=timeout, env=ENV
-    )
+from .conftest import diffpilot
 
 
 @pytest.fixture(scope="module")

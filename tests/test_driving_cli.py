@@ -6,20 +6,18 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 from hydra import compose, initialize_config_module
+
+from .conftest import diffpilot as run_cli
 
 SMALL_EVAL = ["task.eval.num_scenes=6"]
 
 
 def diffpilot(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run([sys.executable, "-m", "diffpilot.cli", *args], capture_output=True, text=True, timeout=600,
-                          env=env)  # fmt: skip
+    return run_cli(*args, threads=1)  # beside the other tests' processes
 
 
 @pytest.fixture(scope="module")

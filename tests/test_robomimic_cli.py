@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from diffpilot.commands.data import DataRequest, resolve_request
 from diffpilot.errors import ConfigError
 
-from .test_cli import diffpilot
+from .conftest import diffpilot
 
 TINY = [
     "policy.network.down_dims=[16,32]",

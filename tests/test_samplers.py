@@ -3,6 +3,8 @@ closed form, so every sampler must land on x* from any noise, start step and ste
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 
@@ -265,6 +267,7 @@ def test_every_registered_sampler_declares_its_seam():
         assert cls.name == name and cls.family in ("diffusion", "flow", "masked")
         for method in ("default_timesteps", "add_noise", "step", "nfe", "query_times", "sample"):
             assert callable(getattr(cls, method)), (name, method)
+        assert not inspect.isabstract(cls), (name, sorted(cls.__abstractmethods__))  # every method implemented
 
 
 @pytest.mark.parametrize(
