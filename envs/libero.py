@@ -197,7 +197,7 @@ def load_init_states(task: LiberoTask) -> np.ndarray:
 
 def check_cameras(cameras: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """Cameras of LIBERO's arenas; a task's scene may still lack one (the env then raises a ConfigError too)."""
-    return check_scene_cameras(cameras, SCENE_CAMERAS, ConfigError)
+    return check_scene_cameras(cameras, SCENE_CAMERAS)
 
 
 class LiberoEnv(RobosuiteTaskEnv):

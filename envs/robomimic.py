@@ -97,7 +97,7 @@ def robosuite_kwargs(obs_mode: ObsMode, cameras: tuple[str, ...], image_size: in
 
 def check_cameras(cameras: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """`cameras` as a tuple, or a ConfigError naming those not in the robomimic scenes and the choices."""
-    return check_scene_cameras(cameras, SCENE_CAMERAS, ConfigError)
+    return check_scene_cameras(cameras, SCENE_CAMERAS)
 
 
 class RobomimicEnv(RobosuiteTaskEnv):
@@ -223,7 +223,7 @@ def task_cameras(task: dict[str, Any]) -> tuple[str, ...]:
             f"'<camera>_image' key); expected some of {list(SCENE_CAMERAS)}"
         )
     try:
-        check_scene_cameras(cameras, SCENE_CAMERAS, ConfigError)
+        check_cameras(cameras)
     except ConfigError as err:
         raise ConfigError(f"task {task.get('name')!r}: {err}") from None
     missing = [c for c in wanted if c not in cameras]

@@ -15,17 +15,19 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from diffpilot.errors import ConfigError
 
-def check_scene_cameras(
-    cameras: tuple[str, ...] | list[str], scene_cameras: tuple[str, ...], error: type[Exception] = ValueError
-) -> tuple[str, ...]:
-    """`cameras` as a tuple, or `error` naming the ones not among `scene_cameras`."""
+
+def check_scene_cameras(cameras: tuple[str, ...] | list[str], scene_cameras: tuple[str, ...]) -> tuple[str, ...]:
+    """`cameras` as a tuple, or a ConfigError naming the ones not among `scene_cameras`."""
     cameras = tuple(cameras)
     if not cameras:
-        raise error("cameras=[]: image mode needs at least one camera, e.g. ['agentview']")
+        raise ConfigError("cameras=[]: image mode needs at least one camera, e.g. ['agentview']")
     unknown = [c for c in cameras if c not in scene_cameras]
     if unknown:
-        raise error(f"cameras={list(cameras)}: {unknown} not in the scene; expected some of {list(scene_cameras)}")
+        raise ConfigError(
+            f"cameras={list(cameras)}: {unknown} not in the scene; expected some of {list(scene_cameras)}"
+        )
     return cameras
 
 

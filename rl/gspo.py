@@ -34,7 +34,7 @@ from diffpilot.envs.driving import ObservationConfig, observe
 from diffpilot.errors import ConfigError
 from diffpilot.policies.driving import trajectory_tokens as tt
 from diffpilot.policies.registry import load_policy
-from diffpilot.run import PRETRAINED, Run, TrainingState, latest_checkpoint, naming_resume
+from diffpilot.run import PRETRAINED, Run, TrainingState, latest_checkpoint, naming_resume, resume_if_asked
 from diffpilot.sim.planners import PDMClosedPlanner, simulate_in_scene
 from diffpilot.sim.scenarios import make_split
 from diffpilot.sim.scoring import ScoringContext, masked_progress, score_states
@@ -258,9 +258,7 @@ def run(cfg) -> dict:
             )
     pool = ScenePool(acfg.train_scenes, ObservationConfig(**cfg.task.observation))
     trainer = GroupPolicyTrainer(policy, pool, acfg, cfg.output_dir, seed=int(cfg.seed))
-    if cfg.get("resume"):
-        with naming_resume(cfg.resume):
-            trainer.resume(cfg.resume)
+    resume_if_asked(trainer, cfg.get("resume"))
     t0 = time.perf_counter()
     trainer.train()
     summary = {

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from diffpilot.envs.registry import env_factory
 from diffpilot.errors import ConfigError
-from diffpilot.run import TrainingState, naming_resume
+from diffpilot.run import TrainingState, resume_if_asked
 
 from .chunk_env import REWARDS, ChunkVecEnv
 
@@ -196,9 +196,7 @@ def run_algorithm(cfg: DictConfig, config_cls, trainer_cls) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     policy, make_env = env_and_policy(cfg, algo.num_inference_steps)
     trainer = trainer_cls(policy, make_env, algo, cfg.output_dir)
-    if cfg.get("resume"):
-        with naming_resume(cfg.resume):
-            trainer.resume(cfg.resume)
+    resume_if_asked(trainer, cfg.get("resume"))
     trainer.train()
     final = trainer.save()
     result: dict[str, Any] = {
@@ -213,7 +211,7 @@ def run_algorithm(cfg: DictConfig, config_cls, trainer_cls) -> dict[str, Any]:
         result["eval"] = evaluate_policy(
             trainer.eval_policy(), make_env, algo.eval_episodes, algo.eval_seed, algo.eval_n_envs
         )
-        trainer.run.log({k: result["eval"][k] for k in ("success_rate", "mean_max_coverage")}, prefix="eval")
+        trainer.run.record_evaluation(result["eval"])
     trainer.run.finish(result)
     print(json.dumps({k: v for k, v in result.items() if k != "history"}, indent=2))
     return result

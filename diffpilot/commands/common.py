@@ -1,9 +1,12 @@
-"""Glue shared by the commands: task configs by name and torch threads."""
+"""Glue shared by the commands: task configs by name, torch threads and a saved policy viewed with other settings."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
+
+from diffpilot.errors import ConfigError
 
 
 def load_task_config(name: str) -> dict[str, Any] | None:
@@ -18,9 +21,37 @@ def load_task_config(name: str) -> dict[str, Any] | None:
     return OmegaConf.to_container(OmegaConf.create(path.read_text()), resolve=True)
 
 
+def clear_output_dir(output: Path, overwrite: bool) -> None:
+    """Make room for a dataset directory: a non-empty `output` is removed with overwrite, else a ConfigError."""
+    if output.exists() and any(output.iterdir()):
+        if not overwrite:
+            raise ConfigError(f"output={str(output)!r} exists and is not empty; pass overwrite=true to replace it")
+        import shutil
+
+        shutil.rmtree(output)
+
+
 def set_threads(n: int) -> None:
     import torch
 
     if n:
         torch.set_num_threads(n)
     os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
+
+
+def load_policy(path: str | Path, sampler: dict | None = None, n_action_steps: int | None = None, device: str = "auto"):
+    """A saved policy of any type; `sampler` (SamplerConfig fields, None values kept) and `n_action_steps` give a
+    view of it sampled or executed differently — the loaded config is never edited."""
+    from diffpilot.policies.registry import load_policy as load_saved_policy
+    from diffpilot.policies.train import pick_device
+
+    policy = load_saved_policy(path, map_location=str(pick_device(device)))
+    changes = {k: v for k, v in (sampler or {}).items() if v is not None}
+    if changes:
+        try:
+            policy = policy.with_sampler(policy.config.sampler.replace(**changes))
+        except ValueError as err:
+            raise ConfigError(f"sampler: {err}") from None
+    if n_action_steps:
+        policy = policy.with_n_action_steps(n_action_steps)
+    return policy

@@ -4,7 +4,6 @@ dataset, in parallel worker processes, with a progress bar."""
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from diffpilot.envs.robomimic import task_cameras
 from diffpilot.errors import ConfigError
 from diffpilot.policies.datasets.lerobot_v3 import FeatureSpec, LeRobotV3Writer
 
-from .common import load_task_config
+from .common import clear_output_dir, load_task_config
 
 TASKS = {"pusht": "Push the T-shaped block onto the T-shaped target."}  # LeRobot task strings (default: the env name)
 
@@ -57,10 +56,7 @@ def make_demonstrations(
 ) -> dict:
     expert_factory(env, expert_options)  # a bad option fails here, before anything is written
     output = Path(output)
-    if output.exists() and any(output.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"output={str(output)!r} exists and is not empty; pass overwrite=true to replace it")
-        shutil.rmtree(output)
+    clear_output_dir(output, overwrite)
     if episodes < 1:
         raise ConfigError(f"episodes={episodes}: expected ≥ 1")
     max_attempts = max_attempts or 2 * episodes

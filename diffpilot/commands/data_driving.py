@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 from diffpilot.envs.driving import ObservationConfig, write_demonstrations
 from diffpilot.errors import ConfigError
 from diffpilot.sim.planners import PDMClosedConfig, PDMClosedPlanner
+
+from .common import clear_output_dir
 
 DEFAULT_OUTPUT = "data/driving/train"
 
@@ -20,10 +21,7 @@ def make_driving_demonstrations(task_cfg: dict, output: str | None = None, overw
     if demos.get("expert", "pdm_closed") != "pdm_closed":
         raise ConfigError(f"task.demos.expert={demos.get('expert')!r}: expected 'pdm_closed'")
     out = Path(output or DEFAULT_OUTPUT)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"output={str(out)!r} exists and is not empty; pass overwrite=true to replace it")
-        shutil.rmtree(out)
+    clear_output_dir(out, overwrite)
     expert = PDMClosedPlanner(PDMClosedConfig(forecast=demos.get("expert_forecast", "oracle")))
     start = time.perf_counter()
     meta = write_demonstrations(

@@ -13,27 +13,10 @@ from omegaconf import DictConfig, OmegaConf
 from diffpilot.envs.driving import BuiltinPlanner
 from diffpilot.envs.evaluate import evaluate_task
 from diffpilot.errors import ConfigError
-from diffpilot.policies.registry import load_policy as load_saved_policy
-from diffpilot.policies.train import pick_device
 from diffpilot.policies.warmstart import RTIWarmStart
 from diffpilot.run import record_evaluation
 
-from .common import set_threads
-
-
-def load_policy(path: str | Path, sampler: dict | None = None, n_action_steps: int | None = None, device: str = "auto"):
-    """A saved policy of any type; `sampler` (SamplerConfig fields, None values kept) and `n_action_steps` give a
-    view of it sampled or executed differently — the loaded config is never edited."""
-    policy = load_saved_policy(path, map_location=str(pick_device(device)))
-    changes = {k: v for k, v in (sampler or {}).items() if v is not None}
-    if changes:
-        try:
-            policy = policy.with_sampler(policy.config.sampler.replace(**changes))
-        except ValueError as err:
-            raise ConfigError(f"sampler: {err}") from None
-    if n_action_steps:
-        policy = policy.with_n_action_steps(n_action_steps)
-    return policy
+from .common import load_policy, set_threads
 
 
 @dataclass(frozen=True)

@@ -51,16 +51,14 @@ def resolve_plan_lead(lead: float | str, warmup_seconds: list[float], period: fl
 def run_serve(cfg: dict) -> dict:
     import torch
 
-    from diffpilot.policies.registry import load_policy
     from diffpilot.serve.inference import PolicyRunner
     from diffpilot.serve.mapping import load_mapping
 
+    from .common import load_policy
+
     if cfg["num_threads"]:
         torch.set_num_threads(int(cfg["num_threads"]))
-    policy = load_policy(cfg["policy_path"], map_location=cfg["device"])
-    changes = {k: v for k, v in (cfg.get("sampler") or {}).items() if v is not None}
-    if changes:
-        policy = policy.with_sampler(policy.config.sampler.replace(**changes))
+    policy = load_policy(cfg["policy_path"], cfg.get("sampler"), device=cfg["device"])
     mapping = load_mapping(cfg["robot"], policy.config)
     pc = policy.config
     runner = PolicyRunner(policy, cfg["rti"], cfg["device"])

@@ -21,7 +21,7 @@ from diffpilot.policies.diffusion_config import InputFeature
 from diffpilot.policies.diffusion_policy import DiffusionPolicy
 from diffpilot.policies.registry import POLICIES, build_policy
 from diffpilot.policies.train import BCTrainer, TrainConfig
-from diffpilot.run import naming_resume
+from diffpilot.run import resume_if_asked
 
 from .common import set_threads
 
@@ -77,13 +77,6 @@ def task_instructions(task: dict, data) -> list[str]:
             "tasks); pass policy.task_conditioning.instructions=[…] with one per task index"
         )
     return instructions
-
-
-def resume_if_asked(trainer: BCTrainer, resume: str | None) -> None:
-    """Continue exactly from `resume` (a checkpoint or a run directory: its newest checkpoint) when given."""
-    if resume:
-        with naming_resume(resume):
-            trainer.resume(resume)
 
 
 def start_from(policy, cfg: DictConfig) -> None:
