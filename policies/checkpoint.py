@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
+from torch import nn
 
 from diffpilot.atomic import atomic_path, atomic_write_bytes, atomic_write_json
 from diffpilot.errors import CheckpointError
@@ -79,3 +81,30 @@ def load_weights_into(module, directory: str | Path) -> None:
             f"other shapes {wrong[:5]} for this config"
         )
     module.load_state_dict(state)
+
+
+class PretrainedPolicy(nn.Module):
+    """A policy saved as config.json ({"type", "config"}) + model.safetensors (normalisation statistics included):
+    a subclass declares `type_name` and `config_class` (with `from_dict`; its config `to_dict`). `forward` is the
+    training loss, which the BC trainer (and DistributedDataParallel) calls."""
+
+    type_name: ClassVar[str]
+    config_class: ClassVar[type]
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def compute_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} is not trained by behaviour cloning")
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        return self.compute_loss(batch)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write config.json and model.safetensors atomically."""
+        save_pretrained_module(self, directory, self.type_name, self.config.to_dict())
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location: str = "cpu"):
+        return load_pretrained_module(cls, cls.config_class.from_dict, directory, map_location)

@@ -4,15 +4,17 @@ n_obs_steps, a queue of n_action_steps actions, and a pluggable `chunk_planner` 
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+
+from .checkpoint import PretrainedPolicy
 
 
-class ChunkPolicy(nn.Module):
+class ChunkPolicy(PretrainedPolicy):
     """Needs `self.config` with `input_features`, `n_obs_steps`, `n_action_steps` before `reset()`."""
 
     def __init__(self) -> None:
@@ -32,9 +34,17 @@ class ChunkPolicy(nn.Module):
         value = obs[key]
         return value if torch.is_tensor(value) else torch.as_tensor(np.asarray(value))
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
+    def with_n_action_steps(self, n_action_steps: int):
+        """The same weights executing `n_action_steps` actions of each chunk; this policy is unchanged."""
+        return self._view(self.config.replace(n_action_steps=n_action_steps))
+
+    def _view(self, config):
+        """A new policy object over the same modules with `config`, its control loop reset."""
+        view = copy.copy(self)
+        view.config = config
+        view.chunk_planner = None
+        view.reset()
+        return view
 
     def condition(self, obs_window: dict[str, Any]) -> tuple[Any, torch.Tensor]:
         """(what the denoiser is conditioned on, a (B, …) tensor giving batch size, device and dtype)."""

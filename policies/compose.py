@@ -10,7 +10,6 @@ mix of x0, of ε or of velocity is the same mix, so this is GPC's ε = Σ w_i ε
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import shutil
@@ -178,21 +177,16 @@ class ComposedPolicy(ChunkPolicy):
 
     def with_sampler(self, sampler: SamplerConfig) -> ComposedPolicy:
         """The same parents driven by `sampler`; this composition is unchanged."""
-        view = ComposedPolicy(list(self.parents), dataclasses.replace(self.composition, sampler=sampler))
-        return view.with_n_action_steps(self.config.n_action_steps)
+        return self._recomposed(sampler=sampler)
 
     def with_weights(self, weights: list[float]) -> ComposedPolicy:
         """The same parents mixed with `weights`; this composition is unchanged."""
-        view = ComposedPolicy(list(self.parents), dataclasses.replace(self.composition, weights=tuple(weights)))
-        return view.with_n_action_steps(self.config.n_action_steps)
+        return self._recomposed(weights=tuple(weights))
 
-    def with_n_action_steps(self, n_action_steps: int) -> ComposedPolicy:
-        """The same composition executing `n_action_steps` actions of each chunk."""
-        view = copy.copy(self)
-        view.config = self.config.replace(n_action_steps=n_action_steps)
-        view.chunk_planner = None
-        view.reset()
-        return view
+    def _recomposed(self, **changes: Any) -> ComposedPolicy:
+        """The same parents under a changed composition, executing as many actions per chunk as this one."""
+        view = ComposedPolicy(list(self.parents), dataclasses.replace(self.composition, **changes))
+        return view.with_n_action_steps(self.config.n_action_steps)
 
     def _prepare_obs(self, obs: dict[str, Any], window: bool) -> dict[str, torch.Tensor]:
         """Every parent's normalised observations (the RTI jump check reads them)."""

@@ -188,7 +188,7 @@ class DiffusionPolicyConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": CONFIG_VERSION, **config_to_dict(self), "network": self.network.to_dict()}
+        return {"version": CONFIG_VERSION, **config_to_dict(self)}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], where: str = "policy") -> DiffusionPolicyConfig:

@@ -8,14 +8,11 @@ DSRL build on. `with_sampler` / `with_n_action_steps` give a differently sampled
 
 from __future__ import annotations
 
-import copy
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .checkpoint import load_pretrained_module, save_pretrained_module
 from .chunk_policy import ChunkPolicy
 from .denoiser import NetDenoiser
 from .diffusion_config import DiffusionPolicyConfig
@@ -120,17 +117,6 @@ class DiffusionPolicy(ChunkPolicy):
         view._prepare_network()
         return view
 
-    def with_n_action_steps(self, n_action_steps: int) -> DiffusionPolicy:
-        """The same weights executing `n_action_steps` actions of each chunk; this policy is unchanged."""
-        return self._view(self.config.replace(n_action_steps=n_action_steps))
-
-    def _view(self, config: DiffusionPolicyConfig) -> DiffusionPolicy:
-        view = copy.copy(self)  # a new object over the same modules
-        view.config = config
-        view.chunk_planner = None
-        view.reset()
-        return view
-
     # ----------------------------------------------------------------- observations
     def _prepare_obs(self, obs: dict[str, Any], window: bool) -> dict[str, torch.Tensor]:
         """Check shapes, convert images to (…, 3, H, W) float in [0, 1] and normalise.
@@ -176,10 +162,6 @@ class DiffusionPolicy(ChunkPolicy):
         aux = self.net.aux_loss()
         return loss if aux is None else loss + aux
 
-    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-        """The training loss (forward is what DistributedDataParallel wraps)."""
-        return self.compute_loss(batch)
-
     # ----------------------------------------------------------------- inference
     def condition(self, obs_window: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """The denoiser's condition (B, C) for a window, and the same tensor as the batch/device reference."""
@@ -189,11 +171,3 @@ class DiffusionPolicy(ChunkPolicy):
     # ----------------------------------------------------------------- checkpoints
     def load_stats(self, stats: dict[str, dict[str, np.ndarray]]) -> None:
         self.normalizer.load_stats(stats)
-
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Write config.json and model.safetensors (normalisation stats included) atomically."""
-        save_pretrained_module(self, directory, self.type_name, self.config.to_dict())
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, map_location: str = "cpu") -> DiffusionPolicy:
-        return load_pretrained_module(cls, DiffusionPolicyConfig.from_dict, directory, map_location)

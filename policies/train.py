@@ -101,11 +101,16 @@ def _distributed() -> tuple[int, int]:
     return rank, world
 
 
-def policy_differences(saved: Any, live: Any, name: str = "policy") -> list[str]:
-    """Dotted fields where a checkpoint's config.json and a live policy's config differ, with both values."""
+def as_json(value: Any) -> Any:
+    """`value` as it reads back from JSON (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
+def config_differences(saved: Any, live: Any, name: str) -> list[str]:
+    """Dotted fields where a checkpoint's saved config and the live one differ, with both values."""
     if isinstance(saved, dict) and isinstance(live, dict):
         keys = [k for k in (*saved, *(k for k in live if k not in saved)) if k != "version"]
-        nested = (policy_differences(saved.get(k), live.get(k), f"{name}.{k}") for k in keys)
+        nested = (config_differences(saved.get(k), live.get(k), f"{name}.{k}") for k in keys)
         return [line for lines in nested for line in lines]
     return [] if saved == live else [f"{name}={live!r} (checkpoint: {saved!r})"]
 
@@ -168,11 +173,8 @@ class BCTrainer:
         """Restore weights, EMA, optimiser, step, data position and RNG from a checkpoint directory."""
         directory = latest_checkpoint(checkpoint)
         saved = read_state(directory).get("counters", {}).get("train", {})
-        changed = [
-            f"train.{k}={getattr(self.cfg, k)!r} (checkpoint: {saved[k]!r})"
-            for k in RESUME_MUST_MATCH
-            if k in saved and _jsonable(getattr(self.cfg, k)) != saved[k]
-        ]
+        live = as_json({k: getattr(self.cfg, k) for k in RESUME_MUST_MATCH if k in saved})
+        changed = config_differences({k: saved[k] for k in live}, live, "train")
         if changed:
             raise CheckpointError(
                 f"{checkpoint}: resuming with a different {', '.join(changed)}; an exact continuation needs the same "
@@ -180,7 +182,7 @@ class BCTrainer:
             )
         saved_policy = read_json(directory / PRETRAINED / CONFIG_FILE, "the saved policy")
         live_policy = {"type": self.policy.type_name, "config": self.policy.config.to_dict()}
-        changed = policy_differences(saved_policy, json.loads(json.dumps(live_policy)))
+        changed = config_differences(saved_policy, as_json(live_policy), "policy")
         if changed:
             raise CheckpointError(
                 f"{checkpoint}: resuming with a different {', '.join(changed[:3])}; pass the task, policy and "
@@ -236,7 +238,3 @@ class BCTrainer:
 
 
 RESUME_MUST_MATCH = ("steps", "batch_size", "lr", "warmup_steps", "seed", "betas", "weight_decay")
-
-
-def _jsonable(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value

@@ -53,9 +53,12 @@ def nested_from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
-    """A dataclass config as JSON-able nested dicts (tuples become lists)."""
+    """A dataclass config as JSON-able nested dicts (tuples become lists); a nested config with its own `to_dict`
+    (a registry's, which adds its `type`) writes itself."""
 
     def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value) and value is not config and hasattr(value, "to_dict"):
+            return value.to_dict()
         if dataclasses.is_dataclass(value):
             return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
         if isinstance(value, dict):

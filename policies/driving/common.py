@@ -4,14 +4,13 @@ tensors, and the base class that gives every planner the same checkpoint format 
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import load_pretrained_module, save_pretrained_module
+from ..checkpoint import PretrainedPolicy
 
 POSES = 8  # poses per trajectory, every 0.5 s up to 4 s (NAVSIM)
 EGO_STATUS_SCALE = (10.0, 2.0, 3.0, 3.0, 1.0, 1.0, 1.0)  # vx, vy, ax, ay, command one-hot
@@ -47,30 +46,10 @@ class TrajectoryScale(nn.Module):
         return x * self.scale
 
 
-class DrivingPolicy(nn.Module):
+class DrivingPolicy(PretrainedPolicy):
     """Base of the driving planners: `plan(obs_batch) -> (B, 8, 3)`, `compute_loss(batch)` for behaviour cloning
     (forward is the loss, as the BC trainer calls it), `set_normalization(demonstrations)` before training, and
     config.json + model.safetensors checkpoints of `type_name`."""
 
-    type_name: ClassVar[str]
-    config_class: ClassVar[type]
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
     def set_normalization(self, data: dict[str, np.ndarray]) -> None:
         """Fit what the planner normalises by to the training demonstrations (`trajectory` (N, 8, 3), …)."""
-
-    def compute_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> torch.Tensor:
-        raise NotImplementedError
-
-    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-        return self.compute_loss(batch)
-
-    def save_pretrained(self, directory: str | Path) -> None:
-        save_pretrained_module(self, directory, self.type_name, self.config.to_dict())
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, map_location: str = "cpu"):
-        return load_pretrained_module(cls, cls.config_class.from_dict, directory, map_location)
