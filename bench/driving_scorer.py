@@ -8,6 +8,7 @@
    forecast) on the first --scenes test scenes: PDMS / EPDMS with every sub-score -> bench/results/driving.json.
 
   OMP_NUM_THREADS=1 python bench/driving_scorer.py --generate 1000 --scenes 500
+  OMP_NUM_THREADS=1 python bench/driving_scorer.py --generate 20 --throughput-only
 """
 
 from __future__ import annotations
@@ -68,12 +69,12 @@ def throughput(scenes, proposals_per_scene: int, repeats: int = 3, seed: int = 0
         t0 = time.perf_counter()
         loop = [[score_states(ctx, st.take([i])) for i in range(len(st))] for ctx, st in batches]
         t_loop = min(t_loop, time.perf_counter() - t0)
-    # same logic: collision / area / comfort sub-scores agree row by row (EP differs by design: the batch
-    # normalises progress by its best proposal, a lone proposal by itself)
+    # same logic: every sub-score but EP agrees row by row (EP differs by design: the batch normalises
+    # progress by its best proposal, a lone proposal by itself)
     same = all(
-        np.array_equal(v.nc, np.array([r.nc[0] for r in rows]))
-        and np.array_equal(v.dac, np.array([r.dac[0] for r in rows]))
+        np.array_equal(getattr(v, k), np.array([getattr(r, k)[0] for r in rows]))
         for v, rows in zip(vec, loop)
+        for k in ("nc", "dac", "ddc", "tlc", "ttc", "c", "lk", "hc", "ec", "progress")
     )
     t0 = time.perf_counter()
     for scene, props in zip(scenes, all_props):
@@ -99,6 +100,7 @@ def main() -> None:
     ap.add_argument("--scenes", type=int, default=500, help="test scenes to evaluate planners on")
     ap.add_argument("--throughput-scenes", type=int, default=20)
     ap.add_argument("--proposals", type=int, default=64, help="proposals per scene for the throughput test")
+    ap.add_argument("--throughput-only", action="store_true", help="skip the planners' table")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
@@ -116,6 +118,8 @@ def main() -> None:
     tp["env"] = env
     print(tp)
     atomic_write_json(RESULTS / "driving_scorer.json", tp)
+    if args.throughput_only:
+        return
 
     evalset = scenes[: args.scenes]
     oracle = PDMClosedPlanner(PDMClosedConfig(forecast="oracle"))

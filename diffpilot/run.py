@@ -225,7 +225,10 @@ def record_evaluation(
     print(f"{summary_line(info)}; results in {output_dir / 'eval_info.json'}")
 
 
-SUMMARY_SCALARS = ("success_rate", "mean_max_coverage", "pdms", "epdms", "nc", "dac", "ddc", "tlc", "ep", "ttc", "c")
+SUMMARY_SCALARS = (
+    *("success_rate", "mean_max_coverage", "pdms", "epdms"),
+    *("nc", "dac", "ddc", "tlc", "ep", "ep_v1", "ttc", "c", "lk", "hc", "ec"),
+)
 
 
 def summary_line(info: dict[str, Any]) -> str:

@@ -20,11 +20,11 @@ ego frame now (rear axle at the origin, +x forward, +y left), headings in radian
 Output: a trajectory (8, 3) - rear-axle x, y, heading at 0.5 .. 4.0 s in the same ego frame - per scene;
 a policy is any object with ``plan(obs_batch) -> (B, 8, 3)`` (numpy or anything ``np.asarray`` takes).
 
-Results export (CSV and parquet) uses NAVSIM's column names: token, valid, the sub-scores
+Results export (CSV and parquet) uses NAVSIM's column names: token, valid, v2's sub-scores
 (no_at_fault_collisions, drivable_area_compliance, driving_direction_compliance, traffic_light_compliance,
-ego_progress, time_to_collision_within_bound, comfort, lane_keeping, history_comfort,
-two_frame_extended_comfort), pdm_score (v1), extended_pdm_score (v2) and score (the protocol's score: PDMS
-for v1), one row per scene plus a final ``average`` row as NAVSIM writes it. A scene whose proposal holds
+ego_progress, time_to_collision_within_bound, lane_keeping, history_comfort, two_frame_extended_comfort),
+v1.1's comfort and ego_progress_v1, pdm_score (v1.1), extended_pdm_score (v2) and score (the protocol's score:
+PDMS for v1), one row per scene plus a final ``average`` row as NAVSIM writes it. A scene whose proposal holds
 NaN/inf is ``valid = False`` and scores 0; a proposal of the wrong shape raises ValueError naming the scene
 token and the field.
 
@@ -51,6 +51,7 @@ from gymnasium import spaces
 
 from diffpilot.atomic import atomic_path, atomic_write_json
 from diffpilot.errors import ConfigError
+from diffpilot.sim.evaluate import SceneScorer
 from diffpilot.sim.frames import future_frame, previous_frame
 from diffpilot.sim.geometry import PolygonSet, interpolate_polyline, project_on_polyline, wrap_angle
 from diffpilot.sim.planners import (
@@ -62,7 +63,7 @@ from diffpilot.sim.planners import (
 )
 from diffpilot.sim.scenarios import make_scene, make_split, split_seeds
 from diffpilot.sim.scene import AgentClass, LightState, Scene
-from diffpilot.sim.scoring import ScoringContext, aggregate, masked_progress, score_states
+from diffpilot.sim.scoring import NAVSIM_SCORER, ScorerConfig, aggregate
 from diffpilot.sim.simulate import PROPOSAL_POSES, SIM_STEPS, SimulatedStates, simulate_proposals
 
 from .registry import EnvEntry, register_env
@@ -79,6 +80,7 @@ NAVSIM_COLUMNS = {
     "ddc": "driving_direction_compliance",
     "tlc": "traffic_light_compliance",
     "ep": "ego_progress",
+    "ep_v1": "ego_progress_v1",
     "ttc": "time_to_collision_within_bound",
     "c": "comfort",
     "lk": "lane_keeping",
@@ -323,13 +325,16 @@ def evaluate_open_loop(
     reference: PDMClosedPlanner | None = None,
     reference_plans: Sequence[np.ndarray] | None = None,
     two_frame: bool = False,
+    human_plans: Sequence[np.ndarray] | None = None,
+    config: ScorerConfig = NAVSIM_SCORER,
 ) -> DrivingResults:
-    """NAVSIM v1: the policy (a learned planner with `plan(obs_batch)`, or a BuiltinPlanner) plans each scene once,
-    the plan is simulated and scored against the log; EP is
-    normalised by the privileged PDM-Closed reference of the same scene (`reference_plans` may hold its plans,
-    precomputed). With `two_frame` the policy also plans each scene's previous frame (0.5 s earlier) and EC
-    compares the two plans (NAVSIM v2); otherwise EC = 1. latency_ms: the policy's planning time per scene
-    (observation building excluded)."""
+    """NAVSIM's open-loop protocol: the policy (a learned planner with `plan(obs_batch)`, or a BuiltinPlanner)
+    plans each scene once, the plan is simulated and scored against the log; EP is normalised by the
+    PDM-Closed reference of the same scene (`reference`, or its plans precomputed in `reference_plans`). With
+    `two_frame` the policy also plans each scene's previous frame (0.5 s earlier) and EC compares the two plans
+    (NAVSIM v2); otherwise EC = 1. With `human_plans` (the scenes' driver, one (8, 3) plan per scene) v2's
+    human penalty filter applies. latency_ms: the policy's planning time per scene (observation building
+    excluded)."""
     reference = reference or PDMClosedPlanner()
     rows: list[dict[str, Any]] = []
     plan_s = 0.0
@@ -348,12 +353,10 @@ def evaluate_open_loop(
             )
         for i, scene in enumerate(chunk):
             ref = reference_plans[lo + i] if reference_plans is not None else reference.plan(scene)
-            ctx = ScoringContext(scene)
-            ref_progress = float(masked_progress(score_states(ctx, simulate_in_scene(scene, ref[None])))[0])
+            human = human_plans[lo + i] if human_plans is not None else None
+            scorer = SceneScorer.of(scene, ref, human, config)
             prev_states = simulate_in_scene(prev_scenes[i], prev_traj[i : i + 1]) if prev_traj is not None else None
-            s = score_states(
-                ctx, simulate_in_scene(scene, traj[i : i + 1]), reference_progress=ref_progress, previous=prev_states
-            )
+            s = scorer.score(simulate_in_scene(scene, traj[i : i + 1]), prev_states)
             rows.append(navsim_row(scene.token, scene.family, s.row(0), bool(np.isfinite(traj[i]).all())))
     return DrivingResults(rows, 1e3 * plan_s / max(len(scenes), 1))
 
@@ -467,10 +470,8 @@ class DrivingEnv(gym.Env):
         for v in ex.values():
             v[last + 1 :] = v[last]
         states = SimulatedStates(poses=poses[None], **{k: v[None] for k, v in ex.items()}, finite=np.ones(1, bool))
-        ctx = ScoringContext(scene)
         ref = self.reference.plan(scene)
-        ref_progress = float(masked_progress(score_states(ctx, simulate_in_scene(scene, ref[None])))[0])
-        return score_states(ctx, states, reference_progress=ref_progress).row(0)
+        return SceneScorer.of(scene, ref, ref).score(states).row(0)
 
 
 def rollout_closed_loop(policy: Any, env: DrivingEnv, scene_indices: Iterable[int]) -> DrivingResults:
@@ -556,7 +557,9 @@ def load_demonstrations(directory: str | Path) -> dict[str, np.ndarray]:
 @functools.lru_cache(maxsize=2)
 def scored_split(split: str, num_scenes: int) -> tuple[list[Scene], list[np.ndarray]]:
     """The first `num_scenes` scenes of `split` and PDM-Closed's reference plan for each (EP's yardstick), built once
-    per process: every planner evaluated in one process is scored against the same ones."""
+    per process: every planner evaluated in one process is scored against the same ones. The reference is the
+    privileged PDM-Closed that wrote the demonstrations: it also plays the scenes' human driver (v2's human
+    filter)."""
     scenes = make_split(split, num_scenes)
     reference = PDMClosedPlanner()
     return scenes, [reference.plan(s) for s in scenes]
@@ -580,7 +583,10 @@ def evaluate_driving(
     split, num = ev.get("split", "test"), int(ev.get("num_scenes", 500))
     scenes, references = scored_split(split, num)
     two_frame = bool(ev.get("two_frame", True))
-    results = evaluate_open_loop(policy, scenes, 64, obs_config, reference_plans=references, two_frame=two_frame)
+    human = references if bool(ev.get("human_penalty_filter", True)) else None
+    results = evaluate_open_loop(
+        policy, scenes, 64, obs_config, reference_plans=references, two_frame=two_frame, human_plans=human
+    )
     if output_dir is not None:
         results.to_csv(Path(output_dir) / "scores.csv")
     families: dict[str, list[float]] = {}

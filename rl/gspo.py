@@ -35,12 +35,12 @@ from diffpilot.errors import ConfigError
 from diffpilot.policies.driving import trajectory_tokens as tt
 from diffpilot.policies.registry import load_policy
 from diffpilot.run import PRETRAINED, Run, TrainingState, latest_checkpoint, naming_resume, resume_if_asked
+from diffpilot.sim.evaluate import SceneScorer
 from diffpilot.sim.planners import PDMClosedPlanner, simulate_in_scene
 from diffpilot.sim.scenarios import make_split
-from diffpilot.sim.scoring import ScoringContext, masked_progress, score_states
 
 LOSSES = ("gspo", "grpo")
-SUBSCORES = ("nc", "dac", "ep", "ttc", "c")
+SUBSCORES = ("nc", "dac", "ep_v1", "ttc", "c")  # the PDMS terms
 
 
 @dataclass
@@ -122,12 +122,8 @@ class ScenePool:
         self.scenes = make_split(split, num_scenes)
         obs = [observe(s, obs_config) for s in self.scenes]
         self.obs = {k: np.stack([o[k] for o in obs]) for k in obs[0]}
-        self.ctx = [ScoringContext(s) for s in self.scenes]
         reference = PDMClosedPlanner()
-        self.ref_progress = [
-            float(masked_progress(score_states(c, simulate_in_scene(s, reference.plan(s)[None])))[0])
-            for s, c in zip(self.scenes, self.ctx, strict=True)
-        ]
+        self.scorers = [SceneScorer.of(s, reference.plan(s)) for s in self.scenes]
 
     def __len__(self) -> int:
         return len(self.scenes)
@@ -137,7 +133,7 @@ class ScenePool:
 
     def score(self, i: int, proposals: np.ndarray) -> dict[str, np.ndarray]:
         """Scene i's proposals (G, 8, 3) -> PDMS (G,) in [0, 1] and the sub-scores."""
-        s = score_states(self.ctx[i], simulate_in_scene(self.scenes[i], proposals), self.ref_progress[i])
+        s = self.scorers[i].score(simulate_in_scene(self.scenes[i], proposals))
         return {"pdms": s.pdms, **{k: getattr(s, k) for k in SUBSCORES}}
 
 

@@ -93,6 +93,32 @@ def boxes_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def convex_polygons_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether convex polygons a (..., Va, 2) and b (..., Vb, 2) overlap or touch: no edge normal of
+    either separates their projections. Leading dimensions broadcast; returns bool of the broadcast shape."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    ca, cb = a.mean(axis=-2), b.mean(axis=-2)
+    ra = np.linalg.norm(a - ca[..., None, :], axis=-1).max(-1)
+    rb = np.linalg.norm(b - cb[..., None, :], axis=-1).max(-1)
+    near = ((ca - cb) ** 2).sum(-1) <= (ra + rb) ** 2
+    out = np.zeros(near.shape, dtype=bool)
+    idx = np.nonzero(near)
+    if len(idx[0]) == 0:
+        return out
+    a_n = np.broadcast_to(a, (*near.shape, *a.shape[-2:]))[idx]
+    b_n = np.broadcast_to(b, (*near.shape, *b.shape[-2:]))[idx]
+
+    def normals(poly: np.ndarray) -> np.ndarray:
+        e = np.roll(poly, -1, axis=-2) - poly
+        return np.stack([-e[..., 1], e[..., 0]], axis=-1)
+
+    axes = np.concatenate([normals(a_n), normals(b_n)], axis=-2)
+    a_min, a_max = _project(a_n, axes)
+    b_min, b_max = _project(b_n, axes)
+    out[idx] = ~((a_max < b_min) | (b_max < a_min)).any(-1)
+    return out
+
+
 def segment_overlaps_box(p0: np.ndarray, p1: np.ndarray, box: np.ndarray) -> np.ndarray:
     """Whether segments p0-p1 ((..., 2) each) intersect rectangles box (..., 4, 2)."""
     box = np.asarray(box, dtype=np.float64)

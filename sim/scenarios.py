@@ -435,7 +435,9 @@ def _family_intersection(rng, w: _World) -> None:
     conn = next(c for c in connectors if c[0] == 0 and c[1] == ego_li and c[2] == turn)
     ego_path = np.concatenate([w.lanes[conn[3]].points, w.lanes[conn[4]].points[1:], w.lanes[conn[5]].points[1:]])
     exit_arm = {"straight": 2, "left": 3, "right": 1}[str(turn)]
-    w.route_lanes = [*arms[0][1], conn[4], *exits[exit_arm]]
+    # the route holds every lane connector from the ego's arm to its exit arm (nuPlan routes by roadblock)
+    route_connectors = [c[4] for c in connectors if c[0] == 0 and c[2] == turn]
+    w.route_lanes = [*arms[0][1], *route_connectors, *exits[exit_arm]]
     dist_to_stop = float(rng.uniform(8.0, 45.0))
     s_stop = polyline_arclength(w.lanes[conn[3]].points)[-1]
     s0 = s_stop - dist_to_stop - PACIFICA.rear_axle_to_front

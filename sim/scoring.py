@@ -1,48 +1,41 @@
-"""PDMS (NAVSIM v1) and EPDMS (v2) of simulated proposals, vectorised over the proposals of one scene.
+"""NAVSIM's PDM score (v1.1) and extended PDM score (v2) of simulated proposals, vectorised over the
+proposals of one scene, one function per metric as NAVSIM's ``PDMScorer`` keeps them.
 
-    PDMS  = NC * DAC * (5 EP + 5 TTC + 2 C) / 12
-    EPDMS = NC * DAC * DDC * TLC * (5 EP + 5 TTC + 2 LK + 2 HC + 2 EC) / 16
+    PDMS  = NC * DAC * (5 EP_v1 + 5 TTC + 2 C) / 12                              (NAVSIM v1.1)
+    EPDMS = NC * DAC * DDC * TLC * (5 EP + 5 TTC + 2 LK + 2 HC + 2 EC) / 16      (NAVSIM v2)
 
-Sub-scores, as docs/methods.md and NAVSIM's scorer define them (41 states at 0.1 s):
-- NC, no at-fault collision: for each agent the *first* contact decides. Not at fault: the ego is stopped
-  (<= 0.05 m/s), or the agent is behind the ego (bearing from the rear axle > 150 deg) while both move, or it
-  is a lateral contact while the ego is inside a single lane. At fault: the agent is stopped, the ego's
-  front bumper touches it, or a lateral contact while the ego straddles lanes or leaves the drivable area.
-  At fault with a vehicle/pedestrian/cyclist -> 0, with a static object -> 0.5. Agents overlapping the ego
-  at t = 0 are ignored.
-- DAC: 0 if any ego corner is outside every drivable-area polygon at any step.
-- DDC: metres driven with the box centre outside the route's lanes and outside intersections, summed over
-  a sliding 1 s window; max < 2 m -> 1, < 6 m -> 0.5, else 0.
-- TLC: 0 if the ego box enters the stop-line region of a red light (regions it overlaps at t = 0 excepted).
-- EP: progress of the box centre along the route centreline, clipped at 0, divided by the largest progress
-  of the batch (or of the PDM-Closed reference when one is given), each masked by NC * DAC; when that largest
-  progress is <= 5 m every proposal gets EP = 1 (rows with NC * DAC = 0 get 0).
-- TTC: the ego box projected ahead at constant velocity by 0.3 / 0.6 / 0.9 s (and 0 s), t = 0 .. 3.1 s,
-  must not overlap an agent that is ahead (bearing < 30 deg), or - while the ego straddles lanes, is off the
-  drivable area or in an intersection - any agent not behind it; ego speed < 5e-3 m/s is exempt; first
-  contact per agent decides, as for NC.
-- C: the six comfort bounds of :mod:`diffpilot.sim.comfort` on the simulated 4 s.
-- LK: 0 if the box centre is more than 0.5 m from the route centreline for 2 s (20 steps) in a row; steps
-  inside an intersection neither count nor break a run.
-- HC: the comfort bounds on the ego's 1.5 s history followed by the simulated 4 s.
-- EC: two-frame extended comfort against the previous frame's simulated plan when one is given; 1.0 when
-  there is no previous frame (NAVSIM, too, gives a missing frame no penalty).
+Each metric cites the function of navsim/planning/simulation/planner/pdm_planner/scoring/pdm_scorer.py
+(``PDMScorer``; v2 head, or tag v1.1 where the versions differ) that defines it. States are 41 samples at
+0.1 s; "box" is the ego's footprint, "centre" its centre, "rear axle" its pose.
+
+Where this scorer can deviate from NAVSIM on purpose, ``ScorerConfig`` names the deviation; every one is off
+by default. Known remaining difference: NAVSIM v1.1 checks TTC from all 41 states (its observation runs 1 s
+past the horizon); scenes here end at 4 s, so v1.1's TTC uses v2's states 0 .. 31 as well.
+
 A proposal with non-finite values scores 0 on everything and never stops the batch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from diffpilot.sim.comfort import extended_comfort, is_comfortable
+from diffpilot.sim.comfort import (
+    V1_WINDOWS,
+    V2_WINDOWS,
+    centre_lon_accel,
+    comfort_checks,
+    comfort_signals,
+    two_frame_extended_comfort,
+)
 from diffpilot.sim.geometry import (
     FRONT_LEFT,
     FRONT_RIGHT,
     PolygonSet,
     box_corners,
     boxes_overlap,
+    convex_polygons_overlap,
     project_on_polyline,
     segment_overlaps_box,
 )
@@ -50,21 +43,47 @@ from diffpilot.sim.scene import AgentClass, AreaKind, LightState, Scene
 from diffpilot.sim.simulate import SIM_STEPS, SimulatedStates
 from diffpilot.sim.vehicle import PACIFICA, VehicleParameters, ego_centers, ego_corners
 
-STOPPED_SPEED = 5e-2  # ego / agent "stopped" for the collision type
-TTC_STOPPED_SPEED = 5e-3
-TTC_STEPS = (0, 3, 6, 9)
-AHEAD_DEG, BEHIND_DEG = 30.0, 150.0
-COS_AHEAD, COS_BEHIND = np.cos(np.radians(AHEAD_DEG)), np.cos(np.radians(BEHIND_DEG))
-DDC_WINDOW = 10
+STOPPED_SPEED = 5e-2  # nuPlan's is_track_stopped / get_collision_type threshold
+TTC_STOPPED_SPEED = 5e-3  # PDMScorerConfig.stopped_speed_threshold
+TTC_STEPS = (0, 3, 6, 9)  # np.arange(0, 10, 3): projections 0 .. 0.9 s ahead
+TTC_LAST_STATE = SIM_STEPS - max(TTC_STEPS)  # v2 checks states 0 .. 31
+COS_AHEAD, COS_BEHIND = np.cos(np.radians(30.0)), np.cos(np.radians(150.0))  # is_agent_ahead / is_agent_behind
+DDC_WINDOW = 10  # int(driving_direction_horizon 1.0 s / 0.1 s): sums over 11 states
 DDC_OK, DDC_BAD = 2.0, 6.0
 PROGRESS_THRESHOLD = 5.0
 LK_DEVIATION, LK_STEPS = 0.5, 20
+EC_SHIFT_STEPS = 5  # the previous frame is 0.5 s earlier
+V2_WEIGHTS = {"ep": 5.0, "ttc": 5.0, "lk": 2.0, "hc": 2.0, "ec": 2.0}
+HUMAN_FILTERED = ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk")  # PDMResults columns a human can fail
 METRICS = ("nc", "dac", "ddc", "tlc", "ep", "ttc", "c", "lk", "hc", "ec")
+
+
+@dataclass(frozen=True)
+class ScorerConfig:
+    """Deliberate deviations from NAVSIM, each named for what it does; all off by default.
+
+    ignore_overlaps_at_start: agents already overlapping the ego at t = 0 count for neither NC nor TTC
+        (NAVSIM counts them).
+    physical_lateral_acceleration: comfort uses the simulated lateral acceleration v * yaw rate (NAVSIM's
+        bicycle model writes 0).
+    """
+
+    ignore_overlaps_at_start: bool = False
+    physical_lateral_acceleration: bool = False
+
+
+NAVSIM_SCORER = ScorerConfig()  # no deviation
 
 
 @dataclass
 class ScoreBreakdown:
-    """Per-proposal sub-scores, each (B,), plus raw progress (metres) and the two aggregate scores."""
+    """Per-proposal scores, each (B,).
+
+    nc, dac, ddc, tlc, ep, ttc, lk, hc, ec: NAVSIM v2's sub-scores (after the human filter when one was
+    applied); epdms: v2's score. ep_v1, c, pdms: NAVSIM v1.1's progress, comfort and score (v1.1 has no
+    human filter: pdms uses the unfiltered NC, DAC, TTC). progress: raw progress of the centre (metres).
+    finite: 1.0 where the proposal was finite (the others score 0 everywhere).
+    """
 
     nc: np.ndarray
     dac: np.ndarray
@@ -76,12 +95,43 @@ class ScoreBreakdown:
     lk: np.ndarray
     hc: np.ndarray
     ec: np.ndarray
+    ep_v1: np.ndarray
     progress: np.ndarray
     pdms: np.ndarray
     epdms: np.ndarray
+    finite: np.ndarray
 
     def row(self, i: int) -> dict[str, float]:
         return {f.name: float(getattr(self, f.name)[i]) for f in fields(self)}
+
+    def __len__(self) -> int:
+        return len(self.pdms)
+
+
+@dataclass(frozen=True)
+class ReferenceProgress:
+    """A reference plan's progress masked by v1.1's (NC * DAC) and v2's (NC * DAC * DDC * TLC) metrics:
+    what it contributes to another proposal's EP normaliser, as the reference shares NAVSIM's batch."""
+
+    v1: float
+    v2: float
+
+    @staticmethod
+    def of(breakdown: ScoreBreakdown, i: int = 0) -> ReferenceProgress:
+        b = breakdown
+        if not b.finite[i]:
+            raise ValueError("reference plan: field 'trajectory': expected finite values, got NaN or inf")
+        v1 = b.progress[i] * b.nc[i] * b.dac[i]
+        return ReferenceProgress(float(v1), float(v1 * b.ddc[i] * b.tlc[i]))
+
+
+def _lane_quads(polygon: np.ndarray, count: int) -> np.ndarray:
+    """(P-1, 4, 2) convex pieces of a lane outline (left boundary then right boundary reversed, P points
+    each): their union is the lane polygon."""
+    v = polygon[:count]
+    p = count // 2
+    left, right = v[:p], v[p:][::-1]
+    return np.stack([left[:-1], left[1:], right[1:], right[:-1]], axis=1)
 
 
 class ScoringContext:
@@ -96,15 +146,18 @@ class ScoringContext:
         self.dt = scene.dt
         self.agent_corners = box_corners(
             ag.poses[:, t, :2], ag.poses[:, t, 2], ag.sizes[:, None, 0], ag.sizes[:, None, 1]
-        )
+        )  # (N, 41, 4, 2)
         self.agent_valid = ag.valid[:, t]
         self.agent_centers = ag.poses[:, t, :2]
-        self.agent_speed = np.hypot(ag.velocities[:, t, 0], ag.velocities[:, t, 1])
-        self.agent_speed = np.where(self.agent_valid, self.agent_speed, 0.0)
-        self.agent_static_cost = np.where(ag.classes == AgentClass.STATIC, 0.5, 0.0)  # NC value when at fault
+        speed = np.hypot(ag.velocities[:, t, 0], ag.velocities[:, t, 1])
+        # nuPlan's is_track_stopped reads the track as first observed (PDMObservation.unique_objects keeps the
+        # first state of each token); anything that is not an agent (static objects) counts as stopped
+        first = np.argmax(self.agent_valid, axis=1) if len(ag.ids) else np.zeros(0, np.int64)
+        first_speed = speed[np.arange(len(first)), first] if len(first) else np.zeros(0)
+        self.agent_stopped = (ag.classes == AgentClass.STATIC) | (first_speed <= STOPPED_SPEED)
+        self.agent_static_cost = np.where(ag.classes == AgentClass.STATIC, 0.5, 0.0)  # NC when at fault
         start = ego_corners(np.zeros(3), vehicle)
-        overlap0 = boxes_overlap(start[None], self.agent_corners[:, 0]) & self.agent_valid[:, 0]
-        self.agent_ignored = overlap0  # (N,) touching the ego already at t = 0
+        self.agent_overlaps_start = boxes_overlap(start[None], self.agent_corners[:, 0]) & self.agent_valid[:, 0]
         self.lanes = PolygonSet(m.lane_polygons, m.lane_polygon_num)
         route = np.zeros(m.num_lanes, bool)
         route[m.route_lanes] = True
@@ -116,221 +169,366 @@ class ScoringContext:
         s_route, _ = project_on_polyline(np.zeros((1, 2)), m.route_centerline)
         cum = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(m.route_centerline, axis=0), axis=-1))])
         keep = (cum > s_route[0] - 30.0) & (cum < s_route[0] + 150.0)
-        first, last = max(int(np.argmax(keep)) - 1, 0), min(len(cum) - int(np.argmax(keep[::-1])), len(cum))
-        self.route = m.route_centerline[first:last] if last - first >= 2 else m.route_centerline
-        red = m.light_states[:, t] == LightState.RED  # (K, 41)
-        stop0 = boxes_overlap(start[None], m.light_stop_polygons) if len(red) else np.zeros(0, bool)
-        self.red = red & ~stop0[:, None]
-        self.stop_polygons = m.light_stop_polygons
-        hist = scene.ego
-        self.hist_accel = hist.history_accelerations[:-1]  # (H, 2) before t = 0
-        self.hist_heading = hist.history_poses[:-1, 2]
+        first_k, last_k = max(int(np.argmax(keep)) - 1, 0), min(len(cum) - int(np.argmax(keep[::-1])), len(cum))
+        self.route = m.route_centerline[first_k:last_k] if last_k - first_k >= 2 else m.route_centerline
+        # red lights close the lane connectors that follow the lane they control; NAVSIM's observation holds
+        # the polygons of red connectors on the route (PDMObservation._get_traffic_light_geometries)
+        quads, owner = [], []
+        for k, lane in enumerate(m.light_lanes):
+            nxt = m.lane_successors[m.lane_successors[:, 0] == lane, 1] if len(m.lane_successors) else []
+            for conn in nxt:
+                if m.lane_is_connector[conn] and route[conn]:
+                    q = _lane_quads(m.lane_polygons[conn], int(m.lane_polygon_num[conn]))
+                    quads.append(q)
+                    owner.append(np.full(len(q), k))
+        self.red_quads = np.concatenate(quads) if quads else np.zeros((0, 4, 2))
+        quad_light = np.concatenate(owner) if owner else np.zeros(0, np.int64)
+        self.red_quad_red = (m.light_states[quad_light][:, t] == LightState.RED).T  # (41, Q)
+        # the ego's past for HC and its current yaw rate / yaw acceleration (for the first simulated state)
+        e = scene.ego
+        heading = np.unwrap(e.history_poses[:, 2])
+        yaw_rate = np.gradient(heading, self.dt)
+        yaw_accel = np.gradient(yaw_rate, self.dt)
+        self.hist_accel = e.history_accelerations
+        self.hist_heading = e.history_poses[:, 2]
+        self.hist_yaw_rate, self.hist_yaw_accel = yaw_rate, yaw_accel
 
 
-def _first_true(mask: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """(any, index of first True) along `axis`."""
-    return mask.any(axis=axis), np.argmax(mask, axis=axis)
+@dataclass
+class EgoTrack:
+    """Geometry of B simulated proposals shared by the metrics (PDMScorer._calculate_ego_area).
+
+    poses (B, T, 3) rear axle; speed (B, T); corners (B, T, 4, 2); centers (B, T, 2); off_road (B, T): a
+    corner outside every drivable polygon; on_route (B, T): the centre in an on-route lane;
+    in_intersection (B, T): the centre in an intersection; rear_in_intersection (B, T): the rear axle in one.
+    """
+
+    ctx: ScoringContext
+    poses: np.ndarray
+    speed: np.ndarray
+    corners: np.ndarray
+    centers: np.ndarray
+    off_road: np.ndarray
+    on_route: np.ndarray
+    in_intersection: np.ndarray
+    rear_in_intersection: np.ndarray
+
+    @staticmethod
+    def of(ctx: ScoringContext, states: SimulatedStates) -> EgoTrack:
+        poses = np.where(states.finite[:, None, None], states.poses, 0.0)
+        speed = np.where(states.finite[:, None], states.speed, 0.0)
+        b, nt = poses.shape[:2]
+        corners = ego_corners(poses, ctx.vehicle)
+        centers = ego_centers(poses, ctx.vehicle)
+        off_road = ~ctx.areas.contains(corners.reshape(-1, 2)).any(-1).reshape(b, nt, 4).all(-1)
+        flat_c = centers.reshape(-1, 2)
+        return EgoTrack(
+            ctx,
+            poses,
+            speed,
+            corners,
+            centers,
+            off_road,
+            ctx.route_lanes.contains(flat_c).any(-1).reshape(b, nt),
+            ctx.intersections.contains(flat_c).any(-1).reshape(b, nt),
+            ctx.intersections.contains(poses[..., :2].reshape(-1, 2)).any(-1).reshape(b, nt),
+        )
+
+    def multiple_lanes(self, mask: np.ndarray) -> np.ndarray:
+        """(B, T) bool: corners in more than one lane and no lane holds all four - evaluated only where `mask`
+        (B, T) asks, as only contacts need it and the lane test is the costly one."""
+        out = np.zeros(mask.shape, bool)
+        bi, ti = np.nonzero(mask)
+        if len(bi):
+            inside = self.ctx.lanes.contains(self.corners[bi, ti].reshape(-1, 2)).reshape(len(bi), 4, -1)
+            out[bi, ti] = (inside.any(1).sum(-1) > 1) & ~inside.all(1).any(-1)
+        return out
 
 
 def _first_contact_at_fault(contact: np.ndarray, fault: np.ndarray) -> np.ndarray:
-    """contact, fault: (B, S, N) over an ordered step axis S. Returns (B, N): the first contact is at fault."""
-    has, first = _first_true(contact, axis=1)
-    fault_first = np.take_along_axis(fault, first[:, None, :], axis=1)[:, 0]
-    return has & fault_first
+    """contact, fault: (B, S, N) over an ordered step axis S. Returns (B, N): the agent's first contact is at
+    fault (a contact that is not ends the agent's part: NAVSIM adds its token to the collided ids)."""
+    has, first = contact.any(axis=1), np.argmax(contact, axis=1)
+    return has & np.take_along_axis(fault, first[:, None, :], axis=1)[:, 0]
 
 
 def _bearing_cos(poses: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Cosine of the bearing of targets (..., N, 2) seen from rear-axle poses (..., 3) (broadcast on N);
-    bearing < 30 deg <=> cos > cos 30 deg, bearing > 150 deg <=> cos < -cos 30 deg (no angle wrapping)."""
+    """Cosine of the bearing of targets (..., N, 2) seen from rear-axle poses (..., 3) (broadcast on N)."""
     d = targets - poses[..., None, :2]
     h = poses[..., None, 2]
     along = d[..., 0] * np.cos(h) + d[..., 1] * np.sin(h)
     return along / np.maximum(np.hypot(d[..., 0], d[..., 1]), 1e-9)
 
 
-def ttc_hits(
-    ctx: ScoringContext, corners: np.ndarray, poses: np.ndarray, speed: np.ndarray, usable: np.ndarray
-) -> np.ndarray:
-    """(B, n_t, F, N) bool: the ego box at step t projected ahead by TTC_STEPS at constant velocity overlaps
-    agent n at step t + f (t = 0 .. 31; a standing ego, speed < 5e-3 m/s, never counts)."""
-    n_t = corners.shape[1] - max(TTC_STEPS)
-    heading = poses[:, :n_t, 2]
-    vel = np.stack([np.cos(heading), np.sin(heading)], -1) * speed[:, :n_t, None]  # (B, n_t, 2)
+def _usable_agents(ctx: ScoringContext, config: ScorerConfig) -> np.ndarray:
+    """(N, T) the agent is in the observation at that state."""
+    if config.ignore_overlaps_at_start:
+        return ctx.agent_valid & ~ctx.agent_overlaps_start[:, None]
+    return ctx.agent_valid
+
+
+def no_at_fault_collision(track: EgoTrack, config: ScorerConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(NC (B,), contact (B, T) with any agent). ``_calculate_no_at_fault_collision`` with nuPlan's collision
+    types (pdm_scorer_utils.get_collision_type): the ego stopped (<= 0.05 m/s) is never at fault; a stopped
+    track (as first observed) is always the ego's fault; an agent behind (bearing > 150 deg) is not; the
+    front bumper touching it is; a lateral contact is when the ego is in several lanes or off the drivable
+    area. At fault with a vehicle, pedestrian or cyclist 0, with a static object 0.5."""
+    ctx = track.ctx
+    b, nt = track.speed.shape
+    if not len(ctx.agent_corners):
+        return np.ones(b), np.zeros((b, nt), bool)
+    ag = ctx.agent_corners
+    usable = _usable_agents(ctx, config)
+    contact = boxes_overlap(track.corners[:, :, None], ag.transpose(1, 0, 2, 3)[None]) & usable.T[None]  # (B,T,N)
+    front = np.zeros_like(contact)
+    bi, ti, ni = np.nonzero(contact)
+    if len(bi):
+        front[bi, ti, ni] = segment_overlaps_box(
+            track.corners[bi, ti, FRONT_LEFT], track.corners[bi, ti, FRONT_RIGHT], ag[ni, ti]
+        )
+    behind = _bearing_cos(track.poses, ctx.agent_centers.transpose(1, 0, 2)[None]) < COS_BEHIND
+    risky = track.multiple_lanes(contact.any(-1)) | track.off_road
+    ego_stopped = track.speed <= STOPPED_SPEED
+    fault = ~ego_stopped[..., None] & (ctx.agent_stopped[None, None] | (~behind & (front | risky[..., None])))
+    at_fault = _first_contact_at_fault(contact, fault)  # (B, N)
+    return np.where(at_fault, ctx.agent_static_cost[None], 1.0).min(-1), contact.any(-1)
+
+
+def time_to_collision(track: EgoTrack, config: ScorerConfig) -> np.ndarray:
+    """(B,) TTC (``_calculate_ttc``): for states 0 .. 31, the box projected ahead at constant velocity by
+    0 / 0.3 / 0.6 / 0.9 s must not touch an agent (at that later state) that is ahead (bearing < 30 deg) or -
+    while the ego is in several lanes, off the drivable area or with its rear axle in an intersection - not
+    behind; an ego slower than 5e-3 m/s is exempt; the first touch per agent decides, as for NC."""
+    ctx = track.ctx
+    b = len(track.speed)
+    if not len(ctx.agent_corners):
+        return np.ones(b)
+    n_t, n_f = TTC_LAST_STATE + 1, len(TTC_STEPS)
+    heading = track.poses[:, :n_t, 2]
+    speed = track.speed[:, :n_t]
+    vel = np.stack([np.cos(heading), np.sin(heading)], -1) * speed[..., None]  # (B, n_t, 2)
     offsets = np.array(TTC_STEPS) * ctx.dt
-    proj = corners[:, :n_t, None] + (vel[:, :, None, None, :] * offsets[None, None, :, None, None])
+    proj = track.corners[:, :n_t, None] + vel[:, :, None, None, :] * offsets[None, None, :, None, None]
     t_idx = np.arange(n_t)[:, None] + np.array(TTC_STEPS)[None]  # (n_t, F)
+    usable = _usable_agents(ctx, config)
     ag_future = ctx.agent_corners[:, t_idx].transpose(1, 2, 0, 3, 4)  # (n_t, F, N, 4, 2)
-    hit = boxes_overlap(proj[:, :, :, None], ag_future[None])
+    hit = boxes_overlap(proj[:, :, :, None], ag_future[None])  # (B, n_t, F, N)
     hit &= usable[:, t_idx].transpose(1, 2, 0)[None]
-    hit &= (speed[:, :n_t] >= TTC_STOPPED_SPEED)[:, :, None, None]
-    return hit
+    hit &= (speed >= TTC_STOPPED_SPEED)[:, :, None, None]
+    risky = track.multiple_lanes(hit.any((2, 3))) | track.off_road[:, :n_t] | track.rear_in_intersection[:, :n_t]
+    fut_centers = ctx.agent_centers[:, t_idx].transpose(1, 2, 0, 3)  # (n_t, F, N, 2)
+    cos_b = _bearing_cos(track.poses[:, :n_t, None, :], fut_centers[None])  # (B, n_t, F, N)
+    fault = (cos_b > COS_AHEAD) | (risky[:, :, None, None] & (cos_b >= COS_BEHIND))
+    n_agents = len(ctx.agent_corners)
+    bad = _first_contact_at_fault(hit.reshape(b, n_t * n_f, n_agents), fault.reshape(b, n_t * n_f, n_agents))
+    return np.where(bad.any(-1), 0.0, 1.0)
+
+
+def drivable_area_compliance(track: EgoTrack) -> np.ndarray:
+    """(B,) DAC (``_calculate_drivable_area_compliance``): 0 if a corner is off the drivable area at any state."""
+    return np.where(track.off_road.any(-1), 0.0, 1.0)
+
+
+def driving_direction_compliance(track: EgoTrack) -> np.ndarray:
+    """(B,) DDC (``_calculate_driving_direction_compliance``): metres driven by the centre outside on-route lanes
+    and outside intersections, summed over 1 s (11 states); worst window < 2 m -> 1, < 6 m -> 0.5, else 0."""
+    b, nt = track.speed.shape
+    step = np.zeros((b, nt))
+    step[:, 1:] = np.linalg.norm(np.diff(track.centers, axis=1), axis=-1)
+    oncoming = np.where(~track.on_route & ~track.in_intersection, step, 0.0)
+    csum = np.concatenate([np.zeros((b, 1)), np.cumsum(oncoming, axis=1)], axis=1)
+    lo = np.maximum(np.arange(nt) - DDC_WINDOW, 0)
+    worst = (csum[:, 1:] - csum[:, lo]).max(-1)
+    return np.where(worst < DDC_OK, 1.0, np.where(worst < DDC_BAD, 0.5, 0.0))
+
+
+def traffic_light_compliance(track: EgoTrack) -> np.ndarray:
+    """(B,) TLC (``_calculate_traffic_light_compliance``): 0 if the box touches an on-route lane connector
+    closed by a red light at any state, t = 0 included."""
+    ctx = track.ctx
+    if not len(ctx.red_quads):
+        return np.ones(len(track.speed))
+    touch = convex_polygons_overlap(track.corners[:, :, None], ctx.red_quads[None, None])  # (B, T, Q)
+    return np.where((touch & ctx.red_quad_red[None]).any((1, 2)), 0.0, 1.0)
+
+
+def ego_progress_raw(track: EgoTrack) -> np.ndarray:
+    """(B,) metres (``_calculate_progress``): the centre's arc length along the route, end minus start, >= 0."""
+    s, _ = project_on_polyline(track.centers[:, [0, -1]], track.ctx.route)
+    return np.maximum(s[:, 1] - s[:, 0], 0.0)
+
+
+def lane_keeping(track: EgoTrack) -> np.ndarray:
+    """(B,) LK (``_calculate_lane_keeping``): 0 once the centre is more than 0.5 m from the route centreline for
+    20 states in a row; states in an intersection neither count nor break a run."""
+    _, lat = project_on_polyline(track.centers, track.ctx.route)
+    over = np.abs(lat) > LK_DEVIATION
+    b, nt = over.shape
+    run = np.zeros(b, np.int64)
+    worst = np.zeros(b, np.int64)
+    for k in range(nt):
+        run = np.where(track.in_intersection[:, k], run, np.where(over[:, k], run + 1, 0))
+        worst = np.maximum(worst, run)
+    return np.where(worst >= LK_STEPS, 0.0, 1.0)
+
+
+def _lateral_accel(states: SimulatedStates, config: ScorerConfig) -> np.ndarray:
+    return states.accel_lat if config.physical_lateral_acceleration else np.zeros_like(states.accel_lat)
+
+
+def _yaw_accel(ctx: ScoringContext, states: SimulatedStates) -> np.ndarray:
+    """(B, T) the bicycle model's angular acceleration: yaw-rate change per step, the ego's own at t = 0."""
+    out = np.empty_like(states.yaw_rate)
+    out[:, 0] = ctx.hist_yaw_accel[-1]
+    out[:, 1:] = np.diff(states.yaw_rate, axis=1) / ctx.dt
+    return out
+
+
+def comfort_v1(ctx: ScoringContext, states: SimulatedStates, config: ScorerConfig) -> np.ndarray:
+    """(B,) C of NAVSIM v1.1 (tag v1.1 ``_calculate_is_comfortable``): the six bounds on the simulated 4 s,
+    rear-axle accelerations, whole-horizon windows."""
+    lat = _lateral_accel(states, config)
+    mag = np.hypot(states.accel_lon, lat)
+    sig = comfort_signals(states.accel_lon, lat, mag, states.poses[..., 2], ctx.dt, V1_WINDOWS)
+    return comfort_checks(sig).all(-1).astype(np.float64)
+
+
+def history_comfort(ctx: ScoringContext, states: SimulatedStates, config: ScorerConfig) -> np.ndarray:
+    """(B,) HC (``_calculate_history_comfort``): the six bounds with v2's windows over the ego's past followed by
+    the simulated 4 s, accelerations at the box centre. NAVSIM samples the past from -1.5 s every 0.1 s up to
+    but excluding 0 s and then drops the last sample: -1.5 .. -0.2 s (14 states), and treats the sequence as
+    evenly spaced."""
+    b = len(states)
+    h = len(ctx.hist_heading) - 2  # -1.5 .. -0.2 s
+    off = ctx.vehicle.rear_axle_to_center
+
+    def cat(hist: np.ndarray, sim: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.broadcast_to(hist[:h], (b, h)), sim], axis=1)
+
+    ax = cat(ctx.hist_accel[:, 0], states.accel_lon)
+    ay = cat(ctx.hist_accel[:, 1], _lateral_accel(states, config))
+    yaw_rate = cat(ctx.hist_yaw_rate, states.yaw_rate)
+    yaw_accel = cat(ctx.hist_yaw_accel, _yaw_accel(ctx, states))
+    heading = cat(ctx.hist_heading, states.poses[..., 2])
+    lon = centre_lon_accel(ax, yaw_rate, yaw_accel, off)
+    sig = comfort_signals(lon, ay, np.hypot(ax, ay), heading, ctx.dt, V2_WINDOWS)
+    return comfort_checks(sig).all(-1).astype(np.float64)
+
+
+def extended_comfort(
+    ctx: ScoringContext, states: SimulatedStates, previous: SimulatedStates | None, config: ScorerConfig
+) -> np.ndarray:
+    """(B,) EC (scene_aggregator.py ``SceneAggregator._compute_two_frame_comfort``) against the previous frame's
+    simulated plans, row-aligned; 1.0 without a previous frame."""
+    if previous is None:
+        return np.ones(len(states))
+
+    def mag(st: SimulatedStates) -> np.ndarray:
+        return np.hypot(st.accel_lon, _lateral_accel(st, config))
+
+    return two_frame_extended_comfort(
+        (mag(states), states.poses[..., 2]), (mag(previous), previous.poses[..., 2]), EC_SHIFT_STEPS, ctx.dt
+    )
+
+
+def progress_v1(raw: np.ndarray, multiplier: np.ndarray, reference: float | None) -> np.ndarray:
+    """(B,) EP of v1.1 (tag v1.1 ``_aggregate_scores``): progress masked by NC * DAC over the largest masked
+    progress of the batch (and the reference); 1 when that is <= 5 m, except rows whose mask is 0."""
+    masked = raw * multiplier
+    norm = _normaliser(masked, reference)
+    ep = np.where(norm > PROGRESS_THRESHOLD, masked / np.maximum(norm, 1e-12), 1.0)
+    return np.where((norm <= PROGRESS_THRESHOLD) & (multiplier == 0.0), 0.0, ep)
+
+
+def progress_v2(raw: np.ndarray, multiplier: np.ndarray, reference: float | None) -> np.ndarray:
+    """(B,) EP of v2 (``_aggregate_pdm_scores``): the normaliser is the largest progress masked by
+    NC * DAC * DDC * TLC; EP = clip(raw progress / normaliser, 0, 1), or 1 when the normaliser is <= 5 m."""
+    norm = _normaliser(raw * multiplier, reference)
+    return np.where(norm > PROGRESS_THRESHOLD, np.clip(raw / np.maximum(norm, 1e-12), 0.0, 1.0), 1.0)
+
+
+def _normaliser(masked: np.ndarray, reference: float | None) -> np.ndarray:
+    if reference is None:
+        if not len(masked):
+            return np.zeros(0)
+        return np.full(len(masked), masked.max())
+    return np.maximum(masked, reference)
+
+
+def pdm_score_v1(nc, dac, ep, ttc, c) -> np.ndarray:
+    """NAVSIM v1.1's PDMS."""
+    return nc * dac * (5 * ep + 5 * ttc + 2 * c) / 12.0
+
+
+def extended_pdm_score(nc, dac, ddc, tlc, ep, ttc, lk, hc, ec) -> np.ndarray:
+    """NAVSIM v2's EPDMS (run_pdm_score.py ``compute_final_scores``)."""
+    w = V2_WEIGHTS
+    weighted = w["ep"] * ep + w["ttc"] * ttc + w["lk"] * lk + w["hc"] * hc + w["ec"] * ec
+    return nc * dac * ddc * tlc * weighted / sum(w.values())
 
 
 def score_states(
     ctx: ScoringContext,
     states: SimulatedStates,
-    reference_progress: float | None = None,
+    reference: ReferenceProgress | None = None,
     previous: SimulatedStates | None = None,
+    config: ScorerConfig = NAVSIM_SCORER,
 ) -> ScoreBreakdown:
-    """Score B simulated proposals of one scene. `reference_progress`: the PDM-Closed reference's masked
-    progress (metres) for EP; None normalises by the batch. `previous`: the previous frame's (0.5 s earlier)
-    simulated plans, row-aligned, for EC."""
-    veh = ctx.vehicle
-    poses = np.where(states.finite[:, None, None], states.poses, 0.0)  # (B, T, 3)
-    speed = np.where(states.finite[:, None], states.speed, 0.0)
-    b, nt = poses.shape[:2]
-    corners = ego_corners(poses, veh)  # (B, T, 4, 2)
-    centers = ego_centers(poses, veh)  # (B, T, 2)
-
-    # --- where the ego is: drivable area (corners), route lanes and intersections (centre)
-    off_road = ~ctx.areas.contains(corners.reshape(-1, 2)).any(-1).reshape(b, nt, 4).all(-1)  # a corner outside
-    flat_centers = centers.reshape(-1, 2)
-    in_intersection = ctx.intersections.contains(flat_centers).any(-1).reshape(b, nt)
-    on_route = ctx.route_lanes.contains(flat_centers).any(-1).reshape(b, nt)
-
-    def straddling(mask: np.ndarray) -> np.ndarray:
-        """(B, T) bool: the ego straddles lanes (corners in several lanes, none holding all four), evaluated
-        only where `mask` (B, T) asks - the lane test is the costly one and only contacts need it."""
-        out = np.zeros((b, nt), bool)
-        bi, ti = np.nonzero(mask)
-        if len(bi):
-            inside = ctx.lanes.contains(corners[bi, ti].reshape(-1, 2)).reshape(len(bi), 4, -1)
-            out[bi, ti] = (inside.any(1).sum(-1) > 1) & ~inside.all(1).any(-1)
-        return out
-
-    n_agents = len(ctx.agent_corners)
-    nc = np.ones(b)
-    ttc = np.ones(b)
-    if n_agents:
-        # --- NC
-        ag = ctx.agent_corners  # (N, T, 4, 2)
-        usable = ctx.agent_valid & ~ctx.agent_ignored[:, None]  # (N, T)
-        contact = boxes_overlap(corners[:, :, None], ag.transpose(1, 0, 2, 3)[None]) & usable.T[None]  # (B,T,N)
-        ego_stopped = speed <= STOPPED_SPEED
-        agent_stopped = (ctx.agent_speed <= STOPPED_SPEED).T[None]  # (1, T, N)
-        bearing = _bearing_cos(poses, ctx.agent_centers.transpose(1, 0, 2)[None])  # (B, T, N)
-        behind = bearing < COS_BEHIND
-        front = np.zeros_like(contact)
-        bi, ti, ni = np.nonzero(contact)  # the bumper test only matters where there is contact
-        if len(bi):
-            front[bi, ti, ni] = segment_overlaps_box(
-                corners[bi, ti, FRONT_LEFT], corners[bi, ti, FRONT_RIGHT], ag[ni, ti]
-            )
-        hit = ttc_hits(ctx, corners, poses, speed, usable)  # (B, n_t, F, N)
-        n_t = hit.shape[1]
-        touched = contact.any(-1)
-        touched[:, :n_t] |= hit.any((2, 3))
-        risky = straddling(touched) | off_road
-        fault = ~ego_stopped[..., None] & (agent_stopped | (~behind & (front | risky[..., None])))
-        at_fault = _first_contact_at_fault(contact, fault)  # (B, N)
-        nc = np.where(at_fault, ctx.agent_static_cost[None], 1.0).min(-1)
-
-        # --- TTC: boxes projected ahead at constant velocity
-        heading = poses[:, :n_t, 2]
-        t_idx = np.arange(n_t)[:, None] + np.array(TTC_STEPS)[None]  # (n_t, F)
-        fut_centers = ctx.agent_centers[:, t_idx].transpose(1, 2, 0, 3)  # (n_t, F, N, 2)
-        d = fut_centers[None] - poses[:, :n_t, None, None, :2]
-        along = d[..., 0] * np.cos(heading)[:, :, None, None] + d[..., 1] * np.sin(heading)[:, :, None, None]
-        cos_b = along / np.maximum(np.hypot(d[..., 0], d[..., 1]), 1e-9)
-        ahead, behind_f = cos_b > COS_AHEAD, cos_b < COS_BEHIND
-        exposed = (risky[:, :n_t] | in_intersection[:, :n_t])[:, :, None, None]
-        ttc_fault = ahead | (exposed & ~behind_f)
-        n_f = len(TTC_STEPS)
-        ttc_bad = _first_contact_at_fault(
-            hit.reshape(b, n_t * n_f, n_agents), ttc_fault.reshape(b, n_t * n_f, n_agents)
-        ).any(-1)
-        ttc = np.where(ttc_bad, 0.0, 1.0)
-
-    dac = np.where(off_road.any(-1), 0.0, 1.0)
-
-    # --- DDC
-    step = np.zeros((b, nt))
-    step[:, 1:] = np.linalg.norm(np.diff(centers, axis=1), axis=-1)
-    wrong_way = ~on_route & ~in_intersection
-    oncoming = np.where(wrong_way, step, 0.0)
-    csum = np.concatenate([np.zeros((b, 1)), np.cumsum(oncoming, axis=1)], axis=1)
-    lo = np.maximum(np.arange(nt) - DDC_WINDOW, 0)
-    window = csum[:, 1:] - csum[:, lo]
-    worst = window.max(-1)
-    ddc = np.where(worst < DDC_OK, 1.0, np.where(worst < DDC_BAD, 0.5, 0.0))
-
-    # --- TLC
-    if len(ctx.red):
-        enter = boxes_overlap(corners[:, :, None], ctx.stop_polygons[None, None])  # (B, T, K)
-        tlc = np.where((enter & ctx.red.T[None]).any((1, 2)), 0.0, 1.0)
-    else:
-        tlc = np.ones(b)
-
-    # --- EP
-    s, _ = project_on_polyline(centers[:, [0, -1]], ctx.route)
-    progress = np.maximum(s[:, 1] - s[:, 0], 0.0)
-    mult = nc * dac
-    masked = progress * mult
-    denom = masked.max() if reference_progress is None else np.maximum(masked, reference_progress)
-    denom = np.broadcast_to(np.asarray(denom, dtype=np.float64), (b,))
-    ep = np.where(denom > PROGRESS_THRESHOLD, np.clip(masked / np.maximum(denom, 1e-9), 0.0, 1.0), 1.0)
-    ep = np.where(mult == 0.0, 0.0, ep)
-
-    # --- C and HC
-    c = is_comfortable(states.accel_lon, states.accel_lat, poses[..., 2], ctx.dt)
-    h = len(ctx.hist_heading)
-    hc = is_comfortable(
-        np.concatenate([np.broadcast_to(ctx.hist_accel[:, 0], (b, h)), states.accel_lon], 1),
-        np.concatenate([np.broadcast_to(ctx.hist_accel[:, 1], (b, h)), states.accel_lat], 1),
-        np.concatenate([np.broadcast_to(ctx.hist_heading, (b, h)), poses[..., 2]], 1),
-        ctx.dt,
-    )
-
-    # --- LK
-    _, lat_all = project_on_polyline(centers, ctx.route)
-    over = np.abs(lat_all) > LK_DEVIATION
-    run = np.zeros(b, np.int64)
-    worst_run = np.zeros(b, np.int64)
-    for k in range(nt):
-        run = np.where(in_intersection[:, k], run, np.where(over[:, k], run + 1, 0))
-        worst_run = np.maximum(worst_run, run)
-    lk = np.where(worst_run >= LK_STEPS, 0.0, 1.0)
-
-    # --- EC
-    if previous is None:
-        ec = np.ones(b)
-    else:
-        shift = round(0.5 / ctx.dt)
-        ec = extended_comfort(
-            (states.accel_lon, states.accel_lat, poses[..., 2]),
-            (previous.accel_lon, previous.accel_lat, previous.poses[..., 2]),
-            shift,
-            ctx.dt,
-        )
-
-    subs = {"nc": nc, "dac": dac, "ddc": ddc, "tlc": tlc, "ep": ep, "ttc": ttc, "c": c, "lk": lk, "hc": hc, "ec": ec}
+    """Score B simulated proposals of one scene. `reference`: the PDM-Closed reference's masked progress (EP's
+    yardstick, as NAVSIM scores it in the same batch); None normalises by the batch. `previous`: the previous
+    frame's (0.5 s earlier) simulated plans, row-aligned, for EC."""
+    track = EgoTrack.of(ctx, states)
+    nc, _ = no_at_fault_collision(track, config)
+    dac = drivable_area_compliance(track)
+    ddc = driving_direction_compliance(track)
+    tlc = traffic_light_compliance(track)
+    ttc = time_to_collision(track, config)
+    raw = ego_progress_raw(track)
+    subs = {
+        "nc": nc,
+        "dac": dac,
+        "ddc": ddc,
+        "tlc": tlc,
+        "ep": progress_v2(raw, nc * dac * ddc * tlc, None if reference is None else reference.v2),
+        "ttc": ttc,
+        "c": comfort_v1(ctx, states, config),
+        "lk": lane_keeping(track),
+        "hc": history_comfort(ctx, states, config),
+        "ec": extended_comfort(ctx, states, previous, config),
+        "ep_v1": progress_v1(raw, nc * dac, None if reference is None else reference.v1),
+    }
     bad = ~states.finite
-    for k in subs:
-        subs[k] = np.where(bad, 0.0, subs[k]).astype(np.float64)
-    progress = np.where(bad, 0.0, progress)
-    pdms = subs["nc"] * subs["dac"] * (5 * subs["ep"] + 5 * subs["ttc"] + 2 * subs["c"]) / 12.0
-    epdms = (
-        subs["nc"]
-        * subs["dac"]
-        * subs["ddc"]
-        * subs["tlc"]
-        * (5 * subs["ep"] + 5 * subs["ttc"] + 2 * subs["lk"] + 2 * subs["hc"] + 2 * subs["ec"])
-        / 16.0
+    subs = {k: np.where(bad, 0.0, v).astype(np.float64) for k, v in subs.items()}
+    return ScoreBreakdown(
+        **subs,
+        progress=np.where(bad, 0.0, raw),
+        pdms=pdm_score_v1(subs["nc"], subs["dac"], subs["ep_v1"], subs["ttc"], subs["c"]),
+        epdms=extended_pdm_score(*(subs[k] for k in ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "hc", "ec"))),
+        finite=states.finite.astype(np.float64),
     )
-    return ScoreBreakdown(**subs, progress=progress, pdms=pdms, epdms=epdms)
 
 
-def masked_progress(breakdown: ScoreBreakdown) -> np.ndarray:
-    """Progress (metres) masked by NC * DAC: what a reference contributes to another proposal's EP."""
-    return breakdown.progress * breakdown.nc * breakdown.dac
+def apply_human_filter(agent: ScoreBreakdown, human: ScoreBreakdown) -> ScoreBreakdown:
+    """NAVSIM v2's human penalty filter (evaluate/pdm_score.py ``pdm_score_from_interpolated_trajectory``):
+    every v2 sub-score the scene's human trajectory fails (scores 0) is set to 1 for the agent, and EPDMS is
+    recomputed. `human`: one row, the human plan scored alone (its own EP normaliser). NAVSIM scores the
+    human without its past, so its HC is always 1 and HC is never filtered. Non-finite proposals keep 0."""
+    changes = {}
+    for name in HUMAN_FILTERED:
+        value = getattr(agent, name)
+        if getattr(human, name)[0] == 0.0:
+            value = np.where(agent.finite > 0, 1.0, value)
+        changes[name] = value
+    subs = {k: changes.get(k, getattr(agent, k)) for k in ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "hc", "ec")}
+    return replace(agent, **changes, epdms=extended_pdm_score(*subs.values()))
 
 
 def aggregate(rows: list[dict[str, float]]) -> dict[str, float]:
     """Mean of every sub-score and score over scenes (scores in percent, as NAVSIM reports them)."""
     if not rows:
         return {}
-    keys = [*METRICS, "pdms", "epdms"]
-    out = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    keys = [*METRICS, "ep_v1", "pdms", "epdms"]
+    out = {k: float(np.mean([r[k] for r in rows])) for k in keys if k in rows[0]}
     out["pdms"] *= 100.0
     out["epdms"] *= 100.0
     return out

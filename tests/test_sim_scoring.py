@@ -1,10 +1,19 @@
-"""PDMS / EPDMS sub-scores on hand-built scenes and hand-made ego motions, each case computed by hand."""
+"""PDMS / EPDMS sub-scores on hand-built scenes and hand-made ego motions, each case computed by hand from
+NAVSIM's definitions (pdm_scorer.py, pdm_scorer_utils.py, pdm_comfort_metrics.py, scene_aggregator.py)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from scipy.signal import savgol_filter
 
-from diffpilot.sim.comfort import extended_comfort, is_comfortable
+from diffpilot.sim.comfort import (
+    V2_WINDOWS,
+    extended_comfort_features,
+    is_comfortable,
+    savgol_operator,
+    two_frame_extended_comfort,
+)
 from diffpilot.sim.scene import (
     NUM_TIMES,
     AgentClass,
@@ -15,7 +24,13 @@ from diffpilot.sim.scene import (
     MapData,
     Scene,
 )
-from diffpilot.sim.scoring import ScoringContext, score_states
+from diffpilot.sim.scoring import (
+    ReferenceProgress,
+    ScorerConfig,
+    ScoringContext,
+    apply_human_filter,
+    score_states,
+)
 from diffpilot.sim.simulate import SimulatedStates
 
 T_GRID = (np.arange(NUM_TIMES) - 15) * 0.1
@@ -69,10 +84,12 @@ def road_scene(
         for i, a in enumerate(ags):
             h = a.get("heading", 0.0)
             v = a.get("speed", 0.0)
-            poses[i, :, 0] = a["x"] + v * np.cos(h) * T_GRID
-            poses[i, :, 1] = a["y"] + v * np.sin(h) * T_GRID
+            start = a.get("start_at", -np.inf)  # standing still until then
+            moved = np.maximum(T_GRID - start, 0.0) if np.isfinite(start) else T_GRID
+            poses[i, :, 0] = a["x"] + v * np.cos(h) * moved
+            poses[i, :, 1] = a["y"] + v * np.sin(h) * moved
             poses[i, :, 2] = h
-            vel[i] = v * np.array([np.cos(h), np.sin(h)])
+            vel[i] = np.where(T_GRID[:, None] >= start, v * np.array([np.cos(h), np.sin(h)]), 0.0)
         agent_rec = Agents(
             ids=np.arange(len(ags)),
             classes=np.array([a.get("cls", AgentClass.VEHICLE) for a in ags], np.int8),
@@ -161,19 +178,6 @@ def test_leaving_drivable_area_by_a_tenth_of_a_metre_zeroes_dac():
     assert inside.dac[0] == 1.0
 
 
-def test_ego_progress_is_a_ratio_to_the_reference_and_one_below_five_metres():
-    sc = road_scene()
-    s = score(sc, states(cruise(5.0)), reference_progress=40.0)  # 20 m of 40 m
-    assert abs(s.ep[0] - 0.5) < 1e-6
-    s = score(sc, states(cruise(5.0)), reference_progress=10.0)  # beyond the reference: clipped to 1
-    assert s.ep[0] == 1.0
-    s = score(sc, states(cruise(1.0)), reference_progress=3.0)  # best progress 4 m <= 5 m: EP = 1
-    assert s.ep[0] == 1.0
-    # in a batch without reference, the best proposal is the yardstick
-    s = score(sc, states(np.stack([cruise(10.0), cruise(7.5)])))
-    assert np.allclose(s.ep, [1.0, 0.75])
-
-
 def test_time_to_collision_violation_without_collision():
     # stop from 10 m/s at 6 m/s^2: 8.33 m; a stopped car whose rear is 8.8 m ahead of the ego's front
     t = T_SIM
@@ -185,36 +189,6 @@ def test_time_to_collision_violation_without_collision():
     assert s.ttc[0] == 0.0  # but at t = 0 the 0.9 s projection (9 m) reaches it
     far = road_scene([{"x": front + 30.0, "y": 0.0}])
     assert score(far, states(x)).ttc[0] == 1.0
-
-
-def test_running_a_red_light_fails_tlc_only_in_epdms():
-    stop = np.array([[25.0, 1.75], [25.0, -1.75], [23.0, -1.75], [23.0, 1.75]])
-    red = road_scene(lights=[{"polygon": stop, "state": LightState.RED}])
-    green = road_scene(lights=[{"polygon": stop, "state": LightState.GREEN}])
-    s = score(red, states(cruise()))
-    assert s.tlc[0] == 0.0 and s.epdms[0] == 0.0 and s.pdms[0] == 1.0
-    assert score(green, states(cruise())).tlc[0] == 1.0
-    # stopping 5 m before the stop line on red is compliant
-    t = T_SIM
-    x = np.where(t < 2.0, 10 * t - 2.5 * t**2, 10.0)
-    assert score(red, states(x)).tlc[0] == 1.0
-
-
-def test_lane_keeping_needs_two_seconds_off_centre():
-    sc = road_scene()
-    assert score(sc, states(cruise(), y=0.6)).lk[0] == 0.0  # 0.6 m off for 4 s
-    assert score(sc, states(cruise(), y=0.4)).lk[0] == 1.0  # within 0.5 m
-    y = np.where(T_SIM < 1.5, 0.6, 0.0)  # off for 1.5 s only
-    assert score(sc, states(cruise(), y=y)).lk[0] == 1.0
-
-
-def test_driving_against_the_traffic_direction_fails_ddc():
-    sc = road_scene(oncoming_left=True)
-    s = score(sc, states(cruise(), y=3.5))  # 40 m in the oncoming lane: 10 m per 1 s window > 6 m
-    assert s.ddc[0] == 0.0 and s.epdms[0] == 0.0
-    s = score(sc, states(cruise(3.0), y=3.5))  # 3 m per window: between 2 and 6 m -> 0.5
-    assert s.ddc[0] == 0.5
-    assert score(road_scene(), states(cruise(), y=3.5)).ddc[0] == 1.0  # same-direction lane is fine
 
 
 def test_comfort_bounds_on_jerk_and_yaw_rate():
@@ -235,15 +209,6 @@ def test_history_comfort_sees_the_past():
     assert s.c[0] == 1.0 and s.hc[0] == 0.0
 
 
-def test_extended_comfort_compares_consecutive_plans():
-    a = np.zeros((1, 41))
-    h_now = (0.05 * T_SIM)[None]
-    h_prev_same = (0.05 * (T_SIM - 0.5))[None]  # same yaw rate, started 0.5 s earlier
-    h_prev_other = (-0.3 * (T_SIM - 0.5))[None]
-    assert extended_comfort((a, a, h_now), (a, a, h_prev_same), 5, 0.1)[0] == 1.0
-    assert extended_comfort((a, a, h_now), (a, a, h_prev_other), 5, 0.1)[0] == 0.0
-
-
 def test_nan_proposal_scores_zero_without_touching_the_batch():
     st = states(np.stack([cruise(), cruise()]))
     st.finite[1] = False
@@ -262,3 +227,255 @@ def test_vectorised_scores_match_one_at_a_time():
         one = score_states(ctx, states(xs[i], ys[i]))
         for name in ("nc", "dac", "ddc", "tlc", "ttc", "c", "lk", "hc"):
             assert getattr(batch, name)[i] == getattr(one, name)[0], (name, i)
+
+
+def ref(v1: float, v2: float | None = None) -> ReferenceProgress:
+    return ReferenceProgress(v1, v1 if v2 is None else v2)
+
+
+def test_ego_progress_is_a_ratio_to_the_reference_and_one_below_five_metres():
+    sc = road_scene()
+    s = score(sc, states(cruise(5.0)), reference=ref(40.0))  # 20 m of 40 m
+    assert abs(s.ep[0] - 0.5) < 1e-6 and abs(s.ep_v1[0] - 0.5) < 1e-6
+    s = score(sc, states(cruise(5.0)), reference=ref(10.0))  # beyond the reference: clipped to 1
+    assert s.ep[0] == 1.0 and s.ep_v1[0] == 1.0
+    s = score(sc, states(cruise(1.0)), reference=ref(3.0))  # best progress 4 m <= 5 m: EP = 1
+    assert s.ep[0] == 1.0 and s.ep_v1[0] == 1.0
+    # in a batch without reference, the best proposal is the yardstick
+    s = score(sc, states(np.stack([cruise(10.0), cruise(7.5)])))
+    assert np.allclose(s.ep, [1.0, 0.75]) and np.allclose(s.ep_v1, [1.0, 0.75])
+
+
+def test_empty_batch_scores_to_empty_arrays():
+    s = score(road_scene(), states(np.zeros((0, 41))))
+    assert len(s) == 0 and s.epdms.shape == (0,)
+
+
+def test_non_finite_reference_is_refused_by_name():
+    st = states(np.stack([cruise()]))
+    st.finite[0] = False
+    with pytest.raises(ValueError, match="reference plan: field 'trajectory'"):
+        ReferenceProgress.of(score(road_scene(), st))
+
+
+# --- NC: nuPlan's collision types as NAVSIM applies them
+
+
+def test_rear_ended_while_stopped_is_not_at_fault():
+    sc = road_scene([{"x": -9.0, "y": 0.0, "speed": 6.0}], speed=0.0)
+    assert score(sc, states(np.zeros(41))).nc[0] == 1.0
+
+
+def test_pedestrian_standing_at_start_who_walks_into_the_side_is_the_egos_fault():
+    # standing at t = 0 (first observed speed 0: a stopped track), walks towards the road from t = 0.5 s at
+    # 1.5 m/s and touches the ego's right side at about t = 1.6 s while the ego (single lane) passes at 10 m/s
+    walker = {"x": 17.0, "y": -3.0, "heading": np.pi / 2, "speed": 1.5, "start_at": 0.5, "size": (0.5, 0.5)}
+    sc = road_scene([{**walker, "cls": AgentClass.PEDESTRIAN}])
+    assert score(sc, states(cruise())).nc[0] == 0.0
+    # the same walker already moving at t = 0 makes it a lateral contact of an ego inside one lane: not at fault
+    moving = road_scene([{**walker, "start_at": -np.inf, "y": -3.0 - 1.5 * 0.5, "cls": AgentClass.PEDESTRIAN}])
+    assert score(moving, states(cruise())).nc[0] == 1.0
+
+
+def test_stopped_car_overlapping_the_ego_at_start_counts():
+    sc = road_scene([{"x": 3.0, "y": 0.0}])  # its box overlaps the ego's front at t = 0
+    assert score(sc, states(cruise())).nc[0] == 0.0
+    relaxed = score(sc, states(cruise()), config=ScorerConfig(ignore_overlaps_at_start=True))
+    assert relaxed.nc[0] == 1.0
+
+
+# --- TLC: on-route lane connectors closed by a red light
+
+
+FRONT = 1.461 + 5.176 / 2  # rear axle to front bumper
+
+
+def junction_scene(line_x: float, state: int = LightState.RED) -> Scene:
+    """Two parallel lanes along +x (y = 0 on the route, y = 3.5 off it), each cut at x = line_x by a stop line:
+    approach lane, a 20 m lane connector, exit lane. One light per approach lane, both in `state`."""
+    xs = [(-60.0, line_x), (line_x, line_x + 20.0), (line_x + 20.0, 200.0)]
+    lanes, polys, connector = [], [], []
+    for y in (0.0, 3.5):
+        for k, (x0, x1) in enumerate(xs):
+            lanes.append(np.array([[x0, y], [x1, y]]))
+            polys.append(np.array([[x0, y + 1.75], [x1, y + 1.75], [x1, y - 1.75], [x0, y - 1.75]]))
+            connector.append(k == 1)
+    stop = [
+        np.array([[line_x, y + 1.75], [line_x, y - 1.75], [line_x - 2, y - 1.75], [line_x - 2, y + 1.75]])
+        for y in (0.0, 3.5)
+    ]
+    mp = MapData(
+        lane_centerlines=np.stack(lanes),
+        lane_num_points=np.full(6, 2),
+        lane_headings=np.zeros((6, 2)),
+        lane_speed_limits=np.full(6, 15.0),
+        lane_widths=np.full(6, 3.5),
+        lane_polygons=np.stack(polys),
+        lane_polygon_num=np.full(6, 4),
+        lane_is_connector=np.array(connector),
+        lane_successors=np.array([[0, 1], [1, 2], [3, 4], [4, 5]]),
+        area_polygons=np.array([[[-60, 5.25], [-60, -1.75], [200, -1.75], [200, 5.25]]], float),
+        area_polygon_num=np.array([4]),
+        area_kinds=np.array([AreaKind.ROAD], np.int8),
+        light_lanes=np.array([0, 3]),
+        light_stop_polygons=np.stack(stop),
+        light_states=np.full((2, NUM_TIMES), state, np.int8),
+        route_lanes=np.array([0, 1, 2]),
+        route_centerline=np.stack([np.linspace(-60, 200, 131), np.zeros(131)], -1),
+        route_speed_limits=np.full(131, 15.0),
+    )
+    base = road_scene()
+    return Scene("hand-junction", mp, base.agents, base.ego).validate()
+
+
+def stop_at(x_end: float) -> np.ndarray:
+    """Rear-axle x(t) braking evenly from 2 x_end / 4 m/s to a stop at x_end at t = 4 s."""
+    return x_end * (1.0 - (1.0 - T_SIM / 4.0) ** 2)
+
+
+def test_stopping_one_metre_before_the_line_on_red_complies():
+    sc = junction_scene(line_x=30.0)
+    assert score(sc, states(stop_at(30.0 - 1.0 - FRONT))).tlc[0] == 1.0
+    running = score(sc, states(cruise()))
+    assert running.tlc[0] == 0.0 and running.epdms[0] == 0.0 and running.pdms[0] == 1.0
+    assert score(junction_scene(30.0, LightState.GREEN), states(cruise())).tlc[0] == 1.0
+
+
+def test_one_metre_past_the_line_at_start_on_red_fails_without_exemption():
+    sc = junction_scene(line_x=FRONT - 1.0)
+    assert score(sc, states(np.zeros(41))).tlc[0] == 0.0
+
+
+def test_red_region_of_a_lane_off_the_route_does_not_count():
+    sc = junction_scene(line_x=30.0)
+    s = score(sc, states(cruise(), y=3.5))  # through the red connector of the lane beside the route
+    assert s.tlc[0] == 1.0
+
+
+def test_epdms_progress_ignores_a_reference_that_ran_a_red_light():
+    sc = junction_scene(line_x=30.0)
+    ctx = ScoringContext(sc)
+    reference = ReferenceProgress.of(score_states(ctx, states(cruise())))  # 40 m, through the red
+    assert reference.v1 == pytest.approx(40.0) and reference.v2 == 0.0
+    agent = score_states(ctx, states(stop_at(20.0)), reference=reference)  # 20 m, stops before the line
+    assert agent.tlc[0] == 1.0
+    assert agent.ep[0] == 1.0  # v2: the normaliser is its own 20 m
+    assert agent.ep_v1[0] == pytest.approx(0.5)  # v1.1: 20 m of the reference's 40 m
+
+
+# --- DDC and LK
+
+
+@pytest.mark.parametrize(("speed", "expected"), [(10.0, 0.0), (3.0, 0.5), (1.9, 0.5), (1.5, 1.0)])
+def test_driving_direction_over_one_second_windows(speed, expected):
+    # 11 states per window: 10 m/s -> 11 m; 3 -> 3.3 m; 1.9 -> 2.09 m (>= 2); 1.5 -> 1.65 m (< 2)
+    sc = road_scene(oncoming_left=True)
+    assert score(sc, states(cruise(speed), y=3.5)).ddc[0] == expected
+
+
+def test_same_direction_lane_is_not_oncoming():
+    assert score(road_scene(), states(cruise(), y=3.5)).ddc[0] == 1.0
+
+
+@pytest.mark.parametrize(("steps", "expected"), [(19, 1.0), (20, 0.0)])
+def test_lane_keeping_fails_after_twenty_states_off_centre(steps, expected):
+    y = np.where(np.arange(41) < steps, 0.6, 0.0)
+    assert score(road_scene(), states(cruise(), y=y)).lk[0] == expected
+
+
+# --- comfort
+
+
+def test_savgol_operators_are_scipys_filters():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(3, 41))
+    for window, order, deriv in ((8, 2, 0), (15, 2, 1), (5, 3, 2), (5, 2, 1), (None, 2, 0)):
+        w = 41 if window is None else window
+        want = savgol_filter(y, w, order, deriv=deriv, delta=0.1, axis=-1)
+        assert np.allclose(y @ savgol_operator(41, window, order, deriv, 0.1).T, want, atol=1e-9)
+
+
+def test_even_window_is_centred_half_a_sample_late():
+    ramp = (np.arange(41) * 0.1)[None]
+    out = ramp @ savgol_operator(41, 8, 2, 0, 0.1).T
+    assert np.allclose(out[0, 10:30], ramp[0, 10:30] + 0.05)  # inside: the fit is read 0.05 s later
+    assert np.allclose(out[0, [0, -1]], ramp[0, [0, -1]])  # edges: the end windows' polynomials
+
+
+def curve_states(speed: float, yaw_rate: float) -> SimulatedStates:
+    heading = yaw_rate * T_SIM
+    r = speed / yaw_rate
+    x, y = r * np.sin(heading), r * (1 - np.cos(heading))
+    one = np.ones((1, 41))
+    return SimulatedStates(
+        poses=np.stack([x, y, heading], -1)[None],
+        speed=speed * one,
+        accel_lon=0 * one,
+        accel_lat=speed * yaw_rate * one,
+        yaw_rate=yaw_rate * one,
+        steering=np.arctan(3.089 * yaw_rate / speed) * one,
+        finite=np.ones(1, bool),
+    )
+
+
+def test_steady_curve_at_five_and_a_half_metres_per_second_squared_lateral_is_comfortable():
+    st = curve_states(10.0, 0.55)  # v * yaw rate = 5.5 m/s^2 > 4.89, yaw rate 0.55 < 0.95
+    assert score(road_scene(), st).c[0] == 1.0  # NAVSIM's bicycle model writes a lateral acceleration of 0
+    physical = score(road_scene(), st, config=ScorerConfig(physical_lateral_acceleration=True))
+    assert physical.c[0] == 0.0 and physical.hc[0] == 0.0
+
+
+def test_history_speed_alternating_fails_history_comfort_only():
+    sc = road_scene()
+    v = np.where(np.arange(16) % 2 == 0, 14.0, 4.0)
+    acc = np.gradient(v, 0.1)
+    sc.ego.history_velocities[:, 0] = v
+    sc.ego.history_accelerations[:, 0] = acc
+    s = score(sc, states(cruise()))
+    assert s.c[0] == 1.0 and s.hc[0] == 0.0
+
+
+def test_history_comfort_reads_the_past_up_to_two_tenths_before_now():
+    # a jolt only in the last 0.1 s of history is not in the sequence NAVSIM builds (-1.5 .. -0.2 s)
+    sc = road_scene()
+    sc.ego.history_accelerations[-2, 0] = 50.0
+    assert score(sc, states(cruise())).hc[0] == 1.0
+    sc.ego.history_accelerations[-3, 0] = 50.0
+    assert score(sc, states(cruise())).hc[0] == 0.0
+
+
+def test_extended_comfort_cuts_the_overlap_before_filtering():
+    rng = np.random.default_rng(1)
+    acc_now, acc_prev = rng.normal(0, 0.3, (2, 1, 41))
+    h_now = (0.05 * T_SIM)[None]
+    h_prev = (0.05 * (T_SIM - 0.5))[None]
+    got = two_frame_extended_comfort((acc_now, h_now), (acc_prev, h_prev), 5, 0.1)
+    a = extended_comfort_features(acc_now[:, :36], h_now[:, :36], 0.1)
+    b = extended_comfort_features(acc_prev[:, 5:], h_prev[:, 5:], 0.1)
+    acc_ok = np.sqrt(((a["acceleration"] - b["acceleration"]) ** 2).mean()) <= 0.7
+    jerk_ok = np.sqrt(((a["jerk"] - b["jerk"]) ** 2).mean()) <= 0.5
+    assert got[0] == float(acc_ok and jerk_ok)  # same yaw rate: only the accelerations can differ
+    # the acceleration filter sees only the 36 overlapping samples: 8-sample windows, scipy's edges
+    direct = np.round(savgol_filter(acc_now[0, :36], 8, 2), 8)
+    assert np.allclose(a["acceleration"][0], direct)
+    other = two_frame_extended_comfort((0 * acc_now, h_now), (0 * acc_now, (-0.3 * (T_SIM - 0.5))[None]), 5, 0.1)
+    assert other[0] == 0.0  # yaw rates 0.05 vs -0.3 rad/s
+    assert V2_WINDOWS.jerk == 15
+
+
+# --- v2's human penalty filter
+
+
+def test_a_metric_the_human_fails_is_not_held_against_the_agent():
+    sc = road_scene(oncoming_left=True)
+    ctx = ScoringContext(sc)
+    human = score_states(ctx, states(cruise(), y=3.5))  # the driver used the oncoming lane: DDC 0
+    agent = score_states(ctx, states(cruise(), y=3.5))
+    assert human.ddc[0] == 0.0 and agent.epdms[0] == 0.0
+    filtered = apply_human_filter(agent, human)
+    assert filtered.ddc[0] == 1.0 and filtered.lk[0] == 1.0  # LK too: the human was 3.5 m off the centreline
+    # EPDMS = NC DAC DDC TLC (5 EP + 5 TTC + 2 LK + 2 HC + 2 EC) / 16 with every term 1
+    assert filtered.epdms[0] == pytest.approx(1.0)
+    assert filtered.pdms[0] == agent.pdms[0]  # v1.1 has no human filter
+    clean = score_states(ctx, states(cruise()))
+    assert apply_human_filter(clean, clean).epdms[0] == clean.epdms[0]

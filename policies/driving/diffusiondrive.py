@@ -170,7 +170,7 @@ class CascadeDecoder(nn.Module):
         return outs
 
 
-SCORE_TERMS = ("nc", "dac", "ep", "ttc", "c")  # the PDM score's sub-scores the score head predicts
+SCORE_TERMS = ("nc", "dac", "ep_v1", "ttc", "c")  # the PDM score (v1.1) terms the score head predicts
 PDMS_WEIGHTS = torch.tensor([5.0, 5.0, 2.0]) / 12  # of EP, TTC and C in the PDM score
 GEOMETRY_FEATURES = 3 * POSES  # per pose: clearance to the agents' constant-velocity forecast, drivable, red light
 # The ego box (a Chrysler Pacifica, as the simulator's): rear axle -> centre, and the radius of its bounding circle.
