@@ -70,7 +70,8 @@ def main() -> None:
         policy = load_policy(checkpoint)
         info = evaluate_policy(policy, task, EvalSettings(), run / "eval", {"policy": str(checkpoint)})
         record_evaluation(info, run / "eval")
-        row = {k: info[k] for k in ("nc", "dac", "ddc", "tlc", "ep", "ttc", "c", "lk", "hc", "ec", "pdms", "epdms")}
+        keys = ("nc", "dac", "ddc", "tlc", "ep", "ep_v1", "ttc", "c", "lk", "hc", "ec", "pdms", "epdms")
+        row = {k: info[k] for k in keys}
         row |= {"valid": info["valid"], "latency_ms": latency_b1(policy, latency_obs)}
         train = json.loads((run / RESULT_FILE).read_text())
         out["planners"][name] = row

@@ -33,7 +33,7 @@ from driving_policies import latency_b1  # bench/ (this script's folder) is on s
 from tqdm import tqdm
 
 from diffpilot.atomic import atomic_path, atomic_write_json
-from diffpilot.envs.driving import evaluate_open_loop, observe_batch
+from diffpilot.envs.driving import evaluate_open_loop, observe_batch, scored_split
 from diffpilot.policies.driving.diffusiondrive import SCORE_TERMS, DiffusionDriveConfig, DiffusionDrivePolicy
 from diffpilot.policies.registry import load_policy
 from diffpilot.sim.evaluate import score_scene_proposals
@@ -61,7 +61,7 @@ def with_score_head(base: DiffusionDrivePolicy, hidden: int) -> DiffusionDrivePo
 
 def proposals_and_scores(policy: DiffusionDrivePolicy, seeds: list[int], batch: int = 64) -> dict[str, np.ndarray]:
     """For each training scene (by seed): the policy's K proposals with their features and focal confidence, and
-    each proposal's sub-scores (N, K, 5) and PDMS (N, K) — EP normalised by privileged PDM-Closed's plan."""
+    each proposal's sub-scores (N, K, 5) and PDMS (N, K) — EP normalised by NAVSIM's PDM-Closed plan."""
     keys = ("features", "trajectories_normalized", "geometry", "trajectories", "confidence")
     parts: dict[str, list] = {k: [] for k in keys}
     subs, pdms = [], []
@@ -198,13 +198,13 @@ def main() -> None:
     out_dir = score_head_dir(args)
     policy.save_pretrained(out_dir)
 
-    scenes = make_split("test", args.scenes)
-    reference = PDMClosedPlanner()
-    refs = [reference.plan(s) for s in tqdm(scenes, desc="PDM-Closed reference", unit="scene")]
+    scenes, refs, humans = scored_split("test", args.scenes)
     path = RESULTS / "driving.json"
     report = json.loads(path.read_text())
     for name, pol in (("diffusiondrive", base), ("diffusiondrive_score_head", policy)):
-        res = evaluate_open_loop(pol, scenes, batch_size=64, reference_plans=refs, two_frame=True)
+        res = evaluate_open_loop(
+            pol, scenes, batch_size=64, reference_plans=refs, two_frame=True, human_plans=humans
+        )
         row = res.table()
         row["batch_latency_ms"] = row.pop("latency_ms")
         old = report["planners"].get(name, {})

@@ -4,8 +4,9 @@
 2. Scorer throughput: proposals scored per second by the vectorised scorer (all proposals of a scene in one
    call) against a naive loop that scores the same proposals one at a time with the same scorer, in the
    same run -> bench/results/driving_scorer.json.
-3. Constant velocity and PDM-Closed (oracle forecast = the privileged reference, and NAVSIM's constant-velocity
-   forecast) on the first --scenes test scenes: PDMS / EPDMS with every sub-score -> bench/results/driving.json.
+3. Constant velocity and PDM-Closed (NAVSIM's, constant-velocity forecasts: EP's reference; and the privileged
+   one, which forecasts with the scene's logged future: the demonstrator and the scenes' human driver for v2's
+   human filter) on the first --scenes test scenes: PDMS / EPDMS with every sub-score -> bench/results/driving.json.
 
   OMP_NUM_THREADS=1 python bench/driving_scorer.py --generate 1000 --scenes 500
   OMP_NUM_THREADS=1 python bench/driving_scorer.py --generate 20 --throughput-only
@@ -25,16 +26,24 @@ import numpy as np
 
 from diffpilot.atomic import atomic_write_json
 from diffpilot.sim.evaluate import evaluate_planners
-from diffpilot.sim.planners import ConstantVelocityPlanner, PDMClosedConfig, PDMClosedPlanner, simulate_in_scene
+from diffpilot.sim.planners import (
+    PRIVILEGED_PDM_CLOSED,
+    ConstantVelocityPlanner,
+    PDMClosedPlanner,
+    simulate_in_scene,
+)
 from diffpilot.sim.scenarios import make_split
 from diffpilot.sim.scoring import ScoringContext, score_states
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# rows scored by another scorer version or against another reference are not merged into driving.json
+SCORER_VERSION = "navsim-v2 terms, reference pdm_closed (constant-velocity forecasts), human filter, navtest-like scenes"
 NOTES = (
-    "PDMS/EPDMS in percent, sub-scores as fractions (means over scenes). pdm_closed is the privileged reference "
-    "(its internal scoring forecasts agents with the scene's logged future) and EP's yardstick for every planner "
-    "and the demonstration expert; pdm_closed_cv_forecast forecasts agents at constant velocity as NAVSIM's "
-    "PDM-Closed does. EC compares each planner's plan with its plan for the same scene 0.5 s earlier "
+    "PDMS/EPDMS in percent, sub-scores as fractions (means over scenes): nc, dac, ddc, tlc, ep, ttc, lk, hc, ec "
+    "are NAVSIM v2's (after the human filter), ep_v1 and c v1.1's. pdm_closed is NAVSIM's PDM-Closed (agents "
+    "forecast at constant velocity) and EP's yardstick for every planner; pdm_closed_privileged forecasts agents "
+    "with the scene's logged future: it wrote the demonstrations and plays the scenes' human driver for v2's "
+    "human penalty filter. EC compares each planner's plan with its plan for the same scene 0.5 s earlier "
     "(sim.frames.previous_frame). Generator realism: cut-ins used to start moving sideways only after "
     "t = 0 (zero lateral velocity in every history frame), now the manoeuvre's onset is uniform in [-1.2, 0.8] s; "
     "forced lead braking used to step to 3-6 m/s^2 within 0.1 s, now it builds up over 0.4 s, onset in "
@@ -122,16 +131,16 @@ def main() -> None:
         return
 
     evalset = scenes[: args.scenes]
-    oracle = PDMClosedPlanner(PDMClosedConfig(forecast="oracle"))
-    cvf = PDMClosedPlanner(PDMClosedConfig(forecast="constant_velocity"))
+    navsim, privileged = PDMClosedPlanner(), PDMClosedPlanner(PRIVILEGED_PDM_CLOSED)
     res = evaluate_planners(
         evalset,
         {
             "constant_velocity": ConstantVelocityPlanner().plan,
-            "pdm_closed": oracle.plan,
-            "pdm_closed_cv_forecast": cvf.plan,
+            "pdm_closed": navsim.plan,
+            "pdm_closed_privileged": privileged.plan,
         },
-        reference=oracle,
+        reference=navsim,
+        human=privileged,
     )
     families = {}
     for name, rows in res["rows"].items():
@@ -142,6 +151,8 @@ def main() -> None:
     out = {
         "split": "test",
         "scenes": len(evalset),
+        "reference": "pdm_closed",
+        "scorer": SCORER_VERSION,
         "planners": res["table"],
         "per_family_pdms": families,
         "generation": {"scenes": len(scenes), "seconds": gen_s, "scenes_per_s": len(scenes) / gen_s},
@@ -151,9 +162,9 @@ def main() -> None:
     for name, row in res["table"].items():
         print(name, {k: round(v, 3) for k, v in row.items()})
     previous = RESULTS / "driving.json"
-    if previous.is_file():  # keep the learned planners' rows when they were measured on the same scenes
+    if previous.is_file():  # keep the learned planners' rows measured on the same scenes with the same scorer
         old = json.loads(previous.read_text())
-        if old.get("scenes") == out["scenes"]:
+        if old.get("scenes") == out["scenes"] and old.get("scorer") == SCORER_VERSION:
             for key in ("planners", "per_family_pdms"):
                 out[key] = {**out[key], **{k: v for k, v in old.get(key, {}).items() if k not in out[key]}}
             for key, value in old.items():

@@ -43,12 +43,14 @@ POLICIES = {
 }
 
 
-def evaluate(policy, scenes, refs, **decoding) -> dict:
+def evaluate(policy, scenes, refs, humans, **decoding) -> dict:
     class Planner:
         def plan(self, obs):
             return policy.plan(obs, **decoding)
 
-    res = evaluate_open_loop(Planner(), scenes, batch_size=64, reference_plans=refs, two_frame=True)
+    res = evaluate_open_loop(
+        Planner(), scenes, batch_size=64, reference_plans=refs, two_frame=True, human_plans=humans
+    )
     return res.table()
 
 
@@ -103,16 +105,16 @@ def stage_eval(args) -> None:
     if args.orders:
         policy = WAMDiffPolicy.from_pretrained(POLICIES["bc"] / "checkpoints" / "last" / "pretrained_model")
         n = args.order_scenes
-        scenes, refs = scored_split("test", n)
+        scenes, refs, humans = scored_split("test", n)
         orders = {}
         for order in ORDERS:
-            orders[order] = evaluate(policy, scenes[:n], refs[:n], order=order)
+            orders[order] = evaluate(policy, scenes[:n], refs[:n], humans[:n], order=order)
             orders[order]["scenes"] = n
             print(order, round(orders[order]["pdms"], 2), flush=True)
         out["orders"] = {"policy": "bc", "iterations": policy.config.iterations, **orders}
         guidance = {"policy": "bc", "order": policy.config.order, "1.0": orders[policy.config.order]}
         for w in [float(v) for v in args.guidance.split(",") if v]:
-            guidance[str(w)] = evaluate(policy, scenes[:n], refs[:n], guidance_scale=w)
+            guidance[str(w)] = evaluate(policy, scenes[:n], refs[:n], humans[:n], guidance_scale=w)
             guidance[str(w)]["scenes"] = n
             print("guidance", w, round(guidance[str(w)]["pdms"], 2), flush=True)
         out["guidance"] = guidance

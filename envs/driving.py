@@ -5,8 +5,8 @@ demonstration writer (PDM-Closed on the train split) for behaviour cloning.
 Agent input (one scene; a batch stacks every array on a leading axis B). All coordinates are metres in the
 ego frame now (rear axle at the origin, +x forward, +y left), headings in radians:
 
-    ego_status   (7,)  float32  body-frame velocity vx, vy; acceleration ax, ay; driving command one-hot
-                                (left, straight, right)
+    ego_status   (8,)  float32  body-frame velocity vx, vy; acceleration ax, ay; driving command one-hot
+                                (left, straight, right, unknown)
     history      (4, 3) float32 ego poses x, y, heading at -1.5, -1.0, -0.5, 0 s (4 frames at 2 Hz)
     bev          (6, S, S) uint8 bird's-eye raster (0 / 255; 128 for agents 1 s ago), S = ObservationConfig.size,
                                 pixel (i, j) centred at x = -behind + (i + 0.5) res, y = -half + (j + 0.5) res;
@@ -55,6 +55,7 @@ from diffpilot.sim.evaluate import SceneScorer
 from diffpilot.sim.frames import future_frame, previous_frame
 from diffpilot.sim.geometry import PolygonSet, interpolate_polyline, project_on_polyline, wrap_angle
 from diffpilot.sim.planners import (
+    PRIVILEGED_PDM_CLOSED,
     ConstantVelocityPlanner,
     PDMClosedConfig,
     PDMClosedPlanner,
@@ -72,7 +73,7 @@ HISTORY_FRAMES = 4
 HISTORY_STRIDE = 5  # 0.5 s at 0.1 s: 2 Hz
 REPLAN_STEPS = 5  # the closed-loop env executes 0.5 s of each plan
 BEV_CHANNELS = ("drivable_area", "route_lanes", "vehicles", "pedestrians_cyclists", "static_objects", "red_lights")
-EGO_STATUS_DIM = 7
+EGO_STATUS_DIM = 8
 AGENT_FEATURES = 12
 NAVSIM_COLUMNS = {
     "nc": "no_at_fault_collisions",
@@ -307,8 +308,8 @@ class BuiltinPlanner:
 
 BUILTIN_PLANNERS = {
     "constant_velocity": ConstantVelocityPlanner,
-    "pdm_closed": lambda: PDMClosedPlanner(PDMClosedConfig(forecast="oracle")),  # privileged: the EP reference
-    "pdm_closed_cv_forecast": lambda: PDMClosedPlanner(PDMClosedConfig(forecast="constant_velocity")),  # NAVSIM's
+    "pdm_closed": lambda: PDMClosedPlanner(PDMClosedConfig(forecast="constant_velocity")),  # NAVSIM's: EP's reference
+    "pdm_closed_privileged": lambda: PDMClosedPlanner(PRIVILEGED_PDM_CLOSED),  # the demonstrator, the human driver
 }
 
 
@@ -369,7 +370,8 @@ class DrivingEnv(gym.Env):
     its first 0.5 s with the LQR tracker + bicycle model, and observes the world again from where the ego is
     (agents replay their log: non-reactive). An episode covers the scene's 4 s (8 replans). The reward is 0
     per step and, at the last step, the PDM score of the executed 4 s (scored by `sim.scoring` against the log,
-    EP normalised by the privileged PDM-Closed plan); `info` then holds every sub-score. A non-finite action
+    EP normalised by NAVSIM's PDM-Closed plan, v2's human filter against the privileged one); `info` then holds
+    every sub-score. A non-finite action
     ends the episode with reward 0 and info['invalid_action'] = True.
 
     Scenes: the `scenes` given, or `num_scenes` scenes of `split` (generated on first use)."""
@@ -390,7 +392,7 @@ class DrivingEnv(gym.Env):
         low = np.tile(np.array([-20.0, -60.0, -np.pi], np.float32), (PROPOSAL_POSES, 1))
         high = np.tile(np.array([100.0, 60.0, np.pi], np.float32), (PROPOSAL_POSES, 1))
         self.action_space = spaces.Box(low, high, dtype=np.float32)
-        self.reference = PDMClosedPlanner()
+        self.reference, self.human = PDMClosedPlanner(), PDMClosedPlanner(PRIVILEGED_PDM_CLOSED)
         self.scene: Scene | None = None
 
     def _scene_list(self) -> list[Scene]:
@@ -470,8 +472,7 @@ class DrivingEnv(gym.Env):
         for v in ex.values():
             v[last + 1 :] = v[last]
         states = SimulatedStates(poses=poses[None], **{k: v[None] for k, v in ex.items()}, finite=np.ones(1, bool))
-        ref = self.reference.plan(scene)
-        return SceneScorer.of(scene, ref, ref).score(states).row(0)
+        return SceneScorer.of(scene, self.reference.plan(scene), self.human.plan(scene)).score(states).row(0)
 
 
 def rollout_closed_loop(policy: Any, env: DrivingEnv, scene_indices: Iterable[int]) -> DrivingResults:
@@ -505,11 +506,11 @@ def write_demonstrations(
     expert: PDMClosedPlanner | None = None,
     seeds: Sequence[int] | None = None,
 ) -> dict:
-    """PDM-Closed (privileged, oracle forecast by default) plans on `num_scenes` scenes of `split` -> npz shards +
+    """PDM-Closed (privileged: oracle forecast, by default) plans on `num_scenes` scenes of `split` -> npz shards +
     meta.json (format in the module docstring). Returns the meta dict."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    expert = expert or PDMClosedPlanner()
+    expert = expert or PDMClosedPlanner(PRIVILEGED_PDM_CLOSED)
     seeds = list(seeds) if seeds is not None else list(split_seeds(split, num_scenes))
     shards = []
     for k, lo in enumerate(range(0, len(seeds), shard_size)):
@@ -555,14 +556,13 @@ def load_demonstrations(directory: str | Path) -> dict[str, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=2)
-def scored_split(split: str, num_scenes: int) -> tuple[list[Scene], list[np.ndarray]]:
-    """The first `num_scenes` scenes of `split` and PDM-Closed's reference plan for each (EP's yardstick), built once
-    per process: every planner evaluated in one process is scored against the same ones. The reference is the
-    privileged PDM-Closed that wrote the demonstrations: it also plays the scenes' human driver (v2's human
-    filter)."""
+def scored_split(split: str, num_scenes: int) -> tuple[list[Scene], list[np.ndarray], list[np.ndarray]]:
+    """The first `num_scenes` scenes of `split`, NAVSIM's PDM-Closed plan for each (EP's reference) and the
+    privileged PDM-Closed plan that wrote the demonstrations (the scenes' human driver, for v2's human filter),
+    built once per process: every planner evaluated in one process is scored against the same ones."""
     scenes = make_split(split, num_scenes)
-    reference = PDMClosedPlanner()
-    return scenes, [reference.plan(s) for s in scenes]
+    reference, human = PDMClosedPlanner(), PDMClosedPlanner(PRIVILEGED_PDM_CLOSED)
+    return scenes, [reference.plan(s) for s in scenes], [human.plan(s) for s in scenes]
 
 
 def evaluate_driving(
@@ -581,9 +581,9 @@ def evaluate_driving(
     ev = task.get("eval", {})
     obs_config = ObservationConfig(**task.get("observation", {}))
     split, num = ev.get("split", "test"), int(ev.get("num_scenes", 500))
-    scenes, references = scored_split(split, num)
+    scenes, references, humans = scored_split(split, num)
     two_frame = bool(ev.get("two_frame", True))
-    human = references if bool(ev.get("human_penalty_filter", True)) else None
+    human = humans if bool(ev.get("human_penalty_filter", True)) else None
     results = evaluate_open_loop(
         policy, scenes, 64, obs_config, reference_plans=references, two_frame=two_frame, human_plans=human
     )

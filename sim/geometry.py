@@ -239,13 +239,16 @@ def polyline_arclength(points: np.ndarray) -> np.ndarray:
     return np.concatenate([[0.0], np.cumsum(seg)])
 
 
-def project_on_polyline(points: np.ndarray, polyline: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def project_on_polyline(
+    points: np.ndarray, polyline: np.ndarray, extend_ends: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Arc length and signed lateral offset (left positive) of points (..., 2) on a polyline (S+1, 2).
 
     The foot point is searched on the two segments next to the nearest vertex (exact for paths whose
-    vertices are closer together than their radius of curvature). Points beyond the ends are projected
-    onto the extended first/last segment, so progress keeps growing past the end. Returns (arc_length,
-    lateral), each of shape (...).
+    vertices are closer together than their radius of curvature). With `extend_ends`, points beyond the ends
+    are projected onto the extended first/last segment, so progress keeps growing past the end; without,
+    the foot point stays on the polyline (shapely's ``project``) and |lateral| is the distance to it (shapely's
+    ``distance``, sign from the side of the segment). Returns (arc_length, lateral), each of shape (...).
     """
     points = np.asarray(points, dtype=np.float64)
     polyline = np.asarray(polyline, dtype=np.float64)
@@ -263,11 +266,13 @@ def project_on_polyline(points: np.ndarray, polyline: np.ndarray) -> tuple[np.nd
         t = tangent[seg]
         rel = p - polyline[seg]
         along = (rel * t).sum(-1)
-        lo = np.where(seg == 0, -np.inf, 0.0)
-        hi = np.where(seg == last, np.inf, seg_len[seg])
+        lo = np.where((seg == 0) & extend_ends, -np.inf, 0.0)
+        hi = np.where((seg == last) & extend_ends, np.inf, seg_len[seg])
         along_c = np.clip(along, lo, hi)
         lateral = t[:, 0] * rel[:, 1] - t[:, 1] * rel[:, 0]
         dist = (along - along_c) ** 2 + lateral**2
+        if not extend_ends:
+            lateral = np.sign(lateral) * np.sqrt(dist)
         if best_d is None:
             best_s, best_l, best_d = cum[seg] + along_c, lateral, dist
         else:

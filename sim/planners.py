@@ -1,12 +1,13 @@
-"""Reference planners: constant velocity and PDM-Closed (privileged: it sees the map, route, lights and agents).
+"""Reference planners: constant velocity and PDM-Closed (it sees the map, route, lights and agents).
 
 Every planner maps a scene to one proposal (8, 3): rear-axle x, y, heading at 0.5 .. 4.0 s in the ego frame.
 Learned planners (the ego-status MLP, DiffusionDrive, WAM-Diff) need torch and live in policies/driving/.
 
 PDM-Closed (Dauner et al., as docs/methods.md describes it): the route centreline shifted by {0, -1, +1} m,
 each followed with IDM at [1.0, 0.8, 0.6, 0.4, 0.2] x the speed limit, leading objects found along each path
-(agents forecast from the scene's logged future by default - privileged - or at constant velocity from
-their current state as NAVSIM's PDM-Closed does; red lights as stopped objects at their stop line); the
+(agents forecast at constant velocity from their current state, as NAVSIM's PDM-Closed does - the default and
+EP's reference - or, privileged, from the scene's logged future; red lights as stopped objects at their stop
+line); the
 15 proposals are simulated (LQR + bicycle) and scored with the PDM score against the same forecast, and
 the best is returned (scores within 0.01 of the best are ties: centre path, faster first).
 """
@@ -25,7 +26,6 @@ from diffpilot.sim.simulate import (
     SIM_DT,
     SIM_STEPS,
     SimulatedStates,
-    initial_steering,
     simulate_proposals,
     to_proposal,
 )
@@ -33,12 +33,10 @@ from diffpilot.sim.vehicle import PACIFICA
 
 
 def ego_initial_state(scene: Scene) -> tuple[float, float, float]:
-    """(speed, longitudinal acceleration, steering angle) of the ego now, from its status and history."""
+    """(speed, longitudinal acceleration, steering angle) of the ego now, as NAVSIM builds the simulation's
+    first state from ego status (navsim_scenario_utils.py ``ego_status_to_ego_state``): the steering angle is 0."""
     e = scene.ego
-    speed = float(np.hypot(*e.velocity))
-    dpsi = float(np.angle(np.exp(1j * (e.history_poses[-1, 2] - e.history_poses[-2, 2]))))
-    steer = float(initial_steering(dpsi / scene.dt, speed))
-    return speed, float(e.acceleration[0]), steer
+    return float(np.hypot(*e.velocity)), float(e.acceleration[0]), 0.0
 
 
 def simulate_in_scene(scene: Scene, proposals: np.ndarray) -> SimulatedStates:
@@ -84,12 +82,14 @@ class PDMClosedConfig:
     )
     tie: float = 0.01  # PDM scores this close to the best count as equal (earlier proposal wins)
     corridor_margin: float = 0.3  # added to half the ego width when deciding what is in the path
-    # "oracle": the scene's own future (log replay) - privileged: the reference for EP and the expert for
-    # demonstrations; "constant_velocity": NAVSIM's PDM-Closed forecast from the agents' current states. The
-    # oracle is the default because several families hold events no forecast from the current state can see
-    # (a lead that starts braking to a stop inside the 4 s, a pedestrian stepping off the kerb, a cut-in
-    # that has not started yet); bench/results/driving.json reports both, per family.
-    forecast: str = "oracle"
+    # "constant_velocity": NAVSIM's PDM-Closed, forecasting agents from their current states - EP's reference;
+    # "oracle": the scene's own future (log replay) - privileged: the demonstrator and the scenes' human driver
+    # (v2's human filter), since several families hold events no forecast from the current state can see (a
+    # lead that starts braking inside the 4 s, a pedestrian stepping off the kerb, a cut-in not yet begun)
+    forecast: str = "constant_velocity"
+
+
+PRIVILEGED_PDM_CLOSED = PDMClosedConfig(forecast="oracle")
 
 
 class PDMClosedPlanner:

@@ -4,9 +4,14 @@ Families (FAMILIES): ``straight`` and ``curve`` multi-lane roads with traffic, `
 ``static_obstacle`` (a stopped car, parked car or cones in the ego's lane), ``pedestrian_crossing``,
 ``intersection`` (signalised, with left / straight / right turns and light phases) and ``merge`` (an
 on-ramp joining a main road). Vehicles follow IDM along their lane paths (leaders found by projecting every
-road user onto the follower's path; red/yellow lights and pedestrians stop them); a cut-in is a path that
-blends from the neighbouring lane into the ego's. The ego's own past is a constant-acceleration history;
-for the world's agents the ego moves at constant velocity after t = 0 (they see it as a leader).
+road user onto the follower's path; red/amber lights and pedestrians stop them); a cut-in is a path that
+blends from the neighbouring lane into the ego's; cyclists ride the right edge of a road. The ego's own past is
+a constant-acceleration history (at a red light it may be standing at the line); for the world's agents the ego
+moves at constant velocity after t = 0 (they see it as a leader).
+
+Closer to navtest than a clean simulation: each scene draws its lane width (3.0-4.2 m); agents are in the log
+only within 80 m of the ego (they enter and leave it); moving agents' logged velocities carry 0.1 m/s of noise;
+green lights turn amber 3 s before red; the driving command takes NAVSIM's four values (unknown in 3 %).
 
 One seed makes one scene (``make_scene(seed)``); splits are disjoint seed ranges (SPLITS). The world is
 built in a local frame and finally moved into the ego frame (ego rear axle at the origin, heading 0).
@@ -53,21 +58,29 @@ FAMILIES = (
     "intersection",
     "merge",
 )
-# navtest-like mix: mostly scenes where extrapolating the ego's motion is not enough
+# navtest-like mix: mostly ordinary driving (following traffic, curves, signalised intersections, merges), with
+# the events a forecast from the current state cannot see (hard braking, cut-ins, pedestrians) as a minority
 FAMILY_WEIGHTS = {
-    "straight": 0.06,
-    "curve": 0.14,
-    "lead_braking": 0.14,
-    "cut_in": 0.12,
-    "static_obstacle": 0.12,
-    "pedestrian_crossing": 0.12,
-    "intersection": 0.20,
+    "straight": 0.18,
+    "curve": 0.18,
+    "lead_braking": 0.05,
+    "cut_in": 0.05,
+    "static_obstacle": 0.08,
+    "pedestrian_crossing": 0.07,
+    "intersection": 0.29,
     "merge": 0.10,
 }
 SPLITS = {"train": (0, 1_000_000), "val": (1_000_000, 1_100_000), "test": (2_000_000, 2_100_000)}
 TIMES = (np.arange(NUM_TIMES) - CURRENT_INDEX) * DT  # (56,) -1.5 .. 4.0 s
 BRAKE_ONSET_S = 0.4  # forced braking (lead_braking) reaches its deceleration this long after it starts
-LANE_WIDTH = 3.5
+LANE_WIDTH = 3.5  # the default; every scene draws its own in LANE_WIDTHS
+LANE_WIDTHS = (3.0, 4.2)
+VIEW_RANGE = 80.0  # agents farther than this from the logged ego are not in the log at that time
+VELOCITY_NOISE = 0.1  # m/s per component on the logged velocities of moving agents
+AMBER_S = 3.0  # a green light turns amber this long before it turns red
+UNKNOWN_COMMAND_P = 0.03
+SHARP_CURVE_RADIUS = 90.0
+CYCLIST_P = 0.35
 
 
 @dataclass
@@ -108,6 +121,7 @@ class _World:
     ego_accel: float = 0.0
     command: int = Command.STRAIGHT
     ego_limit: float = 13.9
+    lane_width: float = LANE_WIDTH
 
     def add_lane(self, lane: _Lane) -> int:
         self.lanes.append(lane)
@@ -145,9 +159,10 @@ def _add_road(
     w: _World, axis: np.ndarray, n_fwd: int, n_back: int, limit: float, kind: int = AreaKind.ROAD
 ) -> tuple[list[int], list[int]]:
     """Lanes along `axis` (forward lanes on its right, oncoming on its left) and their road polygon."""
-    fwd = [w.add_lane(_Lane(offset_polyline(axis, -(i + 0.5) * LANE_WIDTH), limit)) for i in range(n_fwd)]
-    back = [w.add_lane(_Lane(offset_polyline(axis, (j + 0.5) * LANE_WIDTH)[::-1], limit)) for j in range(n_back)]
-    w.areas.append((_strip(axis, n_back * LANE_WIDTH, n_fwd * LANE_WIDTH), kind))
+    lw = w.lane_width
+    fwd = [w.add_lane(_Lane(offset_polyline(axis, -(i + 0.5) * lw), limit, lw)) for i in range(n_fwd)]
+    back = [w.add_lane(_Lane(offset_polyline(axis, (j + 0.5) * lw)[::-1], limit, lw)) for j in range(n_back)]
+    w.areas.append((_strip(axis, n_back * lw, n_fwd * lw), kind))
     return fwd, back
 
 
@@ -213,6 +228,8 @@ def _road_family(rng: np.random.Generator, w: _World, curved: bool) -> tuple[lis
         radius = float(rng.uniform(45, 160)) * rng.choice([-1.0, 1.0])
         limit = min(limit, float(np.sqrt(2.0 * abs(radius))))  # keep lateral acceleration near 2 m/s^2
         axis = _arc(80.0, 170.0, radius, spacing=3.0)
+        if abs(radius) < SHARP_CURVE_RADIUS:  # NAVSIM's left / right commands cover sharp curves
+            w.command = Command.LEFT if radius > 0 else Command.RIGHT
     else:
         axis = _straight(-80.0, 170.0)
     fwd, back = _add_road(w, axis, n_fwd, n_back, limit)
@@ -229,6 +246,15 @@ def _family_road(rng, w: _World, curved: bool) -> None:
     v = _ego_speed(w.ego_limit, rng)
     _place_ego(w, rng, path, s0, v, rng.uniform(-0.5, 0.5))
     _traffic(w, rng, fwd + back, (0.0, 250.0), w.ego_limit, 0.55, avoid=(path, s0 - 12, s0 + 12))
+    if rng.uniform() < CYCLIST_P:
+        _cyclist(w, rng, fwd[-1], s0 + float(rng.uniform(15.0, 60.0)))
+
+
+def _cyclist(w: _World, rng: np.random.Generator, lane: int, s: float) -> None:
+    """A cyclist riding at 3-6 m/s along the right edge of `lane`, starting at arc length `s`."""
+    path = offset_polyline(w.lanes[lane].points, -(0.5 * w.lane_width - 0.7))
+    speed = float(rng.uniform(3.0, 6.0))
+    w.movers.append(_Mover(path, s, speed, AgentClass.CYCLIST, (1.8, 0.7), kind="const"))
 
 
 def _family_lead_braking(rng, w: _World) -> None:
@@ -247,8 +273,8 @@ def _family_lead_braking(rng, w: _World) -> None:
             AgentClass.VEHICLE,
             (4.8, 2.0),
             desired=w.ego_limit,
-            brake_at=float(rng.uniform(-1.0, 1.5)),
-            brake_decel=float(rng.uniform(3.0, 6.0)),
+            brake_at=float(rng.uniform(-1.0, 1.0)),
+            brake_decel=float(rng.uniform(2.5, 5.0)),
         )
     )
     others = [lane for lane in fwd + back if lane != ego_lane]
@@ -271,7 +297,7 @@ def _family_cut_in(rng, w: _World) -> None:
     # the moment the cutter starts moving sideways, relative to t = 0: a logged frame catches a manoeuvre at
     # any phase, so most cut-ins show lateral motion in the history (a cut-in that always starts after the
     # current frame, with zero lateral velocity in every past frame, is unforeseeable by construction)
-    t_start = rng.uniform(-1.2, 0.8)
+    t_start = rng.uniform(-1.5, 0.5)
     s_start = s0 + lead + speed * t_start + 1.5
     dur = speed * rng.uniform(2.0, 3.5)
     alpha = np.clip((cum - s_start) / max(dur, 1.0), 0.0, 1.0)
@@ -340,10 +366,10 @@ def _family_pedestrian(rng, w: _World) -> None:
     ego_y = w.lanes[ego_lane].points[0, 1]
     ped_speed = float(rng.uniform(1.0, 1.6))
     # walk from the right kerb (y < 0) to the left so it reaches the ego lane within the horizon
-    y_start = -n_fwd * LANE_WIDTH - 1.0
+    y_start = -n_fwd * w.lane_width - 1.0
     arrive = float(rng.uniform(0.5, 3.0))
     start_at = arrive - (ego_y - y_start) / ped_speed
-    ped_path = np.array([[x_cross, y_start], [x_cross, n_back * LANE_WIDTH + 2.0]])
+    ped_path = np.array([[x_cross, y_start], [x_cross, n_back * w.lane_width + 2.0]])
     w.movers.append(
         _Mover(ped_path, 0.0, ped_speed, AgentClass.PEDESTRIAN, (0.6, 0.6), kind="const", start_at=start_at)
     )
@@ -358,9 +384,19 @@ def _family_pedestrian(rng, w: _World) -> None:
     )
 
 
+def _light_states(green: np.ndarray) -> np.ndarray:
+    """(T,) LightState from a green mask over TIMES: red where not green, amber over the last AMBER_S of a green
+    spell that turns red."""
+    states = np.where(green, LightState.GREEN, LightState.RED).astype(np.int8)
+    for k in np.nonzero(green[:-1] & ~green[1:])[0] + 1:  # first red sample after green
+        amber = (TIMES[k] - AMBER_S <= TIMES) & (TIMES[k] > TIMES) & green
+        states[amber] = LightState.YELLOW
+    return states
+
+
 def _family_intersection(rng, w: _World) -> None:
     limit = float(rng.choice([11.1, 13.9]))
-    half = 2 * LANE_WIDTH  # two lanes each way on both roads
+    half = 2 * w.lane_width  # two lanes each way on both roads
     arm = 90.0
     ew = _straight(-arm - half, -half)
     w.ego_limit = limit
@@ -380,22 +416,15 @@ def _family_intersection(rng, w: _World) -> None:
     turn = rng.choice(["left", "straight", "right"], p=[0.3, 0.4, 0.3])
     w.command = {"left": Command.LEFT, "straight": Command.STRAIGHT, "right": Command.RIGHT}[str(turn)]
 
-    def phase(arm_k: int) -> np.ndarray:
-        ew_green = (
-            np.where(t_switch > TIMES, ego_green, not ego_green)
-            if rng.uniform() < 0.4
-            else np.full(NUM_TIMES, ego_green)
-        )
-        green = ew_green if arm_k % 2 == 0 else ~ew_green
-        return np.where(green, LightState.GREEN, LightState.RED).astype(np.int8)
-
-    states_ew = phase(0)
+    switching = rng.uniform() < 0.4
+    ew_green = np.where(t_switch > TIMES, ego_green, not ego_green) if switching else np.full(NUM_TIMES, ego_green)
+    states_ew, states_ns = _light_states(ew_green), _light_states(~ew_green)
     exits = {}
     for k, (_rot, _fwd, back) in enumerate(arms):
         exits[k] = back  # lanes leaving the centre on arm k
     connectors = []
     for k, (_rot, fwd, _back) in enumerate(arms):
-        st = states_ew if k % 2 == 0 else np.where(states_ew == LightState.GREEN, LightState.RED, LightState.GREEN)
+        st = states_ew if k % 2 == 0 else states_ns
         for li, lane in enumerate(fwd):
             end = w.lanes[lane].points[-1]
             moves = {"straight": (k + 2) % 4}
@@ -416,17 +445,17 @@ def _family_intersection(rng, w: _World) -> None:
                     tt = np.linalg.solve(a, start - end)
                     ctrl = end + tt[0] * d_in
                     curve = _bezier(end, ctrl, start)
-                c = w.add_lane(_Lane(curve, limit, connector=True))
+                c = w.add_lane(_Lane(curve, limit, w.lane_width, connector=True))
                 w.successors += [(lane, c), (c, out)]
                 connectors.append((k, li, move, lane, c, out))
             dir_in = d_in / np.linalg.norm(d_in)
             nrm = np.array([-dir_in[1], dir_in[0]])
             stop = np.array(
                 [
-                    end + 0.5 * LANE_WIDTH * nrm,
-                    end - 0.5 * LANE_WIDTH * nrm,
-                    end - 0.5 * LANE_WIDTH * nrm - 2.0 * dir_in,
-                    end + 0.5 * LANE_WIDTH * nrm - 2.0 * dir_in,
+                    end + 0.5 * w.lane_width * nrm,
+                    end - 0.5 * w.lane_width * nrm,
+                    end - 0.5 * w.lane_width * nrm - 2.0 * dir_in,
+                    end + 0.5 * w.lane_width * nrm - 2.0 * dir_in,
                 ]
             )
             w.lights.append((lane, stop, st.astype(np.int8)))
@@ -438,15 +467,16 @@ def _family_intersection(rng, w: _World) -> None:
     # the route holds every lane connector from the ego's arm to its exit arm (nuPlan routes by roadblock)
     route_connectors = [c[4] for c in connectors if c[0] == 0 and c[2] == turn]
     w.route_lanes = [*arms[0][1], *route_connectors, *exits[exit_arm]]
-    dist_to_stop = float(rng.uniform(8.0, 45.0))
+    red_now = states_ew[CURRENT_INDEX] != LightState.GREEN
+    waiting = red_now and rng.uniform() < 0.35  # standing at the line, waiting for green
+    dist_to_stop = float(rng.uniform(1.0, 3.0) if waiting else rng.uniform(8.0, 45.0))
     s_stop = polyline_arclength(w.lanes[conn[3]].points)[-1]
     s0 = s_stop - dist_to_stop - PACIFICA.rear_axle_to_front
-    red_now = states_ew[CURRENT_INDEX] == LightState.RED
     v_max = np.sqrt(2 * 2.0 * max(dist_to_stop - 3.0, 0.5)) if red_now or not ego_green else limit
     turn_limit = 7.0 if turn != "straight" else limit
     v = min(_ego_speed(limit, rng), v_max, max(turn_limit, np.sqrt(2 * 1.5 * dist_to_stop) + turn_limit * 0.5))
-    _place_ego(w, rng, ego_path, s0, v)
-    if red_now or not ego_green:
+    _place_ego(w, rng, ego_path, s0, 0.0 if waiting else v)
+    if (red_now or not ego_green) and not waiting:
         _brake_for(w, dist_to_stop)
     # traffic on every approach, following their connectors when they reach the box
     for k, li, move, lane, c, out in connectors:
@@ -477,21 +507,23 @@ def _family_intersection(rng, w: _World) -> None:
 
 
 def _family_merge(rng, w: _World) -> None:
+    w.command = Command.LEFT  # joining the main road is a lane change to the left
     limit = float(rng.choice([13.9, 16.7, 22.2]))
     main = _straight(-100.0, 170.0)
     fwd, back = _add_road(w, main, 2, int(rng.integers(0, 2)), limit)
     w.ego_limit = limit
     right = fwd[1]
     merge_x = float(rng.uniform(25.0, 60.0))
-    y_right = -1.5 * LANE_WIDTH
+    lw = w.lane_width
+    y_right = -1.5 * lw
     # ramp: parallel lane to the right that tapers into the right lane between merge_x and merge_x + 40
     xs = np.linspace(-100.0, merge_x + 40.0, 80)
     taper = np.clip((xs - merge_x) / 40.0, 0.0, 1.0)
     taper = taper * taper * (3 - 2 * taper)
-    ramp = np.stack([xs, y_right - LANE_WIDTH * (1.0 - taper)], -1)
-    r = w.add_lane(_Lane(ramp, limit))
+    ramp = np.stack([xs, y_right - lw * (1.0 - taper)], -1)
+    r = w.add_lane(_Lane(ramp, limit, lw))
     w.successors.append((r, right))
-    ramp_area = _strip(ramp[ramp[:, 0] <= merge_x + 40.0], 0.5 * LANE_WIDTH, 0.5 * LANE_WIDTH)
+    ramp_area = _strip(ramp[ramp[:, 0] <= merge_x + 40.0], 0.5 * lw, 0.5 * lw)
     w.areas.append((ramp_area, AreaKind.ROAD))
     rs = polyline_arclength(ramp)[-1]
     r_pts = w.lanes[right].points
@@ -657,6 +689,8 @@ def _simulate_movers(w: _World) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         vf = v[followers]
         s[followers] = s[followers] + np.maximum(vf * DT + 0.5 * acc * DT**2, 0.0)
         v[followers] = np.maximum(vf + acc * DT, 0.0)
+    # the log holds an agent only while it is within VIEW_RANGE of the logged ego
+    valid = np.linalg.norm(poses[..., :2] - ego_pos[None], axis=-1) < VIEW_RANGE
     return poses, vels, valid
 
 
@@ -678,7 +712,7 @@ def _to_ego_frame(xy: np.ndarray, origin: np.ndarray, heading: float) -> np.ndar
     return np.stack([c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]], -1)
 
 
-def _assemble(w: _World, token: str, family: str, seed: int) -> Scene:
+def _assemble(w: _World, token: str, family: str, seed: int, rng: np.random.Generator) -> Scene:
     # ego history in the world frame (rear axle on the ego path)
     th = TIMES[: CURRENT_INDEX + 1]
     s_hist = w.ego_s0 + w.ego_speed * th + 0.5 * w.ego_accel * th**2
@@ -732,6 +766,8 @@ def _assemble(w: _World, token: str, family: str, seed: int) -> Scene:
         poses[..., 2] = wrap_angle(poses[..., 2] - h0)
         c, s = np.cos(h0), np.sin(h0)
         vels = np.stack([c * vels[..., 0] + s * vels[..., 1], -s * vels[..., 0] + c * vels[..., 1]], -1)
+        moving = np.hypot(vels[..., 0], vels[..., 1]) > 0.5  # a tracker's velocity estimates are noisy
+        vels = vels + np.where(moving[..., None], rng.normal(0.0, VELOCITY_NOISE, vels.shape), 0.0)
         agents = Agents(
             ids=np.arange(len(w.movers), dtype=np.int64),
             classes=np.array([m.cls for m in w.movers], dtype=np.int8),
@@ -760,7 +796,7 @@ def make_scene(seed: int, family: str | None = None) -> Scene:
         family = str(rng.choice(names, p=p / p.sum()))
     if family not in FAMILIES:
         raise ValueError(f"unknown scenario family {family!r}; known: {', '.join(FAMILIES)}")
-    w = _World()
+    w = _World(lane_width=float(rng.uniform(*LANE_WIDTHS)))
     if family in ("straight", "curve"):
         _family_road(rng, w, curved=family == "curve")
     elif family == "lead_braking":
@@ -775,7 +811,9 @@ def make_scene(seed: int, family: str | None = None) -> Scene:
         _family_intersection(rng, w)
     else:
         _family_merge(rng, w)
-    return _assemble(w, f"{family}-{seed:08d}", family, seed)
+    if rng.uniform() < UNKNOWN_COMMAND_P:
+        w.command = Command.UNKNOWN
+    return _assemble(w, f"{family}-{seed:08d}", family, seed, rng)
 
 
 def split_seeds(split: str, num: int) -> range:

@@ -38,9 +38,12 @@ class LightState(IntEnum):
 
 
 class Command(IntEnum):
+    """NAVSIM's driving command: the route's direction (left / right cover turns, lane changes and sharp curves)."""
+
     LEFT = 0
     STRAIGHT = 1
     RIGHT = 2
+    UNKNOWN = 3
 
 
 class AreaKind(IntEnum):
@@ -143,7 +146,7 @@ class EgoState:
     history_poses: (H+1, 3) rear-axle x, y, heading at t = -1.5 .. 0 s (0.1 s apart; the last is the
     current pose, the origin); history_velocities: (H+1, 2) body-frame vx, vy;
     history_accelerations: (H+1, 2) body-frame ax, ay.
-    command: the driving command (Command: left / straight / right) for the route ahead.
+    command: the driving command (Command: left / straight / right / unknown) for the route ahead.
     """
 
     history_poses: np.ndarray
@@ -288,4 +291,5 @@ def validate_scene(scene: Scene) -> None:
         "ego.history_poses",
         "the current pose must be the origin of the ego frame",
     )
-    _check(int(e.command) in (0, 1, 2), tok, "ego.command", f"must be 0/1/2 (left/straight/right), got {e.command}")
+    commands = "0-3 (left/straight/right/unknown)"
+    _check(int(e.command) in tuple(Command), tok, "ego.command", f"must be {commands}, got {e.command}")

@@ -62,13 +62,10 @@ METRICS = ("nc", "dac", "ddc", "tlc", "ep", "ttc", "c", "lk", "hc", "ec")
 class ScorerConfig:
     """Deliberate deviations from NAVSIM, each named for what it does; all off by default.
 
-    ignore_overlaps_at_start: agents already overlapping the ego at t = 0 count for neither NC nor TTC
-        (NAVSIM counts them).
     physical_lateral_acceleration: comfort uses the simulated lateral acceleration v * yaw rate (NAVSIM's
-        bicycle model writes 0).
+        bicycle model writes 0 after the first state).
     """
 
-    ignore_overlaps_at_start: bool = False
     physical_lateral_acceleration: bool = False
 
 
@@ -135,7 +132,12 @@ def _lane_quads(polygon: np.ndarray, count: int) -> np.ndarray:
 
 
 class ScoringContext:
-    """Everything about one scene the scorer needs, precomputed once and reused for any number of proposals."""
+    """Everything about one scene the scorer needs, precomputed once and reused for any number of proposals.
+
+    Traffic is replayed from the scene's log as NAVSIM's non-reactive policy does
+    (traffic_agents_policies/log_replay_traffic_agents.py ``LogReplayTrafficAgents.simulate_environment``):
+    agents whose box touches the ego's at t = 0 are removed from every state.
+    """
 
     def __init__(self, scene: Scene, vehicle: VehicleParameters = PACIFICA):
         self.scene = scene
@@ -147,7 +149,9 @@ class ScoringContext:
         self.agent_corners = box_corners(
             ag.poses[:, t, :2], ag.poses[:, t, 2], ag.sizes[:, None, 0], ag.sizes[:, None, 1]
         )  # (N, 41, 4, 2)
-        self.agent_valid = ag.valid[:, t]
+        start = ego_corners(np.zeros(3), vehicle)
+        overlaps_start = boxes_overlap(start[None], self.agent_corners[:, 0]) & ag.valid[:, c]
+        self.agent_valid = ag.valid[:, t] & ~overlaps_start[:, None]
         self.agent_centers = ag.poses[:, t, :2]
         speed = np.hypot(ag.velocities[:, t, 0], ag.velocities[:, t, 1])
         # nuPlan's is_track_stopped reads the track as first observed (PDMObservation.unique_objects keeps the
@@ -156,8 +160,6 @@ class ScoringContext:
         first_speed = speed[np.arange(len(first)), first] if len(first) else np.zeros(0)
         self.agent_stopped = (ag.classes == AgentClass.STATIC) | (first_speed <= STOPPED_SPEED)
         self.agent_static_cost = np.where(ag.classes == AgentClass.STATIC, 0.5, 0.0)  # NC when at fault
-        start = ego_corners(np.zeros(3), vehicle)
-        self.agent_overlaps_start = boxes_overlap(start[None], self.agent_corners[:, 0]) & self.agent_valid[:, 0]
         self.lanes = PolygonSet(m.lane_polygons, m.lane_polygon_num)
         route = np.zeros(m.num_lanes, bool)
         route[m.route_lanes] = True
@@ -184,14 +186,10 @@ class ScoringContext:
         self.red_quads = np.concatenate(quads) if quads else np.zeros((0, 4, 2))
         quad_light = np.concatenate(owner) if owner else np.zeros(0, np.int64)
         self.red_quad_red = (m.light_states[quad_light][:, t] == LightState.RED).T  # (41, Q)
-        # the ego's past for HC and its current yaw rate / yaw acceleration (for the first simulated state)
-        e = scene.ego
-        heading = np.unwrap(e.history_poses[:, 2])
-        yaw_rate = np.gradient(heading, self.dt)
-        yaw_accel = np.gradient(yaw_rate, self.dt)
-        self.hist_accel = e.history_accelerations
-        self.hist_heading = e.history_poses[:, 2]
-        self.hist_yaw_rate, self.hist_yaw_accel = yaw_rate, yaw_accel
+        # the ego's past for HC and its logged lateral acceleration now (the first simulated state keeps it)
+        self.hist_accel = scene.ego.history_accelerations
+        self.hist_heading = scene.ego.history_poses[:, 2]
+        self.lateral_accel_now = float(scene.ego.acceleration[1])
 
 
 @dataclass
@@ -260,14 +258,7 @@ def _bearing_cos(poses: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return along / np.maximum(np.hypot(d[..., 0], d[..., 1]), 1e-9)
 
 
-def _usable_agents(ctx: ScoringContext, config: ScorerConfig) -> np.ndarray:
-    """(N, T) the agent is in the observation at that state."""
-    if config.ignore_overlaps_at_start:
-        return ctx.agent_valid & ~ctx.agent_overlaps_start[:, None]
-    return ctx.agent_valid
-
-
-def no_at_fault_collision(track: EgoTrack, config: ScorerConfig) -> tuple[np.ndarray, np.ndarray]:
+def no_at_fault_collision(track: EgoTrack) -> tuple[np.ndarray, np.ndarray]:
     """(NC (B,), contact (B, T) with any agent). ``_calculate_no_at_fault_collision`` with nuPlan's collision
     types (pdm_scorer_utils.get_collision_type): the ego stopped (<= 0.05 m/s) is never at fault; a stopped
     track (as first observed) is always the ego's fault; an agent behind (bearing > 150 deg) is not; the
@@ -278,8 +269,7 @@ def no_at_fault_collision(track: EgoTrack, config: ScorerConfig) -> tuple[np.nda
     if not len(ctx.agent_corners):
         return np.ones(b), np.zeros((b, nt), bool)
     ag = ctx.agent_corners
-    usable = _usable_agents(ctx, config)
-    contact = boxes_overlap(track.corners[:, :, None], ag.transpose(1, 0, 2, 3)[None]) & usable.T[None]  # (B,T,N)
+    contact = boxes_overlap(track.corners[:, :, None], ag.transpose(1, 0, 2, 3)[None]) & ctx.agent_valid.T[None]
     front = np.zeros_like(contact)
     bi, ti, ni = np.nonzero(contact)
     if len(bi):
@@ -294,7 +284,7 @@ def no_at_fault_collision(track: EgoTrack, config: ScorerConfig) -> tuple[np.nda
     return np.where(at_fault, ctx.agent_static_cost[None], 1.0).min(-1), contact.any(-1)
 
 
-def time_to_collision(track: EgoTrack, config: ScorerConfig) -> np.ndarray:
+def time_to_collision(track: EgoTrack) -> np.ndarray:
     """(B,) TTC (``_calculate_ttc``): for states 0 .. 31, the box projected ahead at constant velocity by
     0 / 0.3 / 0.6 / 0.9 s must not touch an agent (at that later state) that is ahead (bearing < 30 deg) or -
     while the ego is in several lanes, off the drivable area or with its rear axle in an intersection - not
@@ -310,10 +300,9 @@ def time_to_collision(track: EgoTrack, config: ScorerConfig) -> np.ndarray:
     offsets = np.array(TTC_STEPS) * ctx.dt
     proj = track.corners[:, :n_t, None] + vel[:, :, None, None, :] * offsets[None, None, :, None, None]
     t_idx = np.arange(n_t)[:, None] + np.array(TTC_STEPS)[None]  # (n_t, F)
-    usable = _usable_agents(ctx, config)
     ag_future = ctx.agent_corners[:, t_idx].transpose(1, 2, 0, 3, 4)  # (n_t, F, N, 4, 2)
     hit = boxes_overlap(proj[:, :, :, None], ag_future[None])  # (B, n_t, F, N)
-    hit &= usable[:, t_idx].transpose(1, 2, 0)[None]
+    hit &= ctx.agent_valid[:, t_idx].transpose(1, 2, 0)[None]
     hit &= (speed >= TTC_STOPPED_SPEED)[:, :, None, None]
     risky = track.multiple_lanes(hit.any((2, 3))) | track.off_road[:, :n_t] | track.rear_in_intersection[:, :n_t]
     fut_centers = ctx.agent_centers[:, t_idx].transpose(1, 2, 0, 3)  # (n_t, F, N, 2)
@@ -353,15 +342,17 @@ def traffic_light_compliance(track: EgoTrack) -> np.ndarray:
 
 
 def ego_progress_raw(track: EgoTrack) -> np.ndarray:
-    """(B,) metres (``_calculate_progress``): the centre's arc length along the route, end minus start, >= 0."""
-    s, _ = project_on_polyline(track.centers[:, [0, -1]], track.ctx.route)
+    """(B,) metres (``_calculate_progress``): the centre's arc length along the route (projections clamped to
+    the route, as shapely's ``project``), end minus start, >= 0."""
+    s, _ = project_on_polyline(track.centers[:, [0, -1]], track.ctx.route, extend_ends=False)
     return np.maximum(s[:, 1] - s[:, 0], 0.0)
 
 
 def lane_keeping(track: EgoTrack) -> np.ndarray:
     """(B,) LK (``_calculate_lane_keeping``): 0 once the centre is more than 0.5 m from the route centreline for
-    20 states in a row; states in an intersection neither count nor break a run."""
-    _, lat = project_on_polyline(track.centers, track.ctx.route)
+    20 states in a row (distance to the polyline, as shapely's ``distance``); states in an intersection neither
+    count nor break a run."""
+    _, lat = project_on_polyline(track.centers, track.ctx.route, extend_ends=False)
     over = np.abs(lat) > LK_DEVIATION
     b, nt = over.shape
     run = np.zeros(b, np.int64)
@@ -372,22 +363,28 @@ def lane_keeping(track: EgoTrack) -> np.ndarray:
     return np.where(worst >= LK_STEPS, 0.0, 1.0)
 
 
-def _lateral_accel(states: SimulatedStates, config: ScorerConfig) -> np.ndarray:
-    return states.accel_lat if config.physical_lateral_acceleration else np.zeros_like(states.accel_lat)
+def _lateral_accel(states: SimulatedStates, config: ScorerConfig, now: float) -> np.ndarray:
+    """(B, T) lateral acceleration of the states as NAVSIM's simulator writes it: the logged value `now` in the
+    first state (pdm_simulator.py starts from the ego state), 0 after it (batch_kinematic_bicycle.py)."""
+    if config.physical_lateral_acceleration:
+        return states.accel_lat
+    out = np.zeros_like(states.accel_lat)
+    out[:, 0] = now
+    return out
 
 
-def _yaw_accel(ctx: ScoringContext, states: SimulatedStates) -> np.ndarray:
-    """(B, T) the bicycle model's angular acceleration: yaw-rate change per step, the ego's own at t = 0."""
-    out = np.empty_like(states.yaw_rate)
-    out[:, 0] = ctx.hist_yaw_accel[-1]
-    out[:, 1:] = np.diff(states.yaw_rate, axis=1) / ctx.dt
+def _yaw_accel(states: SimulatedStates, dt: float) -> np.ndarray:
+    """(B, T) the bicycle model's angular acceleration: the yaw-rate change per step, 0 in the first state (an
+    ego state built from ego status has no angular velocity or acceleration)."""
+    out = np.zeros_like(states.yaw_rate)
+    out[:, 1:] = np.diff(states.yaw_rate, axis=1) / dt
     return out
 
 
 def comfort_v1(ctx: ScoringContext, states: SimulatedStates, config: ScorerConfig) -> np.ndarray:
     """(B,) C of NAVSIM v1.1 (tag v1.1 ``_calculate_is_comfortable``): the six bounds on the simulated 4 s,
     rear-axle accelerations, whole-horizon windows."""
-    lat = _lateral_accel(states, config)
+    lat = _lateral_accel(states, config, ctx.lateral_accel_now)
     mag = np.hypot(states.accel_lon, lat)
     sig = comfort_signals(states.accel_lon, lat, mag, states.poses[..., 2], ctx.dt, V1_WINDOWS)
     return comfort_checks(sig).all(-1).astype(np.float64)
@@ -397,7 +394,8 @@ def history_comfort(ctx: ScoringContext, states: SimulatedStates, config: Scorer
     """(B,) HC (``_calculate_history_comfort``): the six bounds with v2's windows over the ego's past followed by
     the simulated 4 s, accelerations at the box centre. NAVSIM samples the past from -1.5 s every 0.1 s up to
     but excluding 0 s and then drops the last sample: -1.5 .. -0.2 s (14 states), and treats the sequence as
-    evenly spaced."""
+    evenly spaced. Past states carry no angular velocity or acceleration (NAVSIM builds them from ego status),
+    so only the simulated ones are shifted to the centre."""
     b = len(states)
     h = len(ctx.hist_heading) - 2  # -1.5 .. -0.2 s
     off = ctx.vehicle.rear_axle_to_center
@@ -406,9 +404,10 @@ def history_comfort(ctx: ScoringContext, states: SimulatedStates, config: Scorer
         return np.concatenate([np.broadcast_to(hist[:h], (b, h)), sim], axis=1)
 
     ax = cat(ctx.hist_accel[:, 0], states.accel_lon)
-    ay = cat(ctx.hist_accel[:, 1], _lateral_accel(states, config))
-    yaw_rate = cat(ctx.hist_yaw_rate, states.yaw_rate)
-    yaw_accel = cat(ctx.hist_yaw_accel, _yaw_accel(ctx, states))
+    ay = cat(ctx.hist_accel[:, 1], _lateral_accel(states, config, ctx.lateral_accel_now))
+    still = np.zeros(h)
+    yaw_rate = cat(still, states.yaw_rate)
+    yaw_accel = cat(still, _yaw_accel(states, ctx.dt))
     heading = cat(ctx.hist_heading, states.poses[..., 2])
     lon = centre_lon_accel(ax, yaw_rate, yaw_accel, off)
     sig = comfort_signals(lon, ay, np.hypot(ax, ay), heading, ctx.dt, V2_WINDOWS)
@@ -423,8 +422,8 @@ def extended_comfort(
     if previous is None:
         return np.ones(len(states))
 
-    def mag(st: SimulatedStates) -> np.ndarray:
-        return np.hypot(st.accel_lon, _lateral_accel(st, config))
+    def mag(st: SimulatedStates) -> np.ndarray:  # the previous frame's first state falls outside the overlap
+        return np.hypot(st.accel_lon, _lateral_accel(st, config, ctx.lateral_accel_now))
 
     return two_frame_extended_comfort(
         (mag(states), states.poses[..., 2]), (mag(previous), previous.poses[..., 2]), EC_SHIFT_STEPS, ctx.dt
@@ -478,11 +477,11 @@ def score_states(
     yardstick, as NAVSIM scores it in the same batch); None normalises by the batch. `previous`: the previous
     frame's (0.5 s earlier) simulated plans, row-aligned, for EC."""
     track = EgoTrack.of(ctx, states)
-    nc, _ = no_at_fault_collision(track, config)
+    nc, _ = no_at_fault_collision(track)
     dac = drivable_area_compliance(track)
     ddc = driving_direction_compliance(track)
     tlc = traffic_light_compliance(track)
-    ttc = time_to_collision(track, config)
+    ttc = time_to_collision(track)
     raw = ego_progress_raw(track)
     subs = {
         "nc": nc,

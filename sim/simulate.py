@@ -10,7 +10,10 @@ lateral LQR q = [1, 10, 0] on (lateral error, heading error, steering angle), r 
 horizon 10 steps; max steering angle pi/3; acceleration lag 0.2 s, steering lag 0.05 s. Not in docs/methods.md,
 taken from nuPlan's tracker defaults: the stopping controller (below 0.2 m/s reference and current speed,
 accelerate with -0.5 * speed). The LQR holds one input over the horizon and penalises the terminal error
-(nuPlan's one-step formulation); the lateral model is linearised around the reference curvature.
+(nuPlan's one-step formulation); the lateral model is linearised around the reference curvature. Each step
+first lags the actuators, then integrates the speed with the lagged acceleration and the pose with the
+previous speed and steering angle (batch_kinematic_bicycle.py ``propagate_state``). Unlike NAVSIM the speed is
+held at 0 rather than allowed to turn slightly negative after a stop.
 
 Everything is vectorised over a flat batch B (proposals of one or many scenes); the only Python loops run
 over the 40 time steps and the 10 horizon steps.
@@ -200,9 +203,9 @@ def simulate_proposals(
         px = px + v * np.cos(psi) * dt
         py = py + v * np.sin(psi) * dt
         psi = psi + v * np.tan(delta) / wb * dt
-        v_next = v + a * dt
-        # first-order actuator lags
+        # first-order actuator lags; the speed integrates the lagged acceleration (NAVSIM's propagate_state)
         a = a + alpha_a * (a_cmd - a)
+        v_next = v + a * dt
         delta_ideal = delta + steer_rate * dt
         delta = np.clip(delta + alpha_d * (delta_ideal - delta), -config.max_steering, config.max_steering)
         a = np.where((v_next <= 0.0) & (a < 0.0), 0.0, a)

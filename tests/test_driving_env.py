@@ -20,7 +20,7 @@ from diffpilot.envs.driving import (
     write_demonstrations,
 )
 from diffpilot.sim.frames import future_frame
-from diffpilot.sim.planners import ConstantVelocityPlanner, PDMClosedPlanner
+from diffpilot.sim.planners import PRIVILEGED_PDM_CLOSED, ConstantVelocityPlanner, PDMClosedPlanner
 from diffpilot.sim.scenarios import make_scene
 from diffpilot.sim.scene import SceneError
 
@@ -129,7 +129,8 @@ def test_future_frame_moves_world_into_the_new_ego_frame():
 
 
 def test_closed_loop_env_passes_check_env_and_scores_episodes(scenes):
-    static = make_scene(next(s for s in range(40) if make_scene(s, "static_obstacle").agents.classes[0] == 0))
+    seed = next(s for s in range(40) if make_scene(s, "static_obstacle").agents.classes[0] == 0)
+    static = make_scene(seed, "static_obstacle")  # a stopped car in the ego's lane
     env = DrivingEnv(scenes=[*scenes[:2], static])
     check_env(env, skip_render_check=True)
     pdm = PDMClosedPlanner()
@@ -157,6 +158,6 @@ def test_demonstrations_round_trip(tmp_path):
     data = load_demonstrations(tmp_path)
     assert data["trajectory"].shape == (4, 8, 3) and data["bev"].dtype == np.uint8
     scene = make_scene(13)
-    assert np.allclose(data["trajectory"][2], PDMClosedPlanner().plan(scene), atol=1e-5)
+    assert np.allclose(data["trajectory"][2], PDMClosedPlanner(PRIVILEGED_PDM_CLOSED).plan(scene), atol=1e-5)
     obs = stack_observations([observe(scene)])
     assert np.array_equal(data["bev"][2], obs["bev"][0]) and str(data["token"][2]) == scene.token

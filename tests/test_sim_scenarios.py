@@ -21,8 +21,9 @@ def test_lead_braking_builds_up_instead_of_jumping():
     worst = 0.0
     for seed in range(15):
         scene = make_scene(seed, "lead_braking")
-        v = np.hypot(*scene.agents.velocities[0].T)  # agent 0 is the braking lead
+        # agent 0 is the braking lead; its speed from its positions (the logged velocities carry noise)
+        v = np.linalg.norm(np.diff(scene.agents.poses[0, :, :2], axis=0), axis=-1) / scene.dt
         acc = np.diff(v) / scene.dt
         worst = max(worst, float(np.abs(np.diff(acc[v[1:] > 0.5])).max()))
-    # 6 m/s^2 at most, reached over BRAKE_ONSET_S (plus IDM's own changes); a step onset would jump by 3-6 m/s^2
-    assert worst <= 6.0 * scene.dt / BRAKE_ONSET_S + 1.0
+    # 5 m/s^2 at most, reached over BRAKE_ONSET_S (plus IDM's own changes); a step onset would jump by 2.5-5 m/s^2
+    assert worst <= 5.0 * scene.dt / BRAKE_ONSET_S + 1.0

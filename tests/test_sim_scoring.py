@@ -34,6 +34,7 @@ from diffpilot.sim.scoring import (
 from diffpilot.sim.simulate import SimulatedStates
 
 T_GRID = (np.arange(NUM_TIMES) - 15) * 0.1
+FRONT = 1.461 + 5.176 / 2  # rear axle to front bumper
 T_SIM = np.arange(41) * 0.1
 HALF_W = 2.297 / 2
 
@@ -277,17 +278,16 @@ def test_pedestrian_standing_at_start_who_walks_into_the_side_is_the_egos_fault(
     assert score(moving, states(cruise())).nc[0] == 1.0
 
 
-def test_stopped_car_overlapping_the_ego_at_start_counts():
-    sc = road_scene([{"x": 3.0, "y": 0.0}])  # its box overlaps the ego's front at t = 0
-    assert score(sc, states(cruise())).nc[0] == 0.0
-    relaxed = score(sc, states(cruise()), config=ScorerConfig(ignore_overlaps_at_start=True))
-    assert relaxed.nc[0] == 1.0
+def test_log_replay_drops_an_agent_overlapping_the_ego_at_start():
+    # LogReplayTrafficAgents.simulate_environment removes agents touching the ego's box at t = 0 from every state
+    overlapping = road_scene([{"x": 3.0, "y": 0.0}])  # its rear overlaps the ego's front at t = 0
+    s = score(overlapping, states(cruise()))
+    assert s.nc[0] == 1.0 and s.ttc[0] == 1.0
+    just_clear = road_scene([{"x": FRONT + 2.4 + 0.05, "y": 0.0}])  # 5 cm ahead of the bumper: stays, is hit
+    assert score(just_clear, states(cruise())).nc[0] == 0.0
 
 
 # --- TLC: on-route lane connectors closed by a red light
-
-
-FRONT = 1.461 + 5.176 / 2  # rear axle to front bumper
 
 
 def junction_scene(line_x: float, state: int = LightState.RED) -> Scene:
@@ -479,3 +479,14 @@ def test_a_metric_the_human_fails_is_not_held_against_the_agent():
     assert filtered.pdms[0] == agent.pdms[0]  # v1.1 has no human filter
     clean = score_states(ctx, states(cruise()))
     assert apply_human_filter(clean, clean).epdms[0] == clean.epdms[0]
+
+
+def test_first_state_keeps_the_logged_lateral_acceleration():
+    # NAVSIM's simulation starts from the logged ego state; its bicycle model writes a_y = 0 afterwards. In EC
+    # the current plan's first state is compared with the previous plan's state at the same time
+    now, previous = states(cruise()), states(cruise())
+    calm = road_scene()
+    assert score(calm, now, previous=previous).ec[0] == 1.0
+    turning = road_scene()
+    turning.ego.history_accelerations[-1, 1] = 3.0  # 3 m/s^2 sideways now, 0 in the simulated states
+    assert score(turning, now, previous=previous).ec[0] == 0.0

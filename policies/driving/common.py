@@ -13,7 +13,7 @@ from torch import nn
 from ..checkpoint import PretrainedPolicy
 
 POSES = 8  # poses per trajectory, every 0.5 s up to 4 s (NAVSIM)
-EGO_STATUS_SCALE = (10.0, 2.0, 3.0, 3.0, 1.0, 1.0, 1.0)  # vx, vy, ax, ay, command one-hot
+EGO_STATUS_SCALE = (10.0, 2.0, 3.0, 3.0, 1.0, 1.0, 1.0, 1.0)  # vx, vy, ax, ay, command one-hot (4)
 
 
 def as_tensor(obs: dict[str, Any], key: str, shape_tail: tuple[int, ...], device) -> torch.Tensor:

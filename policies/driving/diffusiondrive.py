@@ -1,7 +1,7 @@
 """DiffusionDrive (Liao et al., CVPR 2025) on the NAVSIM-style agent input, and the vanilla diffusion
 trajectory policy it is compared with. Works on observation dicts; knows nothing of the simulator or envs.
 
-Input keys (B leading): ego_status (7), history (4, 3), bev (C, S, S) uint8, agents (A, 12), agents_mask (A,),
+Input keys (B leading): ego_status (8), history (4, 3), bev (C, S, S) uint8, agents (A, 12), agents_mask (A,),
 route (R, 2) - see diffpilot.envs.driving. Output of ``plan``: (B, 8, 3) x, y, heading at 0.5 .. 4 s.
 
 Scene encoder (both variants): a small strided CNN turns the BEV raster into 8 x 8 feature tokens; agents,

@@ -1,7 +1,7 @@
 """Ego-status MLP planner (NAVSIM's ego-MLP baseline): velocity, acceleration and driving command in,
 an 8-pose trajectory (x, y, heading at 0.5 .. 4 s, ego frame) out. Trained by BC with an L1 loss.
 
-Works on observation dicts (the NAVSIM-style agent input: ``ego_status`` (B, 7) = vx, vy, ax, ay, command
+Works on observation dicts (the NAVSIM-style agent input: ``ego_status`` (B, 8) = vx, vy, ax, ay, command
 one-hot); knows nothing of the simulator or the env.
 """
 
@@ -22,7 +22,7 @@ from .common import EGO_STATUS_SCALE, POSES, DrivingPolicy, TrajectoryScale, as_
 
 @dataclass
 class EgoMLPConfig(DictConfig):
-    ego_dim: int = 7
+    ego_dim: int = 8
     hidden: int = 256
     layers: int = 2
     poses: int = POSES

@@ -25,7 +25,7 @@ class SceneConfig:
     bev_behind: float = 12.0  # metres of raster behind the rear axle
     max_agents: int = 32
     agent_features: int = 12
-    ego_dim: int = 7
+    ego_dim: int = 8
     history_frames: int = 4
     route_points: int = 16
     d_model: int = 64

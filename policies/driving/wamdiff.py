@@ -1,7 +1,7 @@
 """WAM-Diff (docs/methods.md): a masked discrete-diffusion trajectory policy on the NAVSIM-style agent input.
 Works on observation dicts; knows nothing of the simulator or envs.
 
-Input keys (B leading): ego_status (7), history (4, 3), bev (C, S, S) uint8, agents (A, 12), agents_mask (A,),
+Input keys (B leading): ego_status (8), history (4, 3), bev (C, S, S) uint8, agents (A, 12), agents_mask (A,),
 route (R, 2) - see diffpilot.envs.driving. Output of ``plan``: (B, 8, 3) x, y, heading at 0.5 .. 4 s.
 
 - The trajectory is a sequence of TOKENS = 48 discrete tokens (policies/driving/trajectory_tokens.py: 0.01 quantisation
