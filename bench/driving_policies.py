@@ -6,6 +6,8 @@ with its batch-1 planning latency (median over --latency-scenes scenes).
 
   diffpilot data task=driving                                   # 3,600 demonstrations → data/driving/train
   OMP_NUM_THREADS=1 python bench/driving_policies.py --only diffusiondrive,wamdiff
+  OMP_NUM_THREADS=1 python bench/driving_policies.py --only wamdiff \
+      --evaluate wamdiff_gspo=runs/driving/wamdiff_gspo/checkpoints/last/pretrained_model
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ def latency_b1(policy, obs: dict[str, np.ndarray]) -> float:
     return 1e3 * float(np.median(times))
 
 
+def planner_row(info: dict, policy, latency_obs: dict[str, np.ndarray]) -> dict:
+    """driving.json's row: every sub-score, PDMS, EPDMS, the valid fraction and the batch-1 latency."""
+    keys = ("nc", "dac", "ddc", "tlc", "ep", "ep_v1", "ttc", "c", "lk", "hc", "ec", "pdms", "epdms")
+    return {k: info[k] for k in keys} | {"valid": info["valid"], "latency_ms": latency_b1(policy, latency_obs)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default=",".join(PLANNERS[:3]), help=f"comma-separated subset of {PLANNERS}")
@@ -52,6 +60,14 @@ def main() -> None:
     ap.add_argument("--runs", default="runs/driving", help="<runs>/<planner> is each planner's run directory")
     ap.add_argument("--retrain", action="store_true", help="train even where the run has a checkpoint")
     ap.add_argument("--latency-scenes", type=int, default=50)
+    ap.add_argument(
+        "--evaluate",
+        action="append",
+        default=[],
+        metavar="NAME=CHECKPOINT",
+        help="also score a saved planner (no training), e.g. "
+        "wamdiff_gspo=runs/driving/wamdiff_gspo/checkpoints/last/pretrained_model",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     path = RESULTS / "driving.json"
@@ -60,7 +76,17 @@ def main() -> None:
         task = OmegaConf.to_container(compose("eval", ["task=driving"]).task, resolve=True)
     scenes = make_split(task["eval"]["split"], args.latency_scenes)
     latency_obs = observe_batch(scenes)
-    for name in args.only.split(","):
+    for item in args.evaluate:
+        name, _, checkpoint = item.partition("=")
+        policy = load_policy(checkpoint)
+        eval_dir = Path(checkpoint).parent.parent / "eval"
+        info = evaluate_policy(policy, task, EvalSettings(), eval_dir, {"policy": checkpoint})
+        out["planners"][name] = planner_row(info, policy, latency_obs)
+        out.setdefault("per_family_pdms", {})[name] = info["per_family_pdms"]
+        out.setdefault("training", {})[name] = {"eval_command": f"diffpilot eval task=driving policy_path={checkpoint}"}
+        print(name, {k: round(v, 3) for k, v in out["planners"][name].items()}, flush=True)
+        atomic_write_json(path, out)
+    for name in [n for n in args.only.split(",") if n]:
         run = Path(args.runs) / name
         overrides = [f"experiment=driving_{name}", f"dataset.root={args.demos}", f"output_dir={run}"]
         if args.retrain or not (run / RESULT_FILE).is_file():
@@ -70,9 +96,7 @@ def main() -> None:
         policy = load_policy(checkpoint)
         info = evaluate_policy(policy, task, EvalSettings(), run / "eval", {"policy": str(checkpoint)})
         record_evaluation(info, run / "eval")
-        keys = ("nc", "dac", "ddc", "tlc", "ep", "ep_v1", "ttc", "c", "lk", "hc", "ec", "pdms", "epdms")
-        row = {k: info[k] for k in keys}
-        row |= {"valid": info["valid"], "latency_ms": latency_b1(policy, latency_obs)}
+        row = planner_row(info, policy, latency_obs)
         train = json.loads((run / RESULT_FILE).read_text())
         out["planners"][name] = row
         out.setdefault("per_family_pdms", {})[name] = info["per_family_pdms"]

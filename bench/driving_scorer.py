@@ -37,7 +37,11 @@ from diffpilot.sim.scoring import ScoringContext, score_states
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # rows scored by another scorer version or against another reference are not merged into driving.json
-SCORER_VERSION = "navsim-v2 terms, reference pdm_closed (constant-velocity forecasts), human filter, navtest-like scenes"
+SCORER_VERSION = (
+    "navsim-v2 terms, reference pdm_closed (constant-velocity forecasts), human filter, navtest-like scenes"
+)
+# navtest PDMS as published (NAVSIM's leaderboard and the DiffusionDrive paper), beside ours in the docs
+NAVTEST_PUBLISHED = {"constant_velocity": 20.6, "ego_mlp": 65.6, "pdm_closed": 93.0, "diffusiondrive": 88.1}
 NOTES = (
     "PDMS/EPDMS in percent, sub-scores as fractions (means over scenes): nc, dac, ddc, tlc, ep, ttc, lk, hc, ec "
     "are NAVSIM v2's (after the human filter), ep_v1 and c v1.1's. pdm_closed is NAVSIM's PDM-Closed (agents "
@@ -153,6 +157,7 @@ def main() -> None:
         "scenes": len(evalset),
         "reference": "pdm_closed",
         "scorer": SCORER_VERSION,
+        "navtest_published": NAVTEST_PUBLISHED,
         "planners": res["table"],
         "per_family_pdms": families,
         "generation": {"scenes": len(scenes), "seconds": gen_s, "scenes_per_s": len(scenes) / gen_s},

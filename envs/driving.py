@@ -64,7 +64,7 @@ from diffpilot.sim.planners import (
 )
 from diffpilot.sim.scenarios import make_scene, make_split, split_seeds
 from diffpilot.sim.scene import AgentClass, LightState, Scene
-from diffpilot.sim.scoring import NAVSIM_SCORER, ScorerConfig, aggregate
+from diffpilot.sim.scoring import NAVSIM_SCORER, TRAFFIC, ScorerConfig, aggregate
 from diffpilot.sim.simulate import PROPOSAL_POSES, SIM_STEPS, SimulatedStates, simulate_proposals
 
 from .registry import EnvEntry, register_env
@@ -328,13 +328,15 @@ def evaluate_open_loop(
     two_frame: bool = False,
     human_plans: Sequence[np.ndarray] | None = None,
     config: ScorerConfig = NAVSIM_SCORER,
+    traffic: str = "log_replay",
 ) -> DrivingResults:
     """NAVSIM's open-loop protocol: the policy (a learned planner with `plan(obs_batch)`, or a BuiltinPlanner)
     plans each scene once, the plan is simulated and scored against the log; EP is normalised by the
     PDM-Closed reference of the same scene (`reference`, or its plans precomputed in `reference_plans`). With
     `two_frame` the policy also plans each scene's previous frame (0.5 s earlier) and EC compares the two plans
     (NAVSIM v2); otherwise EC = 1. With `human_plans` (the scenes' driver, one (8, 3) plan per scene) v2's
-    human penalty filter applies. latency_ms: the policy's planning time per scene (observation building
+    human penalty filter applies. `traffic`: log_replay (NAVSIM's non-reactive policy) or reactive (its IDM
+    agents, sim/reactive.py). latency_ms: the policy's planning time per scene (observation building
     excluded)."""
     reference = reference or PDMClosedPlanner()
     rows: list[dict[str, Any]] = []
@@ -355,7 +357,7 @@ def evaluate_open_loop(
         for i, scene in enumerate(chunk):
             ref = reference_plans[lo + i] if reference_plans is not None else reference.plan(scene)
             human = human_plans[lo + i] if human_plans is not None else None
-            scorer = SceneScorer.of(scene, ref, human, config)
+            scorer = SceneScorer.of(scene, ref, human, config, traffic)
             prev_states = simulate_in_scene(prev_scenes[i], prev_traj[i : i + 1]) if prev_traj is not None else None
             s = scorer.score(simulate_in_scene(scene, traj[i : i + 1]), prev_states)
             rows.append(navsim_row(scene.token, scene.family, s.row(0), bool(np.isfinite(traj[i]).all())))
@@ -581,11 +583,21 @@ def evaluate_driving(
     ev = task.get("eval", {})
     obs_config = ObservationConfig(**task.get("observation", {}))
     split, num = ev.get("split", "test"), int(ev.get("num_scenes", 500))
+    traffic = str(ev.get("traffic", "log_replay"))
+    if traffic not in TRAFFIC:
+        raise ConfigError(f"task.eval.traffic={traffic!r}: expected one of {list(TRAFFIC)}")
     scenes, references, humans = scored_split(split, num)
     two_frame = bool(ev.get("two_frame", True))
     human = humans if bool(ev.get("human_penalty_filter", True)) else None
     results = evaluate_open_loop(
-        policy, scenes, 64, obs_config, reference_plans=references, two_frame=two_frame, human_plans=human
+        policy,
+        scenes,
+        64,
+        obs_config,
+        reference_plans=references,
+        two_frame=two_frame,
+        human_plans=human,
+        traffic=traffic,
     )
     if output_dir is not None:
         results.to_csv(Path(output_dir) / "scores.csv")

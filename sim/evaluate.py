@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from diffpilot.sim.frames import previous_frame
 from diffpilot.sim.planners import PDMClosedPlanner, simulate_in_scene
+from diffpilot.sim.reactive import with_reactive_traffic
 from diffpilot.sim.scene import Scene
 from diffpilot.sim.scoring import (
     NAVSIM_SCORER,
+    TRAFFIC,
     ReferenceProgress,
     ScoreBreakdown,
     ScorerConfig,
@@ -29,12 +31,25 @@ from diffpilot.sim.simulate import SimulatedStates
 @dataclass
 class SceneScorer:
     """Scores proposals of one scene as NAVSIM's pipeline does: the reference plan shares the batch (EP's
-    normaliser) and, with a human plan, v2's human penalty filter applies (evaluate/pdm_score.py)."""
+    normaliser) and, with a human plan, v2's human penalty filter applies (evaluate/pdm_score.py; give no human
+    plan for synthetic follow-up scenes: NAVSIM filters original scenes only). traffic="reactive": each proposal
+    is scored in a world whose vehicles react to it (sim/reactive.py), the reference in that same world, the
+    human in its own."""
 
-    ctx: ScoringContext
-    reference: ReferenceProgress
+    scene: Scene
+    reference_states: SimulatedStates
     human: ScoreBreakdown | None = None
     config: ScorerConfig = NAVSIM_SCORER
+    traffic: str = "log_replay"
+    ctx: ScoringContext = field(init=False)  # log replay: the one world every proposal is scored in
+    reference: ReferenceProgress = field(init=False)
+
+    def __post_init__(self):
+        if self.traffic not in TRAFFIC:
+            raise ValueError(f"traffic={self.traffic!r}: expected one of {TRAFFIC}")
+        if self.traffic == "log_replay":  # one world for every proposal
+            self.ctx = ScoringContext(self.scene)
+            self.reference = ReferenceProgress.of(score_states(self.ctx, self.reference_states, config=self.config))
 
     @staticmethod
     def of(
@@ -42,17 +57,35 @@ class SceneScorer:
         reference_plan: np.ndarray,
         human_plan: np.ndarray | None = None,
         config: ScorerConfig = NAVSIM_SCORER,
+        traffic: str = "log_replay",
     ) -> SceneScorer:
         """`reference_plan`, `human_plan`: (8, 3) proposals; the human plan is scored alone."""
-        ctx = ScoringContext(scene)
-        ref = score_states(ctx, simulate_in_scene(scene, np.asarray(reference_plan)[None]), config=config)
-        human = None
+        ref_states = simulate_in_scene(scene, np.asarray(reference_plan)[None])
+        scorer = SceneScorer(scene, ref_states, None, config, traffic)
         if human_plan is not None:
-            human = score_states(ctx, simulate_in_scene(scene, np.asarray(human_plan)[None]), config=config)
-        return SceneScorer(ctx, ReferenceProgress.of(ref), human, config)
+            human_states = simulate_in_scene(scene, np.asarray(human_plan)[None])
+            scorer.human = score_states(scorer.world(human_states), human_states, config=config)
+        return scorer
+
+    def world(self, states: SimulatedStates) -> ScoringContext:
+        """The scoring context one simulated plan (one row) is scored in."""
+        if self.traffic == "log_replay":
+            return self.ctx
+        reactive = with_reactive_traffic(self.scene, states.poses[0], states.speed[0])
+        return ScoringContext(reactive, traffic="reactive")
 
     def score(self, states: SimulatedStates, previous: SimulatedStates | None = None) -> ScoreBreakdown:
-        s = score_states(self.ctx, states, self.reference, previous, self.config)
+        if self.traffic == "log_replay":
+            s = score_states(self.ctx, states, self.reference, previous, self.config)
+        else:
+            rows = []
+            for i in range(len(states)):
+                one = states.take([i])
+                ctx = self.world(one)
+                ref = ReferenceProgress.of(score_states(ctx, self.reference_states, config=self.config))
+                prev = previous.take([i]) if previous is not None else None
+                rows.append(score_states(ctx, one, ref, prev, self.config))
+            s = ScoreBreakdown.concat(rows)
         return s if self.human is None else apply_human_filter(s, self.human)
 
 
@@ -67,11 +100,12 @@ def evaluate_planners(
     reference: PDMClosedPlanner | None = None,
     two_frame: bool = True,
     human: PDMClosedPlanner | None = None,
+    traffic: str = "log_replay",
 ) -> dict:
     """Per-scene rows and an aggregate table (means; PDMS/EPDMS in percent) for each planner, with the mean
     planning latency per scene in milliseconds. With `two_frame`, each planner also plans the scene's previous
     frame (0.5 s earlier) and EC compares the two simulated plans, as NAVSIM v2 does; otherwise EC = 1. With a
-    `human` planner (the scenes' driver), v2's human penalty filter applies."""
+    `human` planner (the scenes' driver), v2's human penalty filter applies. `traffic`: log_replay | reactive."""
     reference = reference or PDMClosedPlanner()
     rows: dict[str, list[dict]] = {name: [] for name in planners}
     latency: dict[str, list[float]] = {name: [] for name in planners}
@@ -80,7 +114,7 @@ def evaluate_planners(
         ref = reference.plan(scene)
         ref_ms = (time.perf_counter() - t0) * 1e3
         human_plan = None if human is None else (ref if human is reference else human.plan(scene))
-        scorer = SceneScorer.of(scene, ref, human_plan)
+        scorer = SceneScorer.of(scene, ref, human_plan, traffic=traffic)
         for name, plan in planners.items():
             if plan == reference.plan:
                 proposal, ms = ref, ref_ms

@@ -56,6 +56,7 @@ EC_SHIFT_STEPS = 5  # the previous frame is 0.5 s earlier
 V2_WEIGHTS = {"ep": 5.0, "ttc": 5.0, "lk": 2.0, "hc": 2.0, "ec": 2.0}
 HUMAN_FILTERED = ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk")  # PDMResults columns a human can fail
 METRICS = ("nc", "dac", "ddc", "tlc", "ep", "ttc", "c", "lk", "hc", "ec")
+TRAFFIC = ("log_replay", "reactive")
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,12 @@ class ScoreBreakdown:
     def row(self, i: int) -> dict[str, float]:
         return {f.name: float(getattr(self, f.name)[i]) for f in fields(self)}
 
+    @staticmethod
+    def concat(parts: list[ScoreBreakdown]) -> ScoreBreakdown:
+        """The rows of several breakdowns, in order."""
+        names = [f.name for f in fields(ScoreBreakdown)]
+        return ScoreBreakdown(**{k: np.concatenate([getattr(p, k) for p in parts]) for k in names})
+
     def __len__(self) -> int:
         return len(self.pdms)
 
@@ -134,12 +141,15 @@ def _lane_quads(polygon: np.ndarray, count: int) -> np.ndarray:
 class ScoringContext:
     """Everything about one scene the scorer needs, precomputed once and reused for any number of proposals.
 
-    Traffic is replayed from the scene's log as NAVSIM's non-reactive policy does
+    traffic="log_replay": the scene's agents replay their log as NAVSIM's non-reactive policy does
     (traffic_agents_policies/log_replay_traffic_agents.py ``LogReplayTrafficAgents.simulate_environment``):
-    agents whose box touches the ego's at t = 0 are removed from every state.
+    agents whose box touches the ego's at t = 0 are removed from every state. traffic="reactive": the agents
+    already react to the plan (sim/reactive.py) and state 0 is the log as it is, overlaps included.
     """
 
-    def __init__(self, scene: Scene, vehicle: VehicleParameters = PACIFICA):
+    def __init__(self, scene: Scene, vehicle: VehicleParameters = PACIFICA, traffic: str = "log_replay"):
+        if traffic not in TRAFFIC:
+            raise ValueError(f"traffic={traffic!r}: expected one of {TRAFFIC}")
         self.scene = scene
         self.vehicle = vehicle
         m, ag = scene.map, scene.agents
@@ -151,7 +161,7 @@ class ScoringContext:
         )  # (N, 41, 4, 2)
         start = ego_corners(np.zeros(3), vehicle)
         overlaps_start = boxes_overlap(start[None], self.agent_corners[:, 0]) & ag.valid[:, c]
-        self.agent_valid = ag.valid[:, t] & ~overlaps_start[:, None]
+        self.agent_valid = ag.valid[:, t] & ~(overlaps_start[:, None] & (traffic == "log_replay"))
         self.agent_centers = ag.poses[:, t, :2]
         speed = np.hypot(ag.velocities[:, t, 0], ag.velocities[:, t, 1])
         # nuPlan's is_track_stopped reads the track as first observed (PDMObservation.unique_objects keeps the

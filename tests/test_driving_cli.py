@@ -84,6 +84,8 @@ def test_driving_errors_are_named(demos, tmp_path):
     assert proc.returncode != 0 and "expected task=driving" in proc.stderr
     proc = diffpilot("eval", "task=driving", "planner=bicycle", f"output_dir={tmp_path}", *SMALL_EVAL)
     assert proc.returncode != 0 and "planner='bicycle': expected one of" in proc.stderr
+    proc = diffpilot("eval", "task=driving", "planner=pdm_closed", "task.eval.traffic=live", *SMALL_EVAL)
+    assert proc.returncode != 0 and "task.eval.traffic='live': expected one of" in proc.stderr
     proc = diffpilot("train", "task=driving", "policy=diffusion_unet_small", f"dataset.root={demos}",
                      f"output_dir={tmp_path / 'x'}")  # fmt: skip
     assert proc.returncode != 0 and "expected a driving planner" in proc.stderr
