@@ -15,11 +15,12 @@ navsim_IDM_traffic_agents.yaml).
   [-2, 1]; progress grows by the old speed, then the speed by the acceleration (>= 0), the position stops at
   the lane's end.
 - Leads: the ego (its box centred on the rear axle, as NAVSIM builds it) and the other reacting agents, updated in
-  order, whose boxes reach into the lane ahead (within half the agent's width of the centreline); the gap runs
-  along the lane from the agent's front - after its first step from its front plus v * 1.5 s, as NAVSIM measures
-  from its projected footprint - to the lead's nearest corner, the lead's speed is its speed along the lane.
-  Without a lead the lane's end is a standing obstacle. Red lights do not stop them (the policy gets no light
-  states from NAVSIM's metric cache).
+  order - once moved, as their projected footprints (the box stretched ahead by v * 1.5 s) - that reach into the
+  lane ahead (within half the agent's width of the centreline); the gap runs along the lane from the agent's
+  front - after its first step from its front plus v * 1.5 s, as NAVSIM measures from its projected footprint -
+  to the lead's nearest corner, the lead's speed is its speed along the lane. Without a lead the lane's end is a
+  standing obstacle for the front bumper. Red lights do not stop them (the policy gets no light states from
+  NAVSIM's metric cache). Vehicles that enter the log after t = 0 never appear.
 - Agents farther than 100 m from the ego's centre leave for good.
 - Step k (1 .. 40) moves the agents against the ego's simulated state k - 1; state 0 is the log as it is.
 Geometry: NAVSIM intersects polygons (the lane's corridor and the footprints); here gaps are measured along the
@@ -100,6 +101,15 @@ def _start_lane(scene: Scene, lanes: PolygonSet, inter: PolygonSet, center: np.n
     return best
 
 
+def _footprint(rail: _Rail, size: np.ndarray, headway: float) -> np.ndarray:
+    """(4, 2) what a moved agent occupies for the others (nuPlan's ``projected_footprint``): its box stretched ahead
+    by v * headway, not past the lane's end."""
+    pos, head = interpolate_polyline(rail.path, np.array(min(rail.s, rail.length)))
+    ahead = min(rail.v * headway, max(rail.length - rail.s - 0.5 * size[0], 0.0))
+    direction = np.array([np.cos(head), np.sin(head)])
+    return box_corners(pos + 0.5 * ahead * direction, head, size[0] + ahead, size[1])
+
+
 def _box_on_rail(rail: _Rail, size: np.ndarray) -> np.ndarray:
     pos, head = interpolate_polyline(rail.path, np.array(min(rail.s, rail.length)))
     return box_corners(pos, head, size[0], size[1])
@@ -126,7 +136,10 @@ def with_reactive_traffic(
     rails: list[_Rail] = []
     taken: list[np.ndarray] = []
     for n in range(ag.num):
-        if ag.classes[n] != AgentClass.VEHICLE or not ag.valid[n, c]:
+        if ag.classes[n] != AgentClass.VEHICLE:
+            continue
+        if not ag.valid[n, c]:  # only vehicles of the current frame are simulated; later ones never appear
+            valid[n, fut] = False
             continue
         center, heading = ag.poses[n, c, :2], float(ag.poses[n, c, 2])
         speed = float(np.hypot(*ag.velocities[n, c]))
@@ -169,7 +182,7 @@ def with_reactive_traffic(
         for i, r in enumerate(active, start=1):
             size = ag.sizes[r.agent]
             front = r.s + 0.5 * size[0] + (r.v * params.headway if k > 1 else 0.0)
-            gap, lead_v = r.length - r.s, 0.0  # the lane's end
+            gap, lead_v = r.length - r.s - 0.5 * size[0], 0.0  # the lane's end, from the front bumper
             s_c, lat_c = project_on_polyline(boxes, r.path, extend_ends=False)  # (M, 4)
             # in the corridor (the lane buffered by half the agent's width) and reaching ahead of the agent
             ahead = (lat_c.min(1) <= 0.5 * size[1]) & (lat_c.max(1) >= -0.5 * size[1]) & (s_c.max(1) > r.s)
@@ -188,5 +201,5 @@ def with_reactive_traffic(
             poses[r.agent, c + k] = [pos[0], pos[1], float(head)]
             vel[r.agent, c + k] = r.v * np.array([np.cos(head), np.sin(head)])
             valid[r.agent, c + k] = True
-            boxes[i], speeds[i], heads[i] = _box_on_rail(r, size), r.v, float(head)
+            boxes[i], speeds[i], heads[i] = _footprint(r, size, params.headway), r.v, float(head)
     return replace(scene, agents=Agents(ag.ids, ag.classes, ag.sizes, poses, vel, valid))

@@ -64,3 +64,11 @@ def test_reactive_scoring_counts_a_vehicle_touching_the_ego_at_start():
     ref = np.stack([10.0 * np.arange(1, 9) * 0.5, np.zeros(8), np.zeros(8)], -1)
     reactive = SceneScorer.of(scene, ref, traffic="reactive").score(plan)
     assert reactive.nc[0] == 0.0 and FRONT > 3.0 - 2.4
+
+
+def test_a_vehicle_entering_the_log_later_never_appears():
+    scene = road_scene([{"x": 60.0, "y": 0.0, "speed": 5.0}])
+    scene.agents.valid[0, : scene.current_index + 1] = False  # first logged 0.1 s after now
+    plan = states(cruise())
+    world = with_reactive_traffic(scene, plan.poses[0], plan.speed[0])
+    assert not world.agents.valid[0].any()
