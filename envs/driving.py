@@ -57,7 +57,6 @@ from diffpilot.sim.geometry import PolygonSet, interpolate_polyline, project_on_
 from diffpilot.sim.planners import (
     PRIVILEGED_PDM_CLOSED,
     ConstantVelocityPlanner,
-    PDMClosedConfig,
     PDMClosedPlanner,
     ego_initial_state,
     simulate_in_scene,
@@ -308,7 +307,7 @@ class BuiltinPlanner:
 
 BUILTIN_PLANNERS = {
     "constant_velocity": ConstantVelocityPlanner,
-    "pdm_closed": lambda: PDMClosedPlanner(PDMClosedConfig(forecast="constant_velocity")),  # NAVSIM's: EP's reference
+    "pdm_closed": PDMClosedPlanner,  # NAVSIM's (constant-velocity forecasts): EP's reference
     "pdm_closed_privileged": lambda: PDMClosedPlanner(PRIVILEGED_PDM_CLOSED),  # the demonstrator, the human driver
 }
 
@@ -373,8 +372,7 @@ class DrivingEnv(gym.Env):
     (agents replay their log: non-reactive). An episode covers the scene's 4 s (8 replans). The reward is 0
     per step and, at the last step, the PDM score of the executed 4 s (scored by `sim.scoring` against the log,
     EP normalised by NAVSIM's PDM-Closed plan, v2's human filter against the privileged one); `info` then holds
-    every sub-score. A non-finite action
-    ends the episode with reward 0 and info['invalid_action'] = True.
+    every sub-score. A non-finite action ends the episode with reward 0 and info['invalid_action'] = True.
 
     Scenes: the `scenes` given, or `num_scenes` scenes of `split` (generated on first use)."""
 

@@ -101,17 +101,16 @@ def _start_lane(scene: Scene, lanes: PolygonSet, inter: PolygonSet, center: np.n
     return best
 
 
-def _footprint(rail: _Rail, size: np.ndarray, headway: float) -> np.ndarray:
-    """(4, 2) what a moved agent occupies for the others (nuPlan's ``projected_footprint``): its box stretched ahead
-    by v * headway, not past the lane's end."""
-    pos, head = interpolate_polyline(rail.path, np.array(min(rail.s, rail.length)))
+def _footprint(pos: np.ndarray, head: float, rail: _Rail, size: np.ndarray, headway: float) -> np.ndarray:
+    """(4, 2) what a moved agent at `pos`, `head` occupies for the others (nuPlan's ``projected_footprint``): its
+    box stretched ahead by v * headway, not past the lane's end."""
     ahead = min(rail.v * headway, max(rail.length - rail.s - 0.5 * size[0], 0.0))
     direction = np.array([np.cos(head), np.sin(head)])
     return box_corners(pos + 0.5 * ahead * direction, head, size[0] + ahead, size[1])
 
 
 def _box_on_rail(rail: _Rail, size: np.ndarray) -> np.ndarray:
-    pos, head = interpolate_polyline(rail.path, np.array(min(rail.s, rail.length)))
+    pos, head = interpolate_polyline(rail.path, np.array(rail.s))
     return box_corners(pos, head, size[0], size[1])
 
 
@@ -173,12 +172,13 @@ def with_reactive_traffic(
     for k in range(1, SIM_STEPS + 1):
         ego_h = float(ego_poses[k - 1, 2])
         ego_centre = ego_poses[k - 1, :2] + vehicle.rear_axle_to_center * np.array([np.cos(ego_h), np.sin(ego_h)])
-        place = [interpolate_polyline(r.path, np.array(min(r.s, r.length))) for r in active]
-        active = [r for r, (pos, _) in zip(active, place) if np.linalg.norm(pos - ego_centre) <= params.radius]
+        placed = [(r, *interpolate_polyline(r.path, np.array(r.s))) for r in active]
+        placed = [(r, pos, head) for r, pos, head in placed if np.linalg.norm(pos - ego_centre) <= params.radius]
+        active = [r for r, _, _ in placed]
         # occupancy: the ego, then every reacting agent as it stands; each agent's entry moves once it has moved
-        boxes = np.stack([ego_boxes[k - 1], *(_box_on_rail(r, ag.sizes[r.agent]) for r in active)])
+        boxes = np.stack([ego_boxes[k - 1], *(box_corners(pos, head, *ag.sizes[r.agent]) for r, pos, head in placed)])
         speeds = np.array([float(ego_speed[k - 1]), *(r.v for r in active)])
-        heads = np.array([ego_h, *(float(interpolate_polyline(r.path, np.array(r.s))[1]) for r in active)])
+        heads = np.array([ego_h, *(float(head) for _, _, head in placed)])
         for i, r in enumerate(active, start=1):
             size = ag.sizes[r.agent]
             front = r.s + 0.5 * size[0] + (r.v * params.headway if k > 1 else 0.0)
@@ -201,5 +201,5 @@ def with_reactive_traffic(
             poses[r.agent, c + k] = [pos[0], pos[1], float(head)]
             vel[r.agent, c + k] = r.v * np.array([np.cos(head), np.sin(head)])
             valid[r.agent, c + k] = True
-            boxes[i], speeds[i], heads[i] = _footprint(r, size, params.headway), r.v, float(head)
+            boxes[i], speeds[i], heads[i] = _footprint(pos, float(head), r, size, params.headway), r.v, float(head)
     return replace(scene, agents=Agents(ag.ids, ag.classes, ag.sizes, poses, vel, valid))

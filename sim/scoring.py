@@ -25,8 +25,7 @@ from diffpilot.sim.comfort import (
     V1_WINDOWS,
     V2_WINDOWS,
     centre_lon_accel,
-    comfort_checks,
-    comfort_signals,
+    is_comfortable,
     two_frame_extended_comfort,
 )
 from diffpilot.sim.geometry import (
@@ -36,6 +35,7 @@ from diffpilot.sim.geometry import (
     box_corners,
     boxes_overlap,
     convex_polygons_overlap,
+    polyline_arclength,
     project_on_polyline,
     segment_overlaps_box,
 )
@@ -56,6 +56,7 @@ EC_SHIFT_STEPS = 5  # the previous frame is 0.5 s earlier
 V2_WEIGHTS = {"ep": 5.0, "ttc": 5.0, "lk": 2.0, "hc": 2.0, "ec": 2.0}
 HUMAN_FILTERED = ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk")  # PDMResults columns a human can fail
 METRICS = ("nc", "dac", "ddc", "tlc", "ep", "ttc", "c", "lk", "hc", "ec")
+EPDMS_TERMS = ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "hc", "ec")  # extended_pdm_score's arguments
 TRAFFIC = ("log_replay", "reactive")
 
 
@@ -179,7 +180,7 @@ class ScoringContext:
         self.intersections = PolygonSet(m.area_polygons[inter], m.area_polygon_num[inter])
         # the part of the route the ego can reach in 4 s (shorter polyline, cheaper projections)
         s_route, _ = project_on_polyline(np.zeros((1, 2)), m.route_centerline)
-        cum = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(m.route_centerline, axis=0), axis=-1))])
+        cum = polyline_arclength(m.route_centerline)
         keep = (cum > s_route[0] - 30.0) & (cum < s_route[0] + 150.0)
         first_k, last_k = max(int(np.argmax(keep)) - 1, 0), min(len(cum) - int(np.argmax(keep[::-1])), len(cum))
         self.route = m.route_centerline[first_k:last_k] if last_k - first_k >= 2 else m.route_centerline
@@ -395,9 +396,7 @@ def comfort_v1(ctx: ScoringContext, states: SimulatedStates, config: ScorerConfi
     """(B,) C of NAVSIM v1.1 (tag v1.1 ``_calculate_is_comfortable``): the six bounds on the simulated 4 s,
     rear-axle accelerations, whole-horizon windows."""
     lat = _lateral_accel(states, config, ctx.lateral_accel_now)
-    mag = np.hypot(states.accel_lon, lat)
-    sig = comfort_signals(states.accel_lon, lat, mag, states.poses[..., 2], ctx.dt, V1_WINDOWS)
-    return comfort_checks(sig).all(-1).astype(np.float64)
+    return is_comfortable(states.accel_lon, lat, states.poses[..., 2], ctx.dt, V1_WINDOWS)
 
 
 def history_comfort(ctx: ScoringContext, states: SimulatedStates, config: ScorerConfig) -> np.ndarray:
@@ -420,8 +419,7 @@ def history_comfort(ctx: ScoringContext, states: SimulatedStates, config: Scorer
     yaw_accel = cat(still, _yaw_accel(states, ctx.dt))
     heading = cat(ctx.hist_heading, states.poses[..., 2])
     lon = centre_lon_accel(ax, yaw_rate, yaw_accel, off)
-    sig = comfort_signals(lon, ay, np.hypot(ax, ay), heading, ctx.dt, V2_WINDOWS)
-    return comfort_checks(sig).all(-1).astype(np.float64)
+    return is_comfortable(lon, ay, heading, ctx.dt, V2_WINDOWS, accel_mag=np.hypot(ax, ay))
 
 
 def extended_comfort(
@@ -512,7 +510,7 @@ def score_states(
         **subs,
         progress=np.where(bad, 0.0, raw),
         pdms=pdm_score_v1(subs["nc"], subs["dac"], subs["ep_v1"], subs["ttc"], subs["c"]),
-        epdms=extended_pdm_score(*(subs[k] for k in ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "hc", "ec"))),
+        epdms=extended_pdm_score(*(subs[k] for k in EPDMS_TERMS)),
         finite=states.finite.astype(np.float64),
     )
 
@@ -528,8 +526,8 @@ def apply_human_filter(agent: ScoreBreakdown, human: ScoreBreakdown) -> ScoreBre
         if getattr(human, name)[0] == 0.0:
             value = np.where(agent.finite > 0, 1.0, value)
         changes[name] = value
-    subs = {k: changes.get(k, getattr(agent, k)) for k in ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "hc", "ec")}
-    return replace(agent, **changes, epdms=extended_pdm_score(*subs.values()))
+    epdms = extended_pdm_score(*(changes.get(k, getattr(agent, k)) for k in EPDMS_TERMS))
+    return replace(agent, **changes, epdms=epdms)
 
 
 def aggregate(rows: list[dict[str, float]]) -> dict[str, float]:
