@@ -47,10 +47,15 @@ def latency_b1(policy, obs: dict[str, np.ndarray]) -> float:
     return 1e3 * float(np.median(times))
 
 
-def planner_row(info: dict, policy, latency_obs: dict[str, np.ndarray]) -> dict:
-    """driving.json's row: every sub-score, PDMS, EPDMS, the valid fraction and the batch-1 latency."""
+def planner_row(info: dict, policy, latency_obs: dict[str, np.ndarray], earlier: dict | None = None) -> dict:
+    """driving.json's row: every sub-score, PDMS, EPDMS, the valid fraction and the batch-1 latency (taken from
+    the `earlier` row when given: a busy machine's timing is not comparable)."""
     keys = ("nc", "dac", "ddc", "tlc", "ep", "ep_v1", "ttc", "c", "lk", "hc", "ec", "pdms", "epdms")
-    return {k: info[k] for k in keys} | {"valid": info["valid"], "latency_ms": latency_b1(policy, latency_obs)}
+    latency = earlier["latency_ms"] if earlier else latency_b1(policy, latency_obs)
+    row = {k: info[k] for k in keys} | {"valid": info["valid"], "latency_ms": latency}
+    if "two_stage" in info:
+        row |= {"epdms_two_stage": info["epdms_two_stage"], "two_stage": info["two_stage"]}
+    return row
 
 
 def main() -> None:
@@ -60,6 +65,7 @@ def main() -> None:
     ap.add_argument("--runs", default="runs/driving", help="<runs>/<planner> is each planner's run directory")
     ap.add_argument("--retrain", action="store_true", help="train even where the run has a checkpoint")
     ap.add_argument("--latency-scenes", type=int, default=50)
+    ap.add_argument("--keep-latency", action="store_true", help="keep each row's earlier latency (busy machine)")
     ap.add_argument(
         "--evaluate",
         action="append",
@@ -81,10 +87,11 @@ def main() -> None:
         policy = load_policy(checkpoint)
         eval_dir = Path(checkpoint).parent.parent / "eval"
         info = evaluate_policy(policy, task, EvalSettings(), eval_dir, {"policy": checkpoint})
-        out["planners"][name] = planner_row(info, policy, latency_obs)
+        earlier = out["planners"].get(name) if args.keep_latency else None
+        out["planners"][name] = planner_row(info, policy, latency_obs, earlier)
         out.setdefault("per_family_pdms", {})[name] = info["per_family_pdms"]
         out.setdefault("training", {})[name] = {"eval_command": f"diffpilot eval task=driving policy_path={checkpoint}"}
-        print(name, {k: round(v, 3) for k, v in out["planners"][name].items()}, flush=True)
+        print(name, {k: round(v, 3) for k, v in out["planners"][name].items() if not isinstance(v, dict)}, flush=True)
         atomic_write_json(path, out)
     for name in [n for n in args.only.split(",") if n]:
         run = Path(args.runs) / name
@@ -96,7 +103,7 @@ def main() -> None:
         policy = load_policy(checkpoint)
         info = evaluate_policy(policy, task, EvalSettings(), run / "eval", {"policy": str(checkpoint)})
         record_evaluation(info, run / "eval")
-        row = planner_row(info, policy, latency_obs)
+        row = planner_row(info, policy, latency_obs, out["planners"].get(name) if args.keep_latency else None)
         train = json.loads((run / RESULT_FILE).read_text())
         out["planners"][name] = row
         out.setdefault("per_family_pdms", {})[name] = info["per_family_pdms"]
@@ -106,7 +113,7 @@ def main() -> None:
             "eval_command": f"diffpilot eval task=driving policy_path={checkpoint}",
         }
         out["scenes"] = info["scenes"]
-        print(name, {k: round(v, 3) for k, v in row.items()}, flush=True)
+        print(name, {k: round(v, 3) for k, v in row.items() if not isinstance(v, dict)}, flush=True)
         out["env"] = {
             "python": platform.python_version(),
             "torch": torch.__version__,

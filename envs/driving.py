@@ -48,6 +48,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from tqdm.auto import tqdm
 
 from diffpilot.atomic import atomic_path, atomic_write_json
 from diffpilot.errors import ConfigError
@@ -65,6 +66,7 @@ from diffpilot.sim.scenarios import make_scene, make_split, split_seeds
 from diffpilot.sim.scene import AgentClass, LightState, Scene
 from diffpilot.sim.scoring import NAVSIM_SCORER, TRAFFIC, ScorerConfig, aggregate
 from diffpilot.sim.simulate import PROPOSAL_POSES, SIM_STEPS, SimulatedStates, simulate_proposals
+from diffpilot.sim.two_stage import SCORE_KEYS, TwoStageCase, TwoStageConfig
 
 from .registry import EnvEntry, register_env
 
@@ -556,13 +558,58 @@ def load_demonstrations(directory: str | Path) -> dict[str, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=2)
-def scored_split(split: str, num_scenes: int) -> tuple[list[Scene], list[np.ndarray], list[np.ndarray]]:
-    """The first `num_scenes` scenes of `split`, NAVSIM's PDM-Closed plan for each (EP's reference) and the
-    privileged PDM-Closed plan that wrote the demonstrations (the scenes' human driver, for v2's human filter),
-    built once per process: every planner evaluated in one process is scored against the same ones."""
+def scored_split(
+    split: str, num_scenes: int, with_human: bool = True
+) -> tuple[list[Scene], list[np.ndarray], list[np.ndarray] | None]:
+    """The first `num_scenes` scenes of `split`, NAVSIM's PDM-Closed plan for each (EP's reference) and, with
+    `with_human`, the privileged PDM-Closed plan that wrote the demonstrations (the scenes' human driver, for v2's
+    human filter), built once per process: every planner evaluated in one process is scored against the same ones."""
     scenes = make_split(split, num_scenes)
     reference, human = PDMClosedPlanner(), PDMClosedPlanner(PRIVILEGED_PDM_CLOSED)
-    return scenes, [reference.plan(s) for s in scenes], [human.plan(s) for s in scenes]
+    return scenes, [reference.plan(s) for s in scenes], [human.plan(s) for s in scenes] if with_human else None
+
+
+@functools.lru_cache(maxsize=2)
+def two_stage_split(split: str, num_scenes: int, follow_ups: int) -> list[TwoStageCase]:
+    """The planner-independent part of NAVSIM v2's two-stage evaluation for the first `num_scenes` scenes of
+    `split` (follow-up scenes, references, the human filter), built once per process."""
+    scenes = make_split(split, num_scenes)
+    reference, human = PDMClosedPlanner(), PDMClosedPlanner(PRIVILEGED_PDM_CLOSED)
+    config = TwoStageConfig(follow_ups=follow_ups)
+    cases = []
+    for scene in tqdm(scenes, desc="follow-up scenes", leave=False, disable=len(scenes) < 20):
+        cases.append(TwoStageCase.of(scene, reference, human, config))
+    return cases
+
+
+def evaluate_two_stage(
+    policy: Any, cases: Sequence[TwoStageCase], obs_config: ObservationConfig = ObservationConfig(), batch_size: int = 8
+) -> dict[str, Any]:
+    """NAVSIM v2's two-stage EPDMS (sim/two_stage.py): the policy plans every frame of every group; returns the
+    mean over groups of every score (PDMS / EPDMS in percent) and the stage-one and stage-two EPDMS."""
+    groups = []
+    for lo in tqdm(range(0, len(cases), batch_size), desc="two-stage", leave=False, disable=len(cases) < 20):
+        chunk = cases[lo : lo + batch_size]
+        frames = [f for case in chunk for f in case.frames]
+        plans = check_trajectories(
+            plan_batch(policy, frames, observe_batch(frames, obs_config)), [f.token for f in frames]
+        )
+        at = 0
+        for case in chunk:
+            groups.append(case.score(plans[at : at + len(case.frames)]))
+            at += len(case.frames)
+    percent = {"pdms", "epdms"}
+
+    def mean(part: str, key: str) -> float:
+        return (100.0 if key in percent else 1.0) * float(np.mean([getattr(g, part)[key] for g in groups]))
+
+    return {
+        "scenes": len(groups),
+        "follow_ups": cases[0].follow_ups if cases else 0,
+        **{key: mean("group", key) for key in SCORE_KEYS},
+        "stage_one_epdms": mean("stage_one", "epdms"),
+        "stage_two_epdms": mean("stage_two", "epdms"),
+    }
 
 
 def evaluate_driving(
@@ -584,9 +631,12 @@ def evaluate_driving(
     traffic = str(ev.get("traffic", "log_replay"))
     if traffic not in TRAFFIC:
         raise ConfigError(f"task.eval.traffic={traffic!r}: expected one of {list(TRAFFIC)}")
-    scenes, references, humans = scored_split(split, num)
+    n_two = min(int(ev.get("two_stage_scenes", 0)), num)
+    follow_ups = ev.get("follow_ups", TwoStageConfig.follow_ups)
+    if n_two > 0 and (not isinstance(follow_ups, int) or follow_ups < 1):
+        raise ConfigError(f"task.eval.follow_ups={follow_ups!r}: expected a positive integer")
+    scenes, references, human = scored_split(split, num, bool(ev.get("human_penalty_filter", True)))
     two_frame = bool(ev.get("two_frame", True))
-    human = humans if bool(ev.get("human_penalty_filter", True)) else None
     results = evaluate_open_loop(
         policy,
         scenes,
@@ -599,6 +649,9 @@ def evaluate_driving(
     )
     if output_dir is not None:
         results.to_csv(Path(output_dir) / "scores.csv")
+    two_stage = {}
+    if n_two > 0:
+        two_stage = evaluate_two_stage(policy, two_stage_split(split, n_two, follow_ups), obs_config)
     families: dict[str, list[float]] = {}
     for row in results.rows:
         families.setdefault(row["family"], []).append(100.0 * row["pdm_score"])
@@ -607,6 +660,7 @@ def evaluate_driving(
         "split": split,
         "scenes": len(scenes),
         **results.table(),
+        **({"epdms_two_stage": two_stage["epdms"], "two_stage": two_stage} if two_stage else {}),
         "per_family_pdms": {f: {"scenes": len(v), "pdms": float(np.mean(v))} for f, v in sorted(families.items())},
     }
 

@@ -58,19 +58,30 @@ def _weighted(follow_ups: Sequence[FollowUp], weights: np.ndarray, key: str) -> 
     return float(sum(w * f.scores[key] for w, f in zip(weights, follow_ups, strict=True)) / weights.sum())
 
 
+@dataclass(frozen=True)
+class TwoStageScores:
+    """One group's value of every score column, and its stage means (run_pdm_score.py returns all three):
+    stage_one = mean of the two stage-one frames, stage_two = mean of their weighted follow-ups."""
+
+    group: dict[str, float]
+    stage_one: dict[str, float]
+    stage_two: dict[str, float]
+
+
 def two_stage_group(
     now: StageOneFrame,
     previous: StageOneFrame,
     follow_now: Sequence[FollowUp],
     follow_previous: Sequence[FollowUp],
     keys: Sequence[str],
-) -> dict[str, float]:
+) -> TwoStageScores:
     """The two-stage value of every score column in `keys` for one scene and its previous frame."""
     w_now = pseudo_closed_loop_weights(now.endpoint, np.array([f.start_point for f in follow_now]))
     w_prev = pseudo_closed_loop_weights(previous.endpoint, np.array([f.start_point for f in follow_previous]))
-    out = {}
+    group, one, two = {}, {}, {}
     for key in keys:
-        group_now = now.scores[key] * _weighted(follow_now, w_now, key)
-        group_prev = previous.scores[key] * _weighted(follow_previous, w_prev, key)
-        out[key] = 0.5 * (group_now + group_prev)
-    return out
+        second_now, second_prev = _weighted(follow_now, w_now, key), _weighted(follow_previous, w_prev, key)
+        group[key] = 0.5 * (now.scores[key] * second_now + previous.scores[key] * second_prev)
+        one[key] = 0.5 * (now.scores[key] + previous.scores[key])
+        two[key] = 0.5 * (second_now + second_prev)
+    return TwoStageScores(group, one, two)

@@ -15,7 +15,8 @@ navsim_IDM_traffic_agents.yaml).
   [-2, 1]; progress grows by the old speed, then the speed by the acceleration (>= 0), the position stops at
   the lane's end.
 - Leads: the ego (its box centred on the rear axle, as NAVSIM builds it) and the other reacting agents, updated in
-  order - once moved, as their projected footprints (the box stretched ahead by v * 1.5 s) - that reach into the
+  order - once moved, as their projected footprints (the box stretched ahead by v * 1.5 s), which they keep until
+  they move again in the next step - that reach into the
   lane ahead (within half the agent's width of the centreline); the gap runs along the lane from the agent's
   front - after its first step from its front plus v * 1.5 s, as NAVSIM measures from its projected footprint -
   to the lead's nearest corner, the lead's speed is its speed along the lane. Without a lead the lane's end is a
@@ -169,14 +170,16 @@ def with_reactive_traffic(
         valid[r.agent, fut] = False
     ego_boxes = box_corners(ego_poses[:, :2], ego_poses[:, 2], vehicle.length, vehicle.width)  # rear axle as centre
     active = list(rails)
+    # what each reacting agent occupies for the others: its box at first, then its projected footprint from its
+    # last move (kept across steps until it moves again, as nuPlan's occupancy map keeps it)
+    occupancy = {r.agent: _box_on_rail(r, ag.sizes[r.agent]) for r in rails}
     for k in range(1, SIM_STEPS + 1):
         ego_h = float(ego_poses[k - 1, 2])
         ego_centre = ego_poses[k - 1, :2] + vehicle.rear_axle_to_center * np.array([np.cos(ego_h), np.sin(ego_h)])
         placed = [(r, *interpolate_polyline(r.path, np.array(r.s))) for r in active]
         placed = [(r, pos, head) for r, pos, head in placed if np.linalg.norm(pos - ego_centre) <= params.radius]
         active = [r for r, _, _ in placed]
-        # occupancy: the ego, then every reacting agent as it stands; each agent's entry moves once it has moved
-        boxes = np.stack([ego_boxes[k - 1], *(box_corners(pos, head, *ag.sizes[r.agent]) for r, pos, head in placed)])
+        boxes = np.stack([ego_boxes[k - 1], *(occupancy[r.agent] for r in active)])
         speeds = np.array([float(ego_speed[k - 1]), *(r.v for r in active)])
         heads = np.array([ego_h, *(float(head) for _, _, head in placed)])
         for i, r in enumerate(active, start=1):
@@ -201,5 +204,6 @@ def with_reactive_traffic(
             poses[r.agent, c + k] = [pos[0], pos[1], float(head)]
             vel[r.agent, c + k] = r.v * np.array([np.cos(head), np.sin(head)])
             valid[r.agent, c + k] = True
-            boxes[i], speeds[i], heads[i] = _footprint(pos, float(head), r, size, params.headway), r.v, float(head)
+            occupancy[r.agent] = _footprint(pos, float(head), r, size, params.headway)
+            boxes[i], speeds[i], heads[i] = occupancy[r.agent], r.v, float(head)
     return replace(scene, agents=Agents(ag.ids, ag.classes, ag.sizes, poses, vel, valid))

@@ -72,6 +72,9 @@ FAMILY_WEIGHTS = {
 }
 SPLITS = {"train": (0, 1_000_000), "val": (1_000_000, 1_100_000), "test": (2_000_000, 2_100_000)}
 TIMES = (np.arange(NUM_TIMES) - CURRENT_INDEX) * DT  # (56,) -1.5 .. 4.0 s
+FOLLOW_UP_S = 4.0  # NAVSIM v2's stage-two scenes start where the original scene's horizon ends
+LONG_TIMES = (np.arange(NUM_TIMES + round(FOLLOW_UP_S / DT)) - CURRENT_INDEX) * DT  # (96,) -1.5 .. 8.0 s
+FOLLOW_UP_EXTENSION_M = 60.0
 BRAKE_ONSET_S = 0.4  # forced braking (lead_braking) reaches its deceleration this long after it starts
 LANE_WIDTH = 3.5  # the default; every scene draws its own in LANE_WIDTHS
 LANE_WIDTHS = (3.0, 4.2)
@@ -107,12 +110,30 @@ class _Mover:
     start_at: float = -np.inf  # 'const' movers stand still before this time
 
 
+@dataclass(frozen=True)
+class _LightProgram:
+    """A signal that is green (or red) until `switch_at` seconds and the other colour after it."""
+
+    green_first: bool
+    switch_at: float = np.inf
+
+    def states(self, times: np.ndarray) -> np.ndarray:
+        """(T,) LightState over `times`: red where not green, amber over the last AMBER_S of a green spell that
+        turns red within `times`."""
+        green = np.where(times < self.switch_at, self.green_first, not self.green_first)
+        states = np.where(green, LightState.GREEN, LightState.RED).astype(np.int8)
+        for k in np.nonzero(green[:-1] & ~green[1:])[0] + 1:  # first red sample after green
+            amber = (times[k] - AMBER_S <= times) & (times[k] > times) & green
+            states[amber] = LightState.YELLOW
+        return states
+
+
 @dataclass
 class _World:
     lanes: list[_Lane] = field(default_factory=list)
     areas: list[tuple[np.ndarray, int]] = field(default_factory=list)
     successors: list[tuple[int, int]] = field(default_factory=list)
-    lights: list[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)  # lane, stop poly, states
+    lights: list[tuple[int, np.ndarray, _LightProgram]] = field(default_factory=list)  # lane, stop poly, program
     movers: list[_Mover] = field(default_factory=list)
     route_lanes: list[int] = field(default_factory=list)
     ego_path: np.ndarray | None = None
@@ -384,16 +405,6 @@ def _family_pedestrian(rng, w: _World) -> None:
     )
 
 
-def _light_states(green: np.ndarray) -> np.ndarray:
-    """(T,) LightState from a green mask over TIMES: red where not green, amber over the last AMBER_S of a green
-    spell that turns red."""
-    states = np.where(green, LightState.GREEN, LightState.RED).astype(np.int8)
-    for k in np.nonzero(green[:-1] & ~green[1:])[0] + 1:  # first red sample after green
-        amber = (TIMES[k] - AMBER_S <= TIMES) & (TIMES[k] > TIMES) & green
-        states[amber] = LightState.YELLOW
-    return states
-
-
 def _family_intersection(rng, w: _World) -> None:
     limit = float(rng.choice([11.1, 13.9]))
     half = 2 * w.lane_width  # two lanes each way on both roads
@@ -417,14 +428,15 @@ def _family_intersection(rng, w: _World) -> None:
     w.command = {"left": Command.LEFT, "straight": Command.STRAIGHT, "right": Command.RIGHT}[str(turn)]
 
     switching = rng.uniform() < 0.4
-    ew_green = np.where(t_switch > TIMES, ego_green, not ego_green) if switching else np.full(NUM_TIMES, ego_green)
-    states_ew, states_ns = _light_states(ew_green), _light_states(~ew_green)
+    switch_at = t_switch if switching else np.inf
+    program_ew, program_ns = _LightProgram(bool(ego_green), switch_at), _LightProgram(not ego_green, switch_at)
+    states_ew = program_ew.states(TIMES)
     exits = {}
     for k, (_rot, _fwd, back) in enumerate(arms):
         exits[k] = back  # lanes leaving the centre on arm k
     connectors = []
     for k, (_rot, fwd, _back) in enumerate(arms):
-        st = states_ew if k % 2 == 0 else states_ns
+        program = program_ew if k % 2 == 0 else program_ns
         for li, lane in enumerate(fwd):
             end = w.lanes[lane].points[-1]
             moves = {"straight": (k + 2) % 4}
@@ -458,7 +470,7 @@ def _family_intersection(rng, w: _World) -> None:
                     end + 0.5 * w.lane_width * nrm - 2.0 * dir_in,
                 ]
             )
-            w.lights.append((lane, stop, st.astype(np.int8)))
+            w.lights.append((lane, stop, program))
     # ego on arm 0: lane 1 (inner) for left, lane 0 for right, either for straight
     ego_li = 1 if turn == "left" else 0 if turn == "right" else int(rng.integers(0, 2))
     conn = next(c for c in connectors if c[0] == 0 and c[1] == ego_li and c[2] == turn)
@@ -613,13 +625,25 @@ class _PathBank:
         return best_s, best_l
 
 
-def _simulate_movers(w: _World) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Poses (N, T, 3) box centres, velocities (N, T, 2) and validity (N, T) of all movers over TIMES."""
+def _ghost_constant_velocity(w: _World, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ego as the world's agents see it: box centres (T, 2) and speeds (T,) over `times`, its history and
+    then constant velocity along its path."""
+    s = w.ego_s0 + np.where(times < 0, w.ego_speed * times + 0.5 * w.ego_accel * times**2, w.ego_speed * times)
+    v = np.where(times < 0, w.ego_speed + w.ego_accel * times, w.ego_speed)
+    pos, _ = interpolate_polyline(w.ego_path, s + PACIFICA.rear_axle_to_center)
+    return pos, v
+
+
+def _simulate_movers(
+    w: _World, times: np.ndarray, ghost: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Poses (N, T, 3) box centres, velocities (N, T, 2) and validity (N, T) of all movers over `times` (0.1 s
+    apart, from -1.5 s), reacting to the ego's `ghost` (centres (T, 2), speeds (T,))."""
     ms = w.movers
-    n = len(ms)
-    poses = np.zeros((n, NUM_TIMES, 3))
-    vels = np.zeros((n, NUM_TIMES, 2))
-    valid = np.ones((n, NUM_TIMES), bool)
+    n, num_times = len(ms), len(times)
+    poses = np.zeros((n, num_times, 3))
+    vels = np.zeros((n, num_times, 2))
+    valid = np.ones((n, num_times), bool)
     if n == 0:
         return poses, vels, valid
     bank = _PathBank([m.path for m in ms])
@@ -634,18 +658,14 @@ def _simulate_movers(w: _World) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     brake_decel = np.array([m.brake_decel for m in ms])
     start_at = np.array([m.start_at for m in ms])
     # IDM vehicles start 1.5 s before t = 0 where their current speed would have put them
-    s = np.where(idm, s + v * TIMES[0], s)
+    s = np.where(idm, s + v * times[0], s)
     # constant-speed movers are analytic (standing still before start_at)
-    moved = np.where(np.isfinite(start_at)[:, None], np.maximum(TIMES[None] - start_at[:, None], 0.0), TIMES[None])
+    moved = np.where(np.isfinite(start_at)[:, None], np.maximum(times[None] - start_at[:, None], 0.0), times[None])
     s_const = s[:, None] + v[:, None] * moved  # (N, T)
-    # ghost ego: its history, then constant velocity along its path
-    te = TIMES
-    ego_s = w.ego_s0 + np.where(te < 0, w.ego_speed * te + 0.5 * w.ego_accel * te**2, w.ego_speed * te)
-    ego_v = np.where(te < 0, w.ego_speed + w.ego_accel * te, w.ego_speed)
-    ego_pos, _ = interpolate_polyline(w.ego_path, ego_s + PACIFICA.rear_axle_to_center)
+    ego_pos, ego_v = ghost
     followers = np.nonzero(idm)[0]
     # traffic lights on each follower's path: (follower, light) arc length of the stop line, inf if not on it
-    light_states = np.array([st for _, _, st in w.lights]).reshape(len(w.lights), NUM_TIMES)
+    light_states = np.array([program.states(times) for _, _, program in w.lights]).reshape(len(w.lights), num_times)
     if len(w.lights) and len(followers):
         centres = np.array([stop.mean(0) for _, stop, _ in w.lights])
         ls, ll = bank.project(followers, centres)
@@ -656,13 +676,13 @@ def _simulate_movers(w: _World) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     params = IDMParameters(min_gap=2.0, headway=1.2)
     others_len = np.concatenate([lengths, [PACIFICA.length]])
     others_w = np.concatenate([widths, [PACIFICA.width]])
-    for k, t in enumerate(TIMES):
+    for k, t in enumerate(times):
         s_now = np.where(const, s_const[:, k], s)
         pos, head = bank.at(s_now)
         poses[:, k, :2], poses[:, k, 2] = pos, head
-        speed_now = np.where(const, np.where(TIMES[k] >= start_at, v, 0.0), v)
+        speed_now = np.where(const, np.where(t >= start_at, v, 0.0), v)
         vels[:, k] = speed_now[:, None] * np.stack([np.cos(head), np.sin(head)], -1)
-        if k == NUM_TIMES - 1 or len(followers) == 0:
+        if k == num_times - 1 or len(followers) == 0:
             continue
         others_pos = np.concatenate([pos, ego_pos[k][None]])
         others_v = np.concatenate([speed_now, [ego_v[k]]])
@@ -712,22 +732,45 @@ def _to_ego_frame(xy: np.ndarray, origin: np.ndarray, heading: float) -> np.ndar
     return np.stack([c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]], -1)
 
 
-def _assemble(w: _World, token: str, family: str, seed: int, rng: np.random.Generator) -> Scene:
-    # ego history in the world frame (rear axle on the ego path)
+@dataclass(frozen=True)
+class _EgoPast:
+    """The ego's past in the world frame, oldest first, the last sample now: rear-axle poses (H + 1, 3) with
+    unwrapped headings, body-frame velocities and accelerations (H + 1, 2)."""
+
+    poses: np.ndarray
+    velocities: np.ndarray
+    accelerations: np.ndarray
+
+
+def _ego_history(w: _World) -> _EgoPast:
+    """The constant-acceleration past of the scene's ego, its rear axle on the ego path."""
     th = TIMES[: CURRENT_INDEX + 1]
     s_hist = w.ego_s0 + w.ego_speed * th + 0.5 * w.ego_accel * th**2
     v_hist = np.maximum(w.ego_speed + w.ego_accel * th, 0.0)
     pos, head = interpolate_polyline(w.ego_path, s_hist)
-    head = np.unwrap(head)
-    o, h0 = pos[-1], float(head[-1])
-    hist_xy = _to_ego_frame(pos, o, h0)
-    hist_heading = wrap_angle(head - h0)
     path_heading = np.unwrap(polyline_headings(resample_polyline(w.ego_path, 1.0)))
     s_res = polyline_arclength(resample_polyline(w.ego_path, 1.0))
-    curv = np.gradient(path_heading, s_res)
-    kappa = np.interp(s_hist, s_res, curv)
-    hist_vel = np.stack([v_hist, np.zeros_like(v_hist)], -1)
-    hist_acc = np.stack([np.full_like(v_hist, w.ego_accel), v_hist**2 * kappa], -1)
+    kappa = np.interp(s_hist, s_res, np.gradient(path_heading, s_res))
+    vel = np.stack([v_hist, np.zeros_like(v_hist)], -1)
+    acc = np.stack([np.full_like(v_hist, w.ego_accel), v_hist**2 * kappa], -1)
+    return _EgoPast(np.concatenate([pos, np.unwrap(head)[:, None]], -1), vel, acc)
+
+
+def _frame(
+    w: _World,
+    past: _EgoPast,
+    movers: tuple[np.ndarray, np.ndarray, np.ndarray],
+    light_states: np.ndarray,
+    rng: np.random.Generator,
+    token: str,
+    family: str,
+    seed: int,
+) -> Scene:
+    """The scene seen from the ego's last past pose: `movers` = world-frame poses (N, T, 3), velocities (N, T, 2)
+    and validity (N, T) on the scene's time grid, `light_states` (K, T); `rng` draws the velocity noise."""
+    o, h0 = past.poses[-1, :2], float(past.poses[-1, 2])
+    hist_xy = _to_ego_frame(past.poses[:, :2], o, h0)
+    hist_heading = wrap_angle(past.poses[:, 2] - h0)
 
     lanes = [_to_ego_frame(ln.points, o, h0) for ln in w.lanes]
     lane_pts, lane_num = _pad(lanes)
@@ -755,12 +798,12 @@ def _assemble(w: _World, token: str, family: str, seed: int, rng: np.random.Gene
         area_kinds=np.array([kind for _, kind in w.areas], dtype=np.int8),
         light_lanes=np.array([ln for ln, _, _ in w.lights], dtype=np.int64),
         light_stop_polygons=np.array([_to_ego_frame(p, o, h0) for _, p, _ in w.lights]).reshape(k, 4, 2),
-        light_states=np.array([st for _, _, st in w.lights], dtype=np.int8).reshape(k, NUM_TIMES),
+        light_states=np.asarray(light_states, dtype=np.int8).reshape(k, NUM_TIMES),
         route_lanes=np.array(sorted(set(w.route_lanes)), dtype=np.int64),
         route_centerline=route,
         route_speed_limits=np.full(len(route), w.ego_limit),
     )
-    poses, vels, valid = _simulate_movers(w)
+    poses, vels, valid = (a.copy() for a in movers)
     if len(w.movers):
         poses[..., :2] = _to_ego_frame(poses[..., :2], o, h0)
         poses[..., 2] = wrap_angle(poses[..., 2] - h0)
@@ -780,15 +823,15 @@ def _assemble(w: _World, token: str, family: str, seed: int, rng: np.random.Gene
         agents = Agents.empty()
     ego = EgoState(
         history_poses=np.concatenate([hist_xy, hist_heading[:, None]], -1),
-        history_velocities=hist_vel,
-        history_accelerations=hist_acc,
+        history_velocities=past.velocities,
+        history_accelerations=past.accelerations,
         command=int(w.command),
     )
     return Scene(token=token, map=mp, agents=agents, ego=ego, family=family, seed=seed).validate()
 
 
-def make_scene(seed: int, family: str | None = None) -> Scene:
-    """The scene for one seed; the family is drawn from FAMILY_WEIGHTS unless given."""
+def _build_world(seed: int, family: str | None) -> tuple[_World, str, np.random.Generator]:
+    """The world of one seed, its family, and the generator's random state after building it."""
     rng = np.random.default_rng(seed)
     if family is None:
         names = list(FAMILY_WEIGHTS)
@@ -813,7 +856,118 @@ def make_scene(seed: int, family: str | None = None) -> Scene:
         _family_merge(rng, w)
     if rng.uniform() < UNKNOWN_COMMAND_P:
         w.command = Command.UNKNOWN
-    return _assemble(w, f"{family}-{seed:08d}", family, seed, rng)
+    return w, family, rng
+
+
+def make_scene(seed: int, family: str | None = None) -> Scene:
+    """The scene for one seed; the family is drawn from FAMILY_WEIGHTS unless given."""
+    w, family, rng = _build_world(seed, family)
+    movers = _simulate_movers(w, TIMES, _ghost_constant_velocity(w, TIMES))
+    lights = np.array([program.states(TIMES) for _, _, program in w.lights])
+    return _frame(w, _ego_history(w), movers, lights, rng, f"{family}-{seed:08d}", family, seed)
+
+
+# ------------------------------------------------------------------------------------------ follow-up scenes
+
+
+@dataclass(frozen=True)
+class EgoPerturbation:
+    """Where a follow-up scene's ego starts, relative to the driver's state FOLLOW_UP_S later: metres along and
+    to the left of its heading, and a factor on its speed."""
+
+    longitudinal: float = 0.0
+    lateral: float = 0.0
+    speed_factor: float = 1.0
+
+
+def _extend_dead_ends(w: _World, metres: float) -> None:
+    """Continue every lane without a successor, and the ego's path, straight on for `metres` (with road surface
+    under the new lane pieces): a follow-up scene's 4 s may drive past where the original scene's map ended."""
+    has_next = {a for a, _ in w.successors}
+    for i, lane in enumerate(w.lanes):
+        if i in has_next or lane.connector:
+            continue
+        end, before = lane.points[-1], lane.points[-2]
+        direction = (end - before) / np.linalg.norm(end - before)
+        piece = end + np.linspace(0.0, metres, 7)[:, None] * direction
+        lane.points = np.concatenate([lane.points, piece[1:]])
+        w.areas.append((_strip(piece, 0.5 * lane.width, 0.5 * lane.width), AreaKind.ROAD))
+    end, before = w.ego_path[-1], w.ego_path[-2]
+    direction = (end - before) / np.linalg.norm(end - before)
+    w.ego_path = np.concatenate([w.ego_path, end + np.linspace(0.0, metres, 7)[1:, None] * direction])
+
+
+def _world_of(scene: Scene) -> tuple[_World, str, _EgoPast]:
+    """The world a generated scene was cut from (its family drawn from the seed, or given), and its ego's past."""
+    for family in (None, scene.family):
+        w, drawn, _ = _build_world(scene.seed, family)
+        past = _ego_history(w)
+        same = (
+            drawn == scene.family
+            and len(w.movers) == len(scene.agents.ids)
+            and len(w.lanes) == len(scene.map.lane_num_points)
+            and np.allclose(past.velocities, scene.ego.history_velocities)
+        )
+        if same:
+            return w, drawn, past
+    raise ValueError(f"scene {scene.token!r}: field 'seed': expected a scene made by make_scene, got another world")
+
+
+def _to_world(xy: np.ndarray, origin: np.ndarray, heading: float) -> np.ndarray:
+    c, s = np.cos(heading), np.sin(heading)
+    return origin + np.stack([c * xy[..., 0] - s * xy[..., 1], s * xy[..., 0] + c * xy[..., 1]], -1)
+
+
+def make_follow_up_scenes(
+    scene: Scene,
+    driver_poses: np.ndarray,
+    driver_speed: np.ndarray,
+    driver_accel: np.ndarray,
+    perturbations: list[EgoPerturbation],
+) -> list[Scene]:
+    """NAVSIM v2's stage-two scenes for `scene`: the same world FOLLOW_UP_S later, one scene per perturbation.
+
+    driver_poses (41, 3), driver_speed (41,), driver_accel (41,): the scene's human driver simulated over its
+    4 s (rear axle, scene frame, 0.1 s apart). The world is simulated on with the driver in the ego's place (the
+    agents react to it, as logged agents reacted to the human) and then at constant velocity; each follow-up's
+    ego starts at the driver's 4 s pose moved by its perturbation, its 1.5 s past moved with it and its
+    speeds scaled. Dead-end lanes run on straight (`_extend_dead_ends`). Tokens: ``<token>@+4.0s#<j>``.
+    """
+    w, family, now = _world_of(scene)
+    o, h0 = now.poses[-1, :2], float(now.poses[-1, 2])
+    _extend_dead_ends(w, FOLLOW_UP_EXTENSION_M)
+    # the driver in the world frame; the agents see its box centre
+    xy = _to_world(np.asarray(driver_poses)[:, :2], o, h0)
+    head = np.unwrap(np.asarray(driver_poses)[:, 2] + h0)
+    centre = xy + PACIFICA.rear_axle_to_center * np.stack([np.cos(head), np.sin(head)], -1)
+    past_pos, past_v = _ghost_constant_velocity(w, LONG_TIMES[:CURRENT_INDEX])
+    after = LONG_TIMES[CURRENT_INDEX + len(xy) :] - FOLLOW_UP_S
+    heading_end = np.array([np.cos(head[-1]), np.sin(head[-1])])
+    ghost_pos = np.concatenate([past_pos, centre, centre[-1] + driver_speed[-1] * after[:, None] * heading_end])
+    ghost_v = np.concatenate([past_v, driver_speed, np.full(len(after), driver_speed[-1])])
+    movers = _simulate_movers(w, LONG_TIMES, (ghost_pos, ghost_v))
+    window = slice(len(LONG_TIMES) - NUM_TIMES, len(LONG_TIMES))
+    movers = tuple(a[:, window] for a in movers)
+    lights = np.array([program.states(LONG_TIMES)[window] for _, _, program in w.lights])
+    # the driver's last 1.5 s, 2.5 .. 4.0 s
+    n_past = CURRENT_INDEX + 1
+    hist_xy, hist_head = xy[-n_past:], head[-n_past:]
+    speed, accel = np.asarray(driver_speed)[-n_past:], np.asarray(driver_accel)[-n_past:]
+    yaw_rate = np.gradient(hist_head, DT)
+    rng = np.random.default_rng([scene.seed, 1])
+    scenes = []
+    for j, p in enumerate(perturbations):
+        f = p.speed_factor
+        shift = _to_world(np.array([p.longitudinal, p.lateral]), np.zeros(2), float(hist_head[-1]))
+        moved = hist_xy[-1] + shift + f * (hist_xy - hist_xy[-1])
+        past = _EgoPast(
+            np.concatenate([moved, hist_head[:, None]], -1),
+            np.stack([f * speed, np.zeros_like(speed)], -1),
+            np.stack([f * accel, f**2 * speed * yaw_rate], -1),
+        )
+        token = f"{scene.token}@+{FOLLOW_UP_S:.1f}s#{j}"
+        scenes.append(_frame(w, past, movers, lights, rng, token, family, scene.seed))
+    return scenes
 
 
 def split_seeds(split: str, num: int) -> range:

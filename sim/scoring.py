@@ -530,6 +530,14 @@ def apply_human_filter(agent: ScoreBreakdown, human: ScoreBreakdown) -> ScoreBre
     return replace(agent, **changes, epdms=epdms)
 
 
+def with_extended_comfort(scores: ScoreBreakdown, ec: np.ndarray) -> ScoreBreakdown:
+    """`scores` with EC replaced and EPDMS recomputed: NAVSIM gives a frame pair's two-frame EC to both frames
+    (scene_aggregator.py ``SceneAggregator.aggregate_scores``) after the human filter (``compute_final_scores``)."""
+    ec = np.where(scores.finite > 0, np.asarray(ec, dtype=np.float64), 0.0)
+    epdms = extended_pdm_score(*(ec if k == "ec" else getattr(scores, k) for k in EPDMS_TERMS))
+    return replace(scores, ec=ec, epdms=epdms)
+
+
 def aggregate(rows: list[dict[str, float]]) -> dict[str, float]:
     """Mean of every sub-score and score over scenes (scores in percent, as NAVSIM reports them)."""
     if not rows:

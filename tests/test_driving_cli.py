@@ -77,6 +77,10 @@ def test_built_in_planners_are_scored_by_the_same_protocol(tmp_path):
     info = json.loads((out / "eval_info.json").read_text())
     assert info["type"] == "builtin" and info["policy"] == "planner pdm_closed" and info["pdms"] > 80.0
     assert "PDMS" in proc.stdout and "over 6 test scenes" in proc.stdout
+    # v2's two-stage EPDMS on the same scenes, with 5 follow-up scenes per frame
+    two = info["two_stage"]
+    assert two["scenes"] == 6 and two["follow_ups"] == 5 and info["epdms_two_stage"] == two["epdms"]
+    assert 0.0 <= two["epdms"] <= 100.0 and 0.0 <= two["stage_two_epdms"] <= 100.0
 
 
 def test_driving_errors_are_named(demos, tmp_path):
@@ -86,6 +90,8 @@ def test_driving_errors_are_named(demos, tmp_path):
     assert proc.returncode != 0 and "planner='bicycle': expected one of" in proc.stderr
     proc = diffpilot("eval", "task=driving", "planner=pdm_closed", "task.eval.traffic=live", *SMALL_EVAL)
     assert proc.returncode != 0 and "task.eval.traffic='live': expected one of" in proc.stderr
+    proc = diffpilot("eval", "task=driving", "planner=pdm_closed", "task.eval.follow_ups=0", *SMALL_EVAL)
+    assert proc.returncode != 0 and "task.eval.follow_ups=0: expected a positive integer" in proc.stderr
     proc = diffpilot("train", "task=driving", "policy=diffusion_unet_small", f"dataset.root={demos}",
                      f"output_dir={tmp_path / 'x'}")  # fmt: skip
     assert proc.returncode != 0 and "expected a driving planner" in proc.stderr

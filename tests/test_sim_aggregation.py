@@ -33,4 +33,6 @@ def test_two_stage_group_by_hand():
     ]
     got = two_stage_group(now, prev, follow_now, follow_prev, ["epdms"])
     stage_two_now = (1.0 * 1.0 + e * 0.5) / (1.0 + e)
-    assert got["epdms"] == pytest.approx(0.5 * (0.8 * stage_two_now + 1.0 * 0.5))
+    assert got.group["epdms"] == pytest.approx(0.5 * (0.8 * stage_two_now + 1.0 * 0.5))
+    assert got.stage_one["epdms"] == pytest.approx(0.9)
+    assert got.stage_two["epdms"] == pytest.approx(0.5 * (stage_two_now + 0.5))
