@@ -91,7 +91,7 @@ def main() -> None:
         out["planners"][name] = planner_row(info, policy, latency_obs, earlier)
         out.setdefault("per_family_pdms", {})[name] = info["per_family_pdms"]
         out.setdefault("training", {})[name] = {"eval_command": f"diffpilot eval task=driving policy_path={checkpoint}"}
-        print(name, {k: round(v, 3) for k, v in out["planners"][name].items() if not isinstance(v, dict)}, flush=True)
+        print(name, {k: round(v, 3) for k, v in out["planners"][name].items() if isinstance(v, float)}, flush=True)
         atomic_write_json(path, out)
     for name in [n for n in args.only.split(",") if n]:
         run = Path(args.runs) / name
@@ -113,7 +113,7 @@ def main() -> None:
             "eval_command": f"diffpilot eval task=driving policy_path={checkpoint}",
         }
         out["scenes"] = info["scenes"]
-        print(name, {k: round(v, 3) for k, v in row.items() if not isinstance(v, dict)}, flush=True)
+        print(name, {k: round(v, 3) for k, v in row.items() if isinstance(v, float)}, flush=True)
         out["env"] = {
             "python": platform.python_version(),
             "torch": torch.__version__,

@@ -62,13 +62,14 @@ NOTES = (
 )
 
 TWO_STAGE_PROTOCOL = (
-    "NAVSIM v2's two-stage EPDMS (run_pdm_score.py): each scene and its previous frame (-0.5 s), and 5 follow-up "
-    "scenes 4 s later (and their previous frames) cut from the same world simulated on with the human driver "
-    "(pdm_closed_privileged) in the ego's place, the ego's start moved up to 3 m along, 1 m across and its speed by "
-    "up to 20 % (starts touching another road user or off the road are redrawn); every frame planned by the "
-    "planner and scored with reactive traffic, the human filter on the original frames only, one EC per frame "
-    "pair; follow-ups weighted by exp(-d^2 / 0.2) of their start's distance to the stage-one plan's endpoint; "
-    "group = (now x weighted follow-ups + previous x weighted follow-ups) / 2, averaged over scenes"
+    "NAVSIM v2's two-stage EPDMS (run_pdm_score.py): each scene and its previous frame (-0.5 s), and up to 5 "
+    "follow-up scenes 4 s later (and their previous frames, 3.5 s) cut from the same world simulated on with the "
+    "human driver (pdm_closed_privileged) in the ego's place, the ego's start moved up to 3 m along, 1 m across and "
+    "its speed by up to 20 % (starts touching another road user, off the road or in a red connector dropped; the "
+    "driver's own state when none is left); every frame planned by the planner and scored with reactive traffic, "
+    "the human filter on the original frames only, one EC per frame pair; follow-ups weighted by exp(-d^2 / 0.2) "
+    "of their start's distance to the stage-one plan's last pose; epdms = mean over scenes of (now x weighted "
+    "follow-ups + previous x weighted follow-ups) / 2; stage_one / stage_two: each term's mean per stage"
 )
 
 

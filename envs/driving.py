@@ -585,8 +585,9 @@ def two_stage_split(split: str, num_scenes: int, follow_ups: int) -> list[TwoSta
 def evaluate_two_stage(
     policy: Any, cases: Sequence[TwoStageCase], obs_config: ObservationConfig = ObservationConfig(), batch_size: int = 8
 ) -> dict[str, Any]:
-    """NAVSIM v2's two-stage EPDMS (sim/two_stage.py): the policy plans every frame of every group; returns the
-    mean over groups of every score (PDMS / EPDMS in percent) and the stage-one and stage-two EPDMS."""
+    """NAVSIM v2's two-stage EPDMS (sim/two_stage.py): the policy plans every frame of every group. Returns what
+    NAVSIM's run_pdm_score.py reports: EPDMS (%) as the mean over groups of stage one x weighted stage two, and
+    every term's stage-one and stage-two means (`follow_ups`: the mean number per frame)."""
     groups = []
     for lo in tqdm(range(0, len(cases), batch_size), desc="two-stage", leave=False, disable=len(cases) < 20):
         chunk = cases[lo : lo + batch_size]
@@ -598,17 +599,19 @@ def evaluate_two_stage(
         for case in chunk:
             groups.append(case.score(plans[at : at + len(case.frames)]))
             at += len(case.frames)
-    percent = {"pdms", "epdms"}
 
-    def mean(part: str, key: str) -> float:
-        return (100.0 if key in percent else 1.0) * float(np.mean([getattr(g, part)[key] for g in groups]))
+    def mean(part: str) -> dict[str, float]:
+        return {
+            key: (100.0 if key == "epdms" else 1.0) * float(np.mean([getattr(g, part)[key] for g in groups]))
+            for key in SCORE_KEYS
+        }
 
     return {
         "scenes": len(groups),
-        "follow_ups": cases[0].follow_ups if cases else 0,
-        **{key: mean("group", key) for key in SCORE_KEYS},
-        "stage_one_epdms": mean("stage_one", "epdms"),
-        "stage_two_epdms": mean("stage_two", "epdms"),
+        "follow_ups": float(np.mean([case.follow_ups for case in cases])) if cases else 0.0,
+        "epdms": mean("group")["epdms"],
+        "stage_one": mean("stage_one"),
+        "stage_two": mean("stage_two"),
     }
 
 

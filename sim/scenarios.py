@@ -924,15 +924,21 @@ def make_follow_up_scenes(
     driver_speed: np.ndarray,
     driver_accel: np.ndarray,
     perturbations: list[EgoPerturbation],
+    steps_back: int = 0,
 ) -> list[Scene]:
     """NAVSIM v2's stage-two scenes for `scene`: the same world FOLLOW_UP_S later, one scene per perturbation.
 
     driver_poses (41, 3), driver_speed (41,), driver_accel (41,): the scene's human driver simulated over its
     4 s (rear axle, scene frame, 0.1 s apart). The world is simulated on with the driver in the ego's place (the
     agents react to it, as logged agents reacted to the human) and then at constant velocity; each follow-up's
-    ego starts at the driver's 4 s pose moved by its perturbation, its 1.5 s past moved with it and its
-    speeds scaled. Dead-end lanes run on straight (`_extend_dead_ends`). Tokens: ``<token>@+4.0s#<j>``.
+    ego starts at the driver's 4 s pose moved by its perturbation, its 1.5 s past moved with it (and stretched
+    about that pose by the speed factor) and its speeds scaled. `steps_back` > 0 cuts each follow-up's frame that
+    many 0.1 s steps earlier (its previous frame, with its true past). Dead-end lanes run on straight
+    (`_extend_dead_ends`). Tokens: ``<token>@+<time>s#<j>``.
     """
+    n_past = CURRENT_INDEX + 1
+    if not 0 <= steps_back <= len(driver_poses) - n_past:
+        raise ValueError(f"scene {scene.token!r}: field 'steps_back': expected 0..{len(driver_poses) - n_past}")
     w, family, now = _world_of(scene)
     o, h0 = now.poses[-1, :2], float(now.poses[-1, 2])
     _extend_dead_ends(w, FOLLOW_UP_EXTENSION_M)
@@ -946,27 +952,28 @@ def make_follow_up_scenes(
     ghost_pos = np.concatenate([past_pos, centre, centre[-1] + driver_speed[-1] * after[:, None] * heading_end])
     ghost_v = np.concatenate([past_v, driver_speed, np.full(len(after), driver_speed[-1])])
     movers = _simulate_movers(w, LONG_TIMES, (ghost_pos, ghost_v))
-    window = slice(len(LONG_TIMES) - NUM_TIMES, len(LONG_TIMES))
+    end = len(LONG_TIMES) - steps_back
+    window = slice(end - NUM_TIMES, end)
     movers = tuple(a[:, window] for a in movers)
     lights = np.array([program.states(LONG_TIMES)[window] for _, _, program in w.lights])
-    # the driver's last 1.5 s, 2.5 .. 4.0 s
-    n_past = CURRENT_INDEX + 1
-    hist_xy, hist_head = xy[-n_past:], head[-n_past:]
-    speed, accel = np.asarray(driver_speed)[-n_past:], np.asarray(driver_accel)[-n_past:]
-    yaw_rate = np.gradient(hist_head, DT)
-    rng = np.random.default_rng([scene.seed, 1])
+    # the driver's 1.5 s up to the frame's time; the perturbation moves it about the driver's 4 s pose
+    past = slice(len(xy) - n_past - steps_back, len(xy) - steps_back)
+    hist_xy, hist_head = xy[past], head[past]
+    speed, accel = np.asarray(driver_speed)[past], np.asarray(driver_accel)[past]
+    yaw_rate = np.gradient(head, DT)[past]
+    rng = np.random.default_rng([scene.seed, 1, steps_back])
     scenes = []
     for j, p in enumerate(perturbations):
         f = p.speed_factor
-        shift = _to_world(np.array([p.longitudinal, p.lateral]), np.zeros(2), float(hist_head[-1]))
-        moved = hist_xy[-1] + shift + f * (hist_xy - hist_xy[-1])
-        past = _EgoPast(
+        shift = _to_world(np.array([p.longitudinal, p.lateral]), np.zeros(2), float(head[-1]))
+        moved = xy[-1] + shift + f * (hist_xy - xy[-1])
+        ego_past = _EgoPast(
             np.concatenate([moved, hist_head[:, None]], -1),
             np.stack([f * speed, np.zeros_like(speed)], -1),
             np.stack([f * accel, f**2 * speed * yaw_rate], -1),
         )
-        token = f"{scene.token}@+{FOLLOW_UP_S:.1f}s#{j}"
-        scenes.append(_frame(w, past, movers, lights, rng, token, family, scene.seed))
+        token = f"{scene.token}@+{FOLLOW_UP_S - steps_back * DT:.1f}s#{j}"
+        scenes.append(_frame(w, ego_past, movers, lights, rng, token, family, scene.seed))
     return scenes
 
 

@@ -9,8 +9,10 @@ how close its start is to the last pose of the plan for S (the plan's pose, not 
 ``endpoint_x``), B_j by the plan for P; sim/aggregation.py combines them.
 
 NAVSIM renders its follow-up scenes from perturbed ego poses; here the perturbations are drawn uniformly within
-TwoStageConfig's bounds, and a start whose ego box touches another road user, leaves the drivable area or stands in
-a red light's lane connector is drawn again (the driver's own state is the last resort).
+TwoStageConfig's bounds; a start whose ego box touches another road user, leaves the drivable area or stands in a
+red light's lane connector is dropped (the driver's own state is the last resort). The previous frame P of the
+scene extrapolates the ego's past before -1.5 s (sim/frames.py); a follow-up's previous frame B_j has its true past.
+A plan that is not finite scores 0 on every term (NAVSIM's run stops without a score).
 """
 
 from __future__ import annotations
@@ -26,17 +28,18 @@ from diffpilot.sim.geometry import PolygonSet, box_corners, boxes_overlap, conve
 from diffpilot.sim.planners import PDMClosedPlanner, simulate_in_scene
 from diffpilot.sim.scenarios import EgoPerturbation, make_follow_up_scenes
 from diffpilot.sim.scene import Scene
-from diffpilot.sim.scoring import METRICS, ScoringContext, with_extended_comfort
+from diffpilot.sim.scoring import EPDMS_TERMS, ScoringContext, with_extended_comfort
 from diffpilot.sim.vehicle import ego_corners
 
-SCORE_KEYS = (*METRICS, "ep_v1", "pdms", "epdms")
+SCORE_KEYS = (*EPDMS_TERMS, "epdms")  # the columns of NAVSIM v2's two-stage result
 CANDIDATES_PER_FOLLOW_UP = 3
 
 
 @dataclass(frozen=True)
 class TwoStageConfig:
-    """follow_ups: M follow-up scenes per frame; the ego's start is moved up to longitudinal_m / lateral_m metres
-    along / across the driver's 4 s heading and its speed by up to speed_fraction."""
+    """follow_ups: at most M follow-up scenes per frame (fewer when fewer clear starts were drawn; the driver's own
+    state when none was); the ego's start is moved up to longitudinal_m / lateral_m metres along / across the
+    driver's 4 s heading and its speed by up to speed_fraction."""
 
     follow_ups: int = 5
     longitudinal_m: float = 3.0
@@ -103,16 +106,15 @@ class TwoStageCase:
         rng = np.random.default_rng([scene.seed, 2])
         candidates = [_draw(rng, config) for _ in range(CANDIDATES_PER_FOLLOW_UP * config.follow_ups)]
         candidates.append(EgoPerturbation())
-        built = make_follow_up_scenes(scene, driver.poses[0], driver.speed[0], driver.accel_lon[0], candidates)
-        chosen = [i for i in range(len(candidates) - 1) if clear_start(built[i])][: config.follow_ups]
-        chosen += [len(candidates) - 1] * (config.follow_ups - len(chosen))
+        driven = (driver.poses[0], driver.speed[0], driver.accel_lon[0])
+        probes = make_follow_up_scenes(scene, *driven, candidates)
+        chosen = [p for p, f in zip(candidates[:-1], probes) if clear_start(f)][: config.follow_ups]
+        chosen = chosen or candidates[-1:]
+        follow = make_follow_up_scenes(scene, *driven, chosen)
+        follow_prev = make_follow_up_scenes(scene, *driven, chosen, SHIFT_STEPS)
         end = driver.poses[0, -1]
-        follow = [built[i] for i in chosen]
-        follow_prev = [previous_frame(f) for f in follow]
         h = scene.num_history
-        origin_follow = [
-            compose(end, np.array([candidates[i].longitudinal, candidates[i].lateral, 0.0])) for i in chosen
-        ]
+        origin_follow = [compose(end, np.array([p.longitudinal, p.lateral, 0.0])) for p in chosen]
         origins = np.array(
             [
                 np.zeros(3),
@@ -122,7 +124,7 @@ class TwoStageCase:
             ]
         )
         frames = [scene, prev, *follow, *follow_prev]
-        humans = [human_now, human_prev] + [None] * (2 * config.follow_ups)
+        humans = [human_now, human_prev] + [None] * (2 * len(follow))
         scorers = [SceneScorer.of(f, reference.plan(f), hp, traffic=config.traffic) for f, hp in zip(frames, humans)]
         return TwoStageCase(frames, origins, scorers)
 

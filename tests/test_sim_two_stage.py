@@ -87,32 +87,40 @@ def test_clear_start_rejects_an_ego_inside_another_car_or_off_the_road():
 def test_the_group_score_by_hand_from_its_frames():
     scene = make_scene(2_000_004)
     case = TwoStageCase.of(scene, PDMClosedPlanner(), HUMAN, TwoStageConfig(follow_ups=3))
-    assert len(case.frames) == 8 and case.frames[1].token.endswith("@-0.5s")
+    m = case.follow_ups
+    assert 1 <= m <= 3 and len(case.frames) == 2 + 2 * m and case.frames[1].token.endswith("@-0.5s")
+    assert case.frames[2].token.endswith("@+4.0s#0") and case.frames[2 + m].token.endswith("@+3.5s#0")
     planner = PDMClosedPlanner()
     plans = np.stack([planner.plan(f) for f in case.frames])
     got = case.score(plans)
     # the same frames scored one by one: each pair shares one EC, and the group follows run_pdm_score.py
     rows = {}
     states = [simulate_in_scene(f, plans[i : i + 1]) for i, f in enumerate(case.frames)]
-    for now, prev in [(0, 1), (2, 5), (3, 6), (4, 7)]:
+    for now, prev in [(0, 1), *[(2 + j, 2 + m + j) for j in range(m)]]:
         s_now = case.scorers[now].score(states[now], states[prev])
         s_prev = case.scorers[prev].score(states[prev])
         rows[now] = s_now.row(0)
         rows[prev] = {**s_prev.row(0), "ec": s_now.ec[0]}
-    w_now = pseudo_closed_loop_weights(plans[0, -1, :2], case.origins[2:5, :2])
-    w_prev = pseudo_closed_loop_weights(compose(case.origins[1], plans[1, -1])[:2], case.origins[5:8, :2])
+    w_now = pseudo_closed_loop_weights(plans[0, -1, :2], case.origins[2 : 2 + m, :2])
+    w_prev = pseudo_closed_loop_weights(compose(case.origins[1], plans[1, -1])[:2], case.origins[2 + m :, :2])
     for key in ("nc", "ttc", "ec"):
         second_now = sum(w * rows[2 + j][key] for j, w in enumerate(w_now))
-        second_prev = sum(w * rows[5 + j][key] for j, w in enumerate(w_prev))
+        second_prev = sum(w * rows[2 + m + j][key] for j, w in enumerate(w_prev))
         expected = 0.5 * (rows[0][key] * second_now + rows[1][key] * second_prev)
         assert got.group[key] == pytest.approx(expected)
+        assert got.stage_two[key] == pytest.approx(0.5 * (second_now + second_prev))
     assert 0.0 <= got.group["epdms"] <= 1.0
-    # the previous frame's follow-ups start 0.5 s back along the now frame's follow-ups' past
-    for j in range(3):
-        h = scene.num_history
+    # a follow-up's previous frame is the same perturbed start 0.5 s earlier, with its true past
+    h = scene.num_history
+    for j in range(m):
+        a, b = case.frames[2 + j], case.frames[2 + m + j]
+        np.testing.assert_allclose(case.origins[2 + m + j], compose(case.origins[2 + j], a.ego.history_poses[h - 5]))
         np.testing.assert_allclose(
-            case.origins[5 + j], compose(case.origins[2 + j], case.frames[2 + j].ego.history_poses[h - 5]), atol=1e-9
+            compose(case.origins[2 + m + j], b.ego.history_poses[5:])[:, :2],
+            compose(case.origins[2 + j], a.ego.history_poses[:-5])[:, :2],
+            atol=1e-9,
         )
+        assert b.agents.valid[:, :5].any()  # agents are known before the follow-up's past began
 
 
 def test_clear_start_rejects_an_ego_standing_in_a_red_lights_connector():
