@@ -34,6 +34,9 @@ from diffpilot.sim.scenarios import make_split
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PLANNERS = ("ego_mlp", "diffusiondrive", "vanilla_diffusion", "wamdiff")
+# driving.json's name of each trained planner's row: "diffusiondrive" is DiffusionDrive with its score head
+# (bench/driving_score_head.py), the behaviour-cloned policy alone is "diffusiondrive_bc"
+ROW_NAMES = {"diffusiondrive": "diffusiondrive_bc"}
 
 
 def latency_b1(policy, obs: dict[str, np.ndarray]) -> float:
@@ -103,17 +106,18 @@ def main() -> None:
         policy = load_policy(checkpoint)
         info = evaluate_policy(policy, task, EvalSettings(), run / "eval", {"policy": str(checkpoint)})
         record_evaluation(info, run / "eval")
-        row = planner_row(info, policy, latency_obs, out["planners"].get(name) if args.keep_latency else None)
+        key = ROW_NAMES.get(name, name)
+        row = planner_row(info, policy, latency_obs, out["planners"].get(key) if args.keep_latency else None)
         train = json.loads((run / RESULT_FILE).read_text())
-        out["planners"][name] = row
-        out.setdefault("per_family_pdms", {})[name] = info["per_family_pdms"]
-        out.setdefault("training", {})[name] = {
+        out["planners"][key] = row
+        out.setdefault("per_family_pdms", {})[key] = info["per_family_pdms"]
+        out.setdefault("training", {})[key] = {
             "steps": train["train_steps"],
             "command": "diffpilot train " + " ".join(overrides),
             "eval_command": f"diffpilot eval task=driving policy_path={checkpoint}",
         }
         out["scenes"] = info["scenes"]
-        print(name, {k: round(v, 3) for k, v in row.items() if isinstance(v, float)}, flush=True)
+        print(key, {k: round(v, 3) for k, v in row.items() if isinstance(v, float)}, flush=True)
         out["env"] = {
             "python": platform.python_version(),
             "torch": torch.__version__,

@@ -14,7 +14,8 @@ simulator at test time). Only the head trains.
 3. the head (predicting the five sub-scores, combined by the PDMS formula) fitted on 90 % of the scenes; on the
    other 10 %: PDMS of the focal choice, the head's choice, the oracle
 4. both policies evaluated on the first --scenes test scenes (open loop, EC from the previous frame) in this run;
-   the rows go to bench/results/driving.json as diffusiondrive (refreshed) and diffusiondrive_score_head
+   the rows go to bench/results/driving.json as diffusiondrive_bc (the policy alone, refreshed) and diffusiondrive
+   (the policy with its score head: driving.json's DiffusionDrive)
 
   OMP_NUM_THREADS=1 python bench/driving_score_head.py --policy runs/driving/checkpoints_long/diffusiondrive \\
       --train-scenes 14400 --scenes 500 --hidden 512 --epochs 100 --seed 0
@@ -104,8 +105,8 @@ def time_planners(args) -> None:
     all alike; median over --latency-passes passes of --latency-scenes test scenes), and the time per scene
     with all --latency-scenes scenes in one batch, into driving.json."""
     dirs = {
-        "diffusiondrive": args.policy,
-        "diffusiondrive_score_head": score_head_dir(args),
+        "diffusiondrive_bc": args.policy,
+        "diffusiondrive": score_head_dir(args),
         "vanilla_diffusion": args.vanilla,
     }
     policies = {name: load_policy(d).eval() for name, d in dirs.items()}
@@ -135,7 +136,7 @@ def time_planners(args) -> None:
         row["batch_latency_scenes"] = args.latency_scenes
     p = report["planners"]
     for key, suffix in (("latency_ms", "b1"), ("batch_latency_ms", f"batch{args.latency_scenes}")):
-        for planner in ("diffusiondrive", "diffusiondrive_score_head"):
+        for planner in ("diffusiondrive_bc", "diffusiondrive"):
             ratio = p["vanilla_diffusion"][key] / p[planner][key]
             report["score_head"][f"latency_ratio_vanilla_over_{planner}_{suffix}"] = ratio
     report["score_head"].pop("latency_ratio_vanilla_over_score_head_b1", None)  # the older name
@@ -201,14 +202,12 @@ def main() -> None:
     scenes, refs, humans = scored_split("test", args.scenes)
     path = RESULTS / "driving.json"
     report = json.loads(path.read_text())
-    for name, pol in (("diffusiondrive", base), ("diffusiondrive_score_head", policy)):
-        res = evaluate_open_loop(
-            pol, scenes, batch_size=64, reference_plans=refs, two_frame=True, human_plans=humans
-        )
+    for name, pol in (("diffusiondrive_bc", base), ("diffusiondrive", policy)):
+        res = evaluate_open_loop(pol, scenes, batch_size=64, reference_plans=refs, two_frame=True, human_plans=humans)
         row = res.table()
         row["batch_latency_ms"] = row.pop("latency_ms")
         old = report["planners"].get(name, {})
-        row["latency_ms"] = old.get("latency_ms") if name == "diffusiondrive" else None
+        row["latency_ms"] = old.get("latency_ms") if name == "diffusiondrive_bc" else None
         row["denoiser_calls"] = len(pol.timesteps())
         report["planners"][name] = row
         print(name, {k: round(v, 3) for k, v in row.items() if isinstance(v, float)}, flush=True)
@@ -222,7 +221,7 @@ def main() -> None:
         "epochs": args.epochs,
         "loss_first_last": [losses[0], losses[-1]],
         "validation": validation,
-        "test_pdms_over_pdm_closed": report["planners"]["diffusiondrive_score_head"]["pdms"] / pdm if pdm else None,
+        "test_pdms_over_pdm_closed": report["planners"]["diffusiondrive"]["pdms"] / pdm if pdm else None,
         "seconds": round(time.perf_counter() - t_start, 1),
         "command": "OMP_NUM_THREADS=1 python bench/driving_score_head.py "
         + f"--policy {args.policy} --train-scenes {args.train_scenes} --scenes {args.scenes} --hidden {args.hidden} "
