@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from diffpilot.errors import CheckpointError
+from diffpilot.errors import CheckpointError, ConfigError, check_field_types
 from diffpilot.run import PRETRAINED, Run, TrainingState, latest_checkpoint, read_json, read_state
 
 from .checkpoint import CONFIG_FILE
@@ -48,10 +48,10 @@ class TrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        self.betas = tuple(self.betas)
+        check_field_types(self, "train")
         for name in ("steps", "batch_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"train.{name}={getattr(self, name)}: expected a positive integer")
+                raise ConfigError(f"train.{name}={getattr(self, name)}: expected a positive integer")
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:

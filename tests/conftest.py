@@ -15,9 +15,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 torch.set_num_threads(2)
 
 
-def diffpilot(*args: str, threads: int = 2, timeout: int = 600) -> subprocess.CompletedProcess:
+def diffpilot(
+    *args: str, threads: int = 2, timeout: int = 600, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """`diffpilot <args>` in a fresh process with `threads` OpenMP threads; Hydra's errors in one line."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HYDRA_FULL_ERROR": "0"}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HYDRA_FULL_ERROR": "0", **(env_extra or {})}
     return subprocess.run(
         [sys.executable, "-m", "diffpilot.cli", *args], capture_output=True, text=True, timeout=timeout, env=env
     )

@@ -81,7 +81,30 @@ def test_unknown_command_is_named():
 
 def test_missing_dataset_meta_is_named(tmp_path):
     proc = diffpilot("train", f"dataset.root={tmp_path}", f"output_dir={tmp_path}/run")
-    assert proc.returncode != 0 and "meta/info.json" in proc.stderr
+    assert proc.returncode == 2 and "meta/info.json" in proc.stderr
+    # a user error is one line, without a traceback; DIFFPILOT_TRACEBACK=1 shows it
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.steps=2.5", "train.steps=2.5: expected an integer"),
+        ("train.steps=abc", "train.steps='abc': expected an integer"),
+        ("train.lr=abc", "train.lr='abc': expected a number"),
+        ("train.use_ema=maybe", "train.use_ema='maybe': expected true or false"),
+        ("train.batch_size=0", "train.batch_size=0: expected a positive integer"),
+    ],
+)
+def test_config_values_are_type_checked_before_any_work(tmp_path, override, message):
+    proc = diffpilot("train", override, f"dataset.root={tmp_path / 'none'}", f"output_dir={tmp_path / 'run'}")
+    assert proc.returncode == 2 and proc.stderr.strip() == f"diffpilot: {message}"
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_traceback_flag_shows_the_traceback(tmp_path):
+    proc = diffpilot("train", "train.steps=2.5", env_extra={"DIFFPILOT_TRACEBACK": "1"})
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "expected an integer" in proc.stderr
 
 
 def test_dataset_without_the_tasks_features_is_named(demo_dataset):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -188,3 +189,18 @@ def test_init_from_starts_a_new_run_from_saved_weights(tmp_path, lerobot_dataset
         run_training(other_shape)
     with pytest.raises(ConfigError, match="expected one of the two"):
         run_training(both)
+
+
+def test_train_config_types_are_checked_and_numbers_converted():
+    from diffpilot.errors import ConfigError
+
+    cfg = TrainConfig(steps=3, lr=1, betas=[0.9, 1])
+    assert isinstance(cfg.lr, float) and cfg.betas == (0.9, 1.0) and isinstance(cfg.betas[1], float)
+    for bad, message in (
+        ({"steps": 2.5}, "train.steps=2.5: expected an integer"),
+        ({"steps": True}, "train.steps=True: expected an integer"),
+        ({"betas": [0.9]}, "train.betas=[0.9]: expected a list of 2 numbers"),
+        ({"device": 0}, "train.device=0: expected a string"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            TrainConfig(**bad)

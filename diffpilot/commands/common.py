@@ -2,11 +2,50 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from diffpilot.errors import ConfigError
+from diffpilot.errors import CheckpointError, ConfigError
+
+TRACEBACK_ENV = "DIFFPILOT_TRACEBACK"  # =1: a user error shows its traceback instead of one line
+
+
+def user_errors(app: Callable) -> Callable:
+    """A command's entry point that prints a user error (a bad config value, checkpoint, dataset or scene file) as
+    one line on stderr and exits with 2; DIFFPILOT_TRACEBACK=1 shows the traceback instead."""
+    from diffpilot.policies.datasets.episodes import DatasetFormatError
+    from diffpilot.sim.scene import SceneError
+
+    @functools.wraps(app)
+    def run(*args, **kwargs):
+        try:
+            return app(*args, **kwargs)
+        except (ConfigError, CheckpointError, DatasetFormatError, SceneError) as err:
+            _drop_unused_run_dir()
+            if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+                raise
+            print(f"diffpilot: {err}", file=sys.stderr)
+            sys.exit(2)
+
+    return run
+
+
+def _drop_unused_run_dir() -> None:
+    """Remove the output directory Hydra made for a run that stopped before writing anything into it."""
+    import shutil
+
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    hc = HydraConfig.get()
+    out = Path(hc.runtime.output_dir)
+    if out.is_dir() and {p.name for p in out.iterdir()} <= {".hydra", f"{hc.job.name}.log"}:
+        shutil.rmtree(out)
 
 
 def load_task_config(name: str) -> dict[str, Any] | None:

@@ -22,7 +22,7 @@ from diffpilot.policies.samplers import SamplerConfig
 from diffpilot.policies.train import pick_device
 from diffpilot.run import log_scalars
 
-from .common import set_threads
+from .common import set_threads, user_errors
 
 
 def simplex_grid(k: int, step: float) -> list[list[float]]:
@@ -122,6 +122,7 @@ def compose(cfg: DictConfig) -> dict:
 
 
 @hydra.main(config_path="pkg://diffpilot.configs", config_name="compose", version_base="1.3")
+@user_errors
 def app(cfg: DictConfig) -> None:
     set_threads(cfg.num_threads)
     OmegaConf.resolve(cfg)

@@ -18,7 +18,7 @@ from diffpilot.envs.robomimic import task_cameras
 from diffpilot.errors import ConfigError
 from diffpilot.policies.datasets.lerobot_v3 import FeatureSpec, LeRobotV3Writer
 
-from .common import clear_output_dir, load_task_config
+from .common import clear_output_dir, load_task_config, user_errors
 
 TASKS = {"pusht": "Push the T-shaped block onto the T-shaped target."}  # LeRobot task strings (default: the env name)
 
@@ -155,6 +155,7 @@ def _cameras(given, task_cfg: dict | None, rendered: bool, obs_mode: str) -> tup
 
 
 @hydra.main(config_path="pkg://diffpilot.configs", config_name="data", version_base="1.3")
+@user_errors
 def app(cfg: DictConfig) -> None:
     task = cfg.get("task")
     if isinstance(task, DictConfig) and task.get("env") == "driving":  # task=driving: PDM-Closed on a scene split

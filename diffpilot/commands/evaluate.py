@@ -16,7 +16,7 @@ from diffpilot.errors import ConfigError
 from diffpilot.policies.warmstart import RTIWarmStart
 from diffpilot.run import record_evaluation
 
-from .common import load_policy, set_threads
+from .common import load_policy, set_threads, user_errors
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ def describe_policy(policy) -> dict:
 
 
 @hydra.main(config_path="pkg://diffpilot.configs", config_name="eval", version_base="1.3")
+@user_errors
 def app(cfg: DictConfig) -> None:
     set_threads(cfg.num_threads)
     task = OmegaConf.to_container(cfg.task, resolve=True)

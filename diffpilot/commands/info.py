@@ -13,7 +13,7 @@ from diffpilot.envs.registry import env_factory
 from diffpilot.errors import ConfigError
 from diffpilot.policies.checkpoint import atomic_write_json
 
-from .common import set_threads
+from .common import set_threads, user_errors
 
 
 def policy_from_config(policy_cfg: dict, task: dict):
@@ -78,6 +78,7 @@ def format_report(info: dict) -> str:
 
 
 @hydra.main(config_path="pkg://diffpilot.configs", config_name="info", version_base="1.3")
+@user_errors
 def app(cfg: DictConfig) -> None:
     set_threads(cfg.num_threads)
     info = describe(cfg)

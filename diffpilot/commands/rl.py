@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from diffpilot.errors import ConfigError
 
-from .common import set_threads
+from .common import set_threads, user_errors
 
 
 def resolve_runner(spec: str):
@@ -36,6 +36,7 @@ def run(cfg: DictConfig) -> dict:
 
 
 @hydra.main(config_path="pkg://diffpilot.configs", config_name="rl", version_base="1.3")
+@user_errors
 def app(cfg: DictConfig) -> None:
     set_threads(cfg.num_threads)
     OmegaConf.resolve(cfg)

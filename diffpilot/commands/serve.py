@@ -16,6 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 from diffpilot.atomic import atomic_write_json
 from diffpilot.errors import ConfigError
 
+from .common import user_errors
+
 log = logging.getLogger("diffpilot.serve")
 
 
@@ -141,6 +143,7 @@ def app() -> None:
 
 
 @hydra.main(config_path="pkg://diffpilot.configs", config_name="serve", version_base="1.3")
+@user_errors
 def _app(cfg: DictConfig) -> None:
     from diffpilot.serve.mapping import MappingError
     from diffpilot.serve.ros1 import AdapterUnavailable

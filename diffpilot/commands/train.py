@@ -23,7 +23,7 @@ from diffpilot.policies.registry import POLICIES, build_policy
 from diffpilot.policies.train import BCTrainer, TrainConfig
 from diffpilot.run import resume_if_asked
 
-from .common import set_threads
+from .common import set_threads, user_errors
 
 
 def policy_for_dataset(policy_cfg: dict, task_cfg: dict, data) -> DiffusionPolicy:
@@ -91,11 +91,12 @@ def start_from(policy, cfg: DictConfig) -> None:
 
 
 def run_training(cfg: DictConfig) -> dict:
-    set_threads(cfg.train.num_threads)
+    train_cfg = TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True))  # type-checked before any work
+    set_threads(train_cfg.num_threads)
     task = OmegaConf.to_container(cfg.task, resolve=True)
     policy_cfg = OmegaConf.to_container(cfg.policy, resolve=True)
     if task["env"] == "driving":
-        return train_planner(cfg, task, policy_cfg)
+        return train_planner(cfg, task, policy_cfg, train_cfg)
     conditioning = policy_cfg.setdefault("task_conditioning", {})
     conditioned = conditioning.get("mode", "none") != "none"
     if conditioned and conditioning.get("key", TASK_KEY) != TASK_KEY:
@@ -108,13 +109,12 @@ def run_training(cfg: DictConfig) -> dict:
     data, stats = load_episodes(root, cfg.dataset.format, [*obs_keys, task["action_key"]])
     if conditioned and not conditioning.get("instructions"):
         conditioning["instructions"] = task_instructions(task, data)
-    torch.manual_seed(cfg.train.seed)  # the initial weights follow train.seed
+    torch.manual_seed(train_cfg.seed)  # the initial weights follow train.seed
     policy = policy_for_dataset(policy_cfg, task, data)
     policy.load_stats(stats)
     start_from(policy, cfg)
     pc = policy.config
     dataset = WindowedDataset(data, obs_keys, task["action_key"], pc.n_obs_steps, pc.horizon, pc.n_action_steps)
-    train_cfg = TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True))
     periodic = _periodic_eval(cfg, task) if train_cfg.eval_every else None
     trainer = BCTrainer(policy, dataset, train_cfg, Path(cfg.output_dir), eval_fn=periodic)
     resume_if_asked(trainer, cfg.resume)
@@ -143,7 +143,7 @@ def train_and_report(trainer: BCTrainer, cfg: DictConfig, task: dict, n_params: 
     return trainer.run.finish(result)
 
 
-def train_planner(cfg: DictConfig, task: dict, policy_cfg: dict) -> dict:
+def train_planner(cfg: DictConfig, task: dict, policy_cfg: dict, train_cfg: TrainConfig) -> dict:
     """`diffpilot train task=driving policy=ego_mlp|diffusiondrive|vanilla_diffusion|wamdiff`: behaviour cloning of a
     driving planner on the demonstrations `diffpilot data task=driving` wrote (dataset.root)."""
     from diffpilot.envs.driving import load_demonstrations
@@ -162,15 +162,14 @@ def train_planner(cfg: DictConfig, task: dict, policy_cfg: dict) -> dict:
     if not issubclass(POLICIES.get(kind, object), DrivingPolicy):
         planners = " | ".join(sorted(k for k, c in POLICIES.items() if issubclass(c, DrivingPolicy)))
         raise ConfigError(f"policy.type={kind!r} with task=driving: expected a driving planner ({planners})")
-    torch.manual_seed(cfg.train.seed)  # the initial weights follow train.seed
+    torch.manual_seed(train_cfg.seed)  # the initial weights follow train.seed
     try:
         policy = build_policy(policy_cfg)
     except ValueError as err:
         raise ConfigError(str(err)) from None
     policy.set_normalization(data)
     start_from(policy, cfg)
-    trainer = BCTrainer(policy, ArrayDataset(data), TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True)),
-                        Path(cfg.output_dir))  # fmt: skip
+    trainer = BCTrainer(policy, ArrayDataset(data), train_cfg, Path(cfg.output_dir))
     resume_if_asked(trainer, cfg.resume)
     n_params = sum(p.numel() for p in policy.parameters())
     print(f"demonstrations {cfg.dataset.root}: {len(data['trajectory'])} scenes; {policy.type_name} planner with "
@@ -179,6 +178,7 @@ def train_planner(cfg: DictConfig, task: dict, policy_cfg: dict) -> dict:
 
 
 @hydra.main(config_path="pkg://diffpilot.configs", config_name="train", version_base="1.3")
+@user_errors
 def app(cfg: DictConfig) -> None:
     result = run_training(cfg)
     if "eval" in result:
