@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.numpy import load_file as load_numpy
 from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import load_file, save_file
@@ -319,7 +320,10 @@ def load_tensors(path: str | os.PathLike, what: str) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what}: {path} does not exist")
-    return load_file(str(path))
+    try:
+        return load_file(str(path))
+    except SafetensorError as err:
+        raise CheckpointError(f"{what}: {path} is not a readable safetensors file ({err})") from None
 
 
 def rng_tensors(generators: dict[str, torch.Generator]) -> dict[str, torch.Tensor]:

@@ -172,3 +172,18 @@ def test_compose_searches_weights_and_saves_a_loadable_policy(tmp_path):
 def test_compose_needs_two_parents(tmp_path):
     proc = diffpilot("compose", "parents=[]", f"output_dir={tmp_path}")
     assert proc.returncode != 0 and "expected two or more policy directories" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("episodes=-1", "episodes=-1: expected a positive integer"),
+        ("episodes=abc", "episodes='abc': expected a positive integer"),
+        ("n=2.5", "n=2.5: expected a positive integer"),
+        ("seed=-3", "seed=-3: expected an integer >= 0"),
+    ],
+)
+def test_data_options_are_checked_before_any_work(tmp_path, override, message):
+    proc = diffpilot("data", override, f"output={tmp_path / 'out'}")
+    assert proc.returncode == 2 and proc.stderr.strip() == f"diffpilot: {message}"
+    assert not (tmp_path / "out").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -257,6 +258,14 @@ def test_nan_in_action(copy_of):
 def test_missing_column(copy_of):
     _rewrite_data(copy_of, lambda t: t.drop_columns(["observation.state"]))
     with pytest.raises(DatasetFormatError, match=r"missing column 'observation.state'"):
+        LeRobotV3Dataset(copy_of)
+
+
+@pytest.mark.parametrize("part", ["data", "meta/episodes", "meta/tasks.parquet"])
+def test_a_truncated_parquet_file_is_named(copy_of, part):
+    path = copy_of / part if part.endswith(".parquet") else sorted((copy_of / part).rglob("*.parquet"))[0]
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(DatasetFormatError, match=rf"{re.escape(str(path))}: not a readable parquet file"):
         LeRobotV3Dataset(copy_of)
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from diffpilot.run import Run, TrainingState
+from diffpilot.errors import CheckpointError
+from diffpilot.run import Run, TrainingState, atomic_save_tensors, load_tensors
 
 
 def test_a_multiple_crossed_anywhere_in_an_iteration_is_due_once():
@@ -39,3 +41,11 @@ def test_a_step_is_checkpointed_once(tmp_path):
     assert (first / "training_state" / "modules.safetensors").stat().st_mtime_ns == stamp  # not rewritten
     run.advance()
     assert run.save(TrainingState({"layer": layer})).name == "step_0000004"
+
+
+def test_a_truncated_safetensors_file_is_named(tmp_path):
+    path = tmp_path / "model.safetensors"
+    atomic_save_tensors(path, {"w": torch.ones(64, 64)})
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(CheckpointError, match=r"model: .*model\.safetensors is not a readable safetensors file"):
+        load_tensors(path, "model")

@@ -99,6 +99,23 @@ class DataRequest:
     cameras: tuple[str, ...] | None = None  # robomimic image modes: the cameras rendered (None: the writer's default)
 
 
+def whole_number(name: str, value: object, minimum: int = 1) -> int:
+    """`value` as an int of at least `minimum`, else a ConfigError naming `name` (2.5, 'abc', -1 and true fail)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ConfigError(f"{name}={value!r}: expected {what}")
+    return value
+
+
+def episode_count(cfg: DictConfig) -> int:
+    """`n` (robomimic's spelling) or `episodes`, checked; with them `seed` and `max_attempts`."""
+    name = "n" if cfg.get("n") is not None else "episodes"
+    whole_number("seed", cfg.get("seed", 0), minimum=0)
+    if cfg.get("max_attempts") is not None:
+        whole_number("max_attempts", cfg.max_attempts)
+    return whole_number(name, cfg.get(name))
+
+
 def resolve_request(cfg: DictConfig) -> DataRequest:
     """The config's aliases and defaults resolved, with one ConfigError per conflicting or unknown value.
 
@@ -133,9 +150,9 @@ def resolve_request(cfg: DictConfig) -> DataRequest:
         )
     obs_mode = cfg.get("obs_mode") or (task_cfg or {}).get("obs_mode") or ("state" if robomimic else "all")
     cameras = _cameras(cfg.get("cameras"), task_cfg, robomimic and obs_mode != "state", obs_mode)
-    episodes = cfg.get("n") if cfg.get("n") is not None else cfg.episodes
+    episodes = episode_count(cfg)
     output = cfg.get("output") or (f"data/robomimic/{env}_{obs_mode}.hdf5" if robomimic else f"data/{env}")
-    return DataRequest(env, obs_mode, fmt, int(episodes), str(output), cameras)
+    return DataRequest(env, obs_mode, fmt, episodes, str(output), cameras)
 
 
 def _cameras(given, task_cfg: dict | None, rendered: bool, obs_mode: str) -> tuple[str, ...] | None:
@@ -171,10 +188,10 @@ def app(cfg: DictConfig) -> None:
     if isinstance(task, DictConfig) and task.get("env") == "libero":  # task=libero_object: one hdf5 per task
         from .data_libero import make_libero_demonstrations
 
-        episodes = cfg.get("n") if cfg.get("n") is not None else cfg.episodes
+        episodes = episode_count(cfg)
         task_cfg = OmegaConf.to_container(task, resolve=True)
         limits = {"max_attempts": cfg.max_attempts, "overwrite": cfg.overwrite}
-        result = make_libero_demonstrations(task_cfg, int(episodes), cfg.seed, cfg.get("output"), **limits)
+        result = make_libero_demonstrations(task_cfg, episodes, cfg.seed, cfg.get("output"), **limits)
     else:
         result = _make(resolve_request(cfg), cfg)
     print(

@@ -611,10 +611,27 @@ def _load_stats(root: Path) -> dict[str, dict[str, np.ndarray]]:
     return {feat: {name: np.asarray(v) for name, v in st.items()} for feat, st in raw.items()}
 
 
+def _read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """A parquet file's table (or its `columns`); a damaged file is a DatasetFormatError naming it."""
+    try:
+        return pq.read_table(path, columns=columns)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise DatasetFormatError(f"{path}: not a readable parquet file ({err})") from None
+
+
+def _parquet_schema(path: Path) -> tuple[pa.Schema, int]:
+    """A parquet file's schema and row count; a damaged file is a DatasetFormatError naming it."""
+    try:
+        meta = pq.read_metadata(path)
+        return meta.schema.to_arrow_schema(), meta.num_rows
+    except (pa.ArrowInvalid, OSError) as err:
+        raise DatasetFormatError(f"{path}: not a readable parquet file ({err})") from None
+
+
 def _load_tasks(root: Path) -> list[str]:
     """Task strings ordered by task_index."""
     path = _require_file(root / TASKS_PATH, TASKS_PATH)
-    frame = pd.read_parquet(path)
+    frame = _read_parquet(path).to_pandas()
     if "task_index" not in frame.columns:
         raise DatasetFormatError(f"{path}: columns {list(frame.columns)}, expected a 'task_index' column")
     names = frame["task"] if "task" in frame.columns else pd.Series(frame.index, index=frame.index)
@@ -629,12 +646,12 @@ def _load_episodes(root: Path, video_keys: list[str]) -> pd.DataFrame:
         raise DatasetFormatError(f"missing episode metadata: no {root / 'meta/episodes'}/chunk-*/file-*.parquet")
     frames = []
     for path in paths:
-        names = pq.read_schema(path).names
+        names = _parquet_schema(path)[0].names
         needed = list(EPISODE_REQUIRED_COLUMNS) + [f"videos/{k}/{c}" for k in video_keys for c in VIDEO_COLUMNS]
         missing = [c for c in needed if c not in names]
         if missing:
             raise DatasetFormatError(f"{path}: missing column(s) {missing}")
-        frames.append(pq.read_table(path, columns=needed).to_pandas())
+        frames.append(_read_parquet(path, needed).to_pandas())
     episodes = pd.concat(frames, ignore_index=True).sort_values("episode_index", kind="stable")
     return episodes.reset_index(drop=True)
 
@@ -739,7 +756,7 @@ class LeRobotV3Dataset:
         """Every data file has every non-visual feature column, with fixed list sizes matching info.json."""
         rows = 0
         for path in self._data_files:
-            schema = pq.read_schema(path)
+            schema, num_rows = _parquet_schema(path)
             for key, spec in self.features.items():
                 if spec.dtype == "video":
                     continue
@@ -751,7 +768,7 @@ class LeRobotV3Dataset:
                         f"{path}: column {key!r} holds {t.list_size} values per frame, "
                         f"expected shape {spec.shape} as declared in {INFO_PATH}"
                     )
-            rows += pq.read_metadata(path).num_rows
+            rows += num_rows
         if rows != self.num_frames:
             raise DatasetFormatError(
                 f"data/: {rows} rows across {len(self._data_files)} file(s), expected {self.num_frames}"
@@ -785,7 +802,7 @@ class LeRobotV3Dataset:
         shape = self.features[key].shape
         parts = []
         for path in self._data_files:
-            table = pq.read_table(path, columns=[key])
+            table = _read_parquet(path, [key])
             parts.append(_column_to_numpy(table.column(key), shape, f"{path}: column {key!r}"))
         return np.concatenate(parts, axis=0)
 
