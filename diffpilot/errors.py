@@ -15,6 +15,14 @@ class CheckpointError(ValueError):
     """A checkpoint directory is missing a file or holds something other than what was asked for."""
 
 
+def whole_number(name: str, value: object, minimum: int = 1) -> int:
+    """`value` as an int of at least `minimum`, else a ConfigError naming `name` (2.5, 'abc', -1 and true fail)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ConfigError(f"{name}={value!r}: expected {what}")
+    return value
+
+
 def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 

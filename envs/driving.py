@@ -51,7 +51,7 @@ from gymnasium import spaces
 from tqdm.auto import tqdm
 
 from diffpilot.atomic import atomic_path, atomic_write_json
-from diffpilot.errors import ConfigError
+from diffpilot.errors import ConfigError, whole_number
 from diffpilot.sim.evaluate import SceneScorer
 from diffpilot.sim.frames import future_frame, previous_frame
 from diffpilot.sim.geometry import PolygonSet, interpolate_polyline, project_on_polyline, wrap_angle
@@ -636,8 +636,8 @@ def evaluate_driving(
         raise ConfigError(f"task.eval.traffic={traffic!r}: expected one of {list(TRAFFIC)}")
     n_two = min(int(ev.get("two_stage_scenes", 0)), num)
     follow_ups = ev.get("follow_ups", TwoStageConfig.follow_ups)
-    if n_two > 0 and (not isinstance(follow_ups, int) or follow_ups < 1):
-        raise ConfigError(f"task.eval.follow_ups={follow_ups!r}: expected a positive integer")
+    if n_two > 0:
+        whole_number("task.eval.follow_ups", follow_ups)
     scenes, references, human = scored_split(split, num, bool(ev.get("human_penalty_filter", True)))
     two_frame = bool(ev.get("two_frame", True))
     results = evaluate_open_loop(

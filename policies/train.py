@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from diffpilot.errors import CheckpointError, ConfigError, check_field_types
+from diffpilot.errors import CheckpointError, check_field_types, whole_number
 from diffpilot.run import PRETRAINED, Run, TrainingState, latest_checkpoint, read_json, read_state
 
 from .checkpoint import CONFIG_FILE
@@ -50,8 +50,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_field_types(self, "train")
         for name in ("steps", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"train.{name}={getattr(self, name)}: expected a positive integer")
+            whole_number(f"train.{name}", getattr(self, name))
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:

@@ -918,6 +918,85 @@ def _to_world(xy: np.ndarray, origin: np.ndarray, heading: float) -> np.ndarray:
     return origin + np.stack([c * xy[..., 0] - s * xy[..., 1], s * xy[..., 0] + c * xy[..., 1]], -1)
 
 
+@dataclass(frozen=True)
+class FollowUpWorld:
+    """A scene's world simulated on to 8 s with its human driver in the ego's place (`follow_up_world`), ready to
+    be cut into follow-up scenes any number of times."""
+
+    scene: Scene
+    world: _World
+    family: str
+    movers: tuple[np.ndarray, np.ndarray, np.ndarray]  # poses, velocities, validity over LONG_TIMES
+    light_states: np.ndarray  # (K, len(LONG_TIMES))
+    driver: _EgoPast  # the driver's 41 states (0 .. 4 s) in the world frame; accelerations = (lon, yaw rate)
+    driver_speed: np.ndarray
+
+    def frames(self, perturbations: list[EgoPerturbation], steps_back: int = 0) -> list[Scene]:
+        """One follow-up scene per perturbation, FOLLOW_UP_S after the scene, or `steps_back` x 0.1 s earlier
+        (its previous frame, with its true past). The ego starts at the driver's 4 s pose moved by the
+        perturbation, its 1.5 s past moved with it (and stretched about that pose by the speed factor), its speeds
+        scaled. Tokens: ``<token>@+<time>s#<j>``."""
+        n_past = CURRENT_INDEX + 1
+        n = len(self.driver_speed)
+        if not 0 <= steps_back <= n - n_past:
+            raise ValueError(f"scene {self.scene.token!r}: field 'steps_back': expected 0..{n - n_past}")
+        end = len(LONG_TIMES) - steps_back
+        window = slice(end - NUM_TIMES, end)
+        movers = tuple(a[:, window] for a in self.movers)
+        lights = self.light_states[:, window]
+        past = slice(n - n_past - steps_back, n - steps_back)
+        xy, head = self.driver.poses[:, :2], self.driver.poses[:, 2]
+        hist_xy, hist_head = xy[past], head[past]
+        speed, accel = self.driver_speed[past], self.driver.accelerations[past, 0]
+        yaw_rate = self.driver.accelerations[past, 1]
+        rng = np.random.default_rng([self.scene.seed, 1, steps_back])
+        scenes = []
+        for j, p in enumerate(perturbations):
+            f = p.speed_factor
+            shift = _to_world(np.array([p.longitudinal, p.lateral]), np.zeros(2), float(head[-1]))
+            moved = xy[-1] + shift + f * (hist_xy - xy[-1])
+            ego_past = _EgoPast(
+                np.concatenate([moved, hist_head[:, None]], -1),
+                np.stack([f * speed, np.zeros_like(speed)], -1),
+                np.stack([f * accel, f**2 * speed * yaw_rate], -1),
+            )
+            token = f"{self.scene.token}@+{FOLLOW_UP_S - steps_back * DT:.1f}s#{j}"
+            scenes.append(_frame(self.world, ego_past, movers, lights, rng, token, self.family, self.scene.seed))
+        return scenes
+
+
+def follow_up_world(
+    scene: Scene, driver_poses: np.ndarray, driver_speed: np.ndarray, driver_accel: np.ndarray
+) -> FollowUpWorld:
+    """NAVSIM v2's stage-two world for `scene`. driver_poses (41, 3), driver_speed (41,), driver_accel (41,): the
+    scene's human driver simulated over its 4 s (rear axle, scene frame, 0.1 s apart). The world is simulated on
+    with the driver in the ego's place (the agents react to it, as logged agents reacted to the human) and then at
+    constant velocity; dead-end lanes run on straight (`_extend_dead_ends`)."""
+    w, family, now = _world_of(scene)
+    o, h0 = now.poses[-1, :2], float(now.poses[-1, 2])
+    _extend_dead_ends(w, FOLLOW_UP_EXTENSION_M)
+    # the driver in the world frame; the agents see its box centre
+    xy = _to_world(np.asarray(driver_poses)[:, :2], o, h0)
+    head = np.unwrap(np.asarray(driver_poses)[:, 2] + h0)
+    driver_speed = np.asarray(driver_speed)
+    centre = xy + PACIFICA.rear_axle_to_center * np.stack([np.cos(head), np.sin(head)], -1)
+    past_pos, past_v = _ghost_constant_velocity(w, LONG_TIMES[:CURRENT_INDEX])
+    after = LONG_TIMES[CURRENT_INDEX + len(xy) :] - FOLLOW_UP_S
+    heading_end = np.array([np.cos(head[-1]), np.sin(head[-1])])
+    ghost_pos = np.concatenate([past_pos, centre, centre[-1] + driver_speed[-1] * after[:, None] * heading_end])
+    ghost_v = np.concatenate([past_v, driver_speed, np.full(len(after), driver_speed[-1])])
+    movers = _simulate_movers(w, LONG_TIMES, (ghost_pos, ghost_v))
+    lights = np.array([program.states(LONG_TIMES) for _, _, program in w.lights]).reshape(
+        len(w.lights), len(LONG_TIMES)
+    )
+    driver = _EgoPast(
+        np.concatenate([xy, head[:, None]], -1),
+        np.stack([driver_speed, np.zeros_like(driver_speed)], -1),
+        np.stack([np.asarray(driver_accel), np.gradient(head, DT)], -1),
+    )
+    return FollowUpWorld(scene, w, family, movers, lights, driver, driver_speed)
+
+
 def make_follow_up_scenes(
     scene: Scene,
     driver_poses: np.ndarray,
@@ -926,55 +1005,8 @@ def make_follow_up_scenes(
     perturbations: list[EgoPerturbation],
     steps_back: int = 0,
 ) -> list[Scene]:
-    """NAVSIM v2's stage-two scenes for `scene`: the same world FOLLOW_UP_S later, one scene per perturbation.
-
-    driver_poses (41, 3), driver_speed (41,), driver_accel (41,): the scene's human driver simulated over its
-    4 s (rear axle, scene frame, 0.1 s apart). The world is simulated on with the driver in the ego's place (the
-    agents react to it, as logged agents reacted to the human) and then at constant velocity; each follow-up's
-    ego starts at the driver's 4 s pose moved by its perturbation, its 1.5 s past moved with it (and stretched
-    about that pose by the speed factor) and its speeds scaled. `steps_back` > 0 cuts each follow-up's frame that
-    many 0.1 s steps earlier (its previous frame, with its true past). Dead-end lanes run on straight
-    (`_extend_dead_ends`). Tokens: ``<token>@+<time>s#<j>``.
-    """
-    n_past = CURRENT_INDEX + 1
-    if not 0 <= steps_back <= len(driver_poses) - n_past:
-        raise ValueError(f"scene {scene.token!r}: field 'steps_back': expected 0..{len(driver_poses) - n_past}")
-    w, family, now = _world_of(scene)
-    o, h0 = now.poses[-1, :2], float(now.poses[-1, 2])
-    _extend_dead_ends(w, FOLLOW_UP_EXTENSION_M)
-    # the driver in the world frame; the agents see its box centre
-    xy = _to_world(np.asarray(driver_poses)[:, :2], o, h0)
-    head = np.unwrap(np.asarray(driver_poses)[:, 2] + h0)
-    centre = xy + PACIFICA.rear_axle_to_center * np.stack([np.cos(head), np.sin(head)], -1)
-    past_pos, past_v = _ghost_constant_velocity(w, LONG_TIMES[:CURRENT_INDEX])
-    after = LONG_TIMES[CURRENT_INDEX + len(xy) :] - FOLLOW_UP_S
-    heading_end = np.array([np.cos(head[-1]), np.sin(head[-1])])
-    ghost_pos = np.concatenate([past_pos, centre, centre[-1] + driver_speed[-1] * after[:, None] * heading_end])
-    ghost_v = np.concatenate([past_v, driver_speed, np.full(len(after), driver_speed[-1])])
-    movers = _simulate_movers(w, LONG_TIMES, (ghost_pos, ghost_v))
-    end = len(LONG_TIMES) - steps_back
-    window = slice(end - NUM_TIMES, end)
-    movers = tuple(a[:, window] for a in movers)
-    lights = np.array([program.states(LONG_TIMES)[window] for _, _, program in w.lights])
-    # the driver's 1.5 s up to the frame's time; the perturbation moves it about the driver's 4 s pose
-    past = slice(len(xy) - n_past - steps_back, len(xy) - steps_back)
-    hist_xy, hist_head = xy[past], head[past]
-    speed, accel = np.asarray(driver_speed)[past], np.asarray(driver_accel)[past]
-    yaw_rate = np.gradient(head, DT)[past]
-    rng = np.random.default_rng([scene.seed, 1, steps_back])
-    scenes = []
-    for j, p in enumerate(perturbations):
-        f = p.speed_factor
-        shift = _to_world(np.array([p.longitudinal, p.lateral]), np.zeros(2), float(head[-1]))
-        moved = xy[-1] + shift + f * (hist_xy - xy[-1])
-        ego_past = _EgoPast(
-            np.concatenate([moved, hist_head[:, None]], -1),
-            np.stack([f * speed, np.zeros_like(speed)], -1),
-            np.stack([f * accel, f**2 * speed * yaw_rate], -1),
-        )
-        token = f"{scene.token}@+{FOLLOW_UP_S - steps_back * DT:.1f}s#{j}"
-        scenes.append(_frame(w, ego_past, movers, lights, rng, token, family, scene.seed))
-    return scenes
+    """NAVSIM v2's stage-two scenes for `scene`, one per perturbation: `follow_up_world(...).frames(...)`."""
+    return follow_up_world(scene, driver_poses, driver_speed, driver_accel).frames(perturbations, steps_back)
 
 
 def split_seeds(split: str, num: int) -> range:

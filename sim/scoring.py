@@ -526,16 +526,19 @@ def apply_human_filter(agent: ScoreBreakdown, human: ScoreBreakdown) -> ScoreBre
         if getattr(human, name)[0] == 0.0:
             value = np.where(agent.finite > 0, 1.0, value)
         changes[name] = value
-    epdms = extended_pdm_score(*(changes.get(k, getattr(agent, k)) for k in EPDMS_TERMS))
-    return replace(agent, **changes, epdms=epdms)
+    return _with_terms(agent, changes)
 
 
 def with_extended_comfort(scores: ScoreBreakdown, ec: np.ndarray) -> ScoreBreakdown:
     """`scores` with EC replaced and EPDMS recomputed: NAVSIM gives a frame pair's two-frame EC to both frames
     (scene_aggregator.py ``SceneAggregator.aggregate_scores``) after the human filter (``compute_final_scores``)."""
-    ec = np.where(scores.finite > 0, np.asarray(ec, dtype=np.float64), 0.0)
-    epdms = extended_pdm_score(*(ec if k == "ec" else getattr(scores, k) for k in EPDMS_TERMS))
-    return replace(scores, ec=ec, epdms=epdms)
+    return _with_terms(scores, {"ec": np.where(scores.finite > 0, np.asarray(ec, dtype=np.float64), 0.0)})
+
+
+def _with_terms(scores: ScoreBreakdown, changes: dict[str, np.ndarray]) -> ScoreBreakdown:
+    """`scores` with some v2 sub-scores replaced and EPDMS recomputed from them."""
+    epdms = extended_pdm_score(*(changes.get(k, getattr(scores, k)) for k in EPDMS_TERMS))
+    return replace(scores, **changes, epdms=epdms)
 
 
 def aggregate(rows: list[dict[str, float]]) -> dict[str, float]:

@@ -26,7 +26,7 @@ from diffpilot.sim.evaluate import SceneScorer
 from diffpilot.sim.frames import SHIFT_STEPS, previous_frame
 from diffpilot.sim.geometry import PolygonSet, box_corners, boxes_overlap, convex_polygons_overlap
 from diffpilot.sim.planners import PDMClosedPlanner, simulate_in_scene
-from diffpilot.sim.scenarios import EgoPerturbation, make_follow_up_scenes
+from diffpilot.sim.scenarios import EgoPerturbation, follow_up_world
 from diffpilot.sim.scene import Scene
 from diffpilot.sim.scoring import EPDMS_TERMS, ScoringContext, with_extended_comfort
 from diffpilot.sim.vehicle import ego_corners
@@ -106,12 +106,11 @@ class TwoStageCase:
         rng = np.random.default_rng([scene.seed, 2])
         candidates = [_draw(rng, config) for _ in range(CANDIDATES_PER_FOLLOW_UP * config.follow_ups)]
         candidates.append(EgoPerturbation())
-        driven = (driver.poses[0], driver.speed[0], driver.accel_lon[0])
-        probes = make_follow_up_scenes(scene, *driven, candidates)
+        world = follow_up_world(scene, driver.poses[0], driver.speed[0], driver.accel_lon[0])
+        probes = world.frames(candidates)
         chosen = [p for p, f in zip(candidates[:-1], probes) if clear_start(f)][: config.follow_ups]
         chosen = chosen or candidates[-1:]
-        follow = make_follow_up_scenes(scene, *driven, chosen)
-        follow_prev = make_follow_up_scenes(scene, *driven, chosen, SHIFT_STEPS)
+        follow, follow_prev = world.frames(chosen), world.frames(chosen, SHIFT_STEPS)
         end = driver.poses[0, -1]
         h = scene.num_history
         origin_follow = [compose(end, np.array([p.longitudinal, p.lateral, 0.0])) for p in chosen]

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from diffpilot.envs.experts.record import RecordedEpisode, SuccessfulEpisodes, record_episode
 from diffpilot.envs.registry import EXPERTS, env_factory, expert_factory
 from diffpilot.envs.robomimic import task_cameras
-from diffpilot.errors import ConfigError
+from diffpilot.errors import ConfigError, whole_number
 from diffpilot.policies.datasets.lerobot_v3 import FeatureSpec, LeRobotV3Writer
 
 from .common import clear_output_dir, load_task_config, user_errors
@@ -97,14 +97,6 @@ class DataRequest:
     episodes: int
     output: str
     cameras: tuple[str, ...] | None = None  # robomimic image modes: the cameras rendered (None: the writer's default)
-
-
-def whole_number(name: str, value: object, minimum: int = 1) -> int:
-    """`value` as an int of at least `minimum`, else a ConfigError naming `name` (2.5, 'abc', -1 and true fail)."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ConfigError(f"{name}={value!r}: expected {what}")
-    return value
 
 
 def episode_count(cfg: DictConfig) -> int:
