@@ -21,7 +21,7 @@ from diffpilot.atomic import atomic_write_json
 from diffpilot.policies.registry import load_policy
 from diffpilot.rl.dsrl import checkpoint_config, evaluated_actor, load_steered_policy
 from diffpilot.rl.runs import with_ddim
-from diffpilot.run import STATE_FILE, TRAINING_STATE, atomic_save_tensors, load_tensors
+from diffpilot.run import STATE_FILE, TRAINING_STATE, atomic_save_tensors, load_tensors, mark_complete, read_state
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -39,6 +39,8 @@ def averaged_checkpoint(checkpoints: list[Path], out: Path) -> Path:
     (out / TRAINING_STATE).mkdir(parents=True, exist_ok=True)
     shutil.copy(checkpoints[-1] / TRAINING_STATE / STATE_FILE, out / TRAINING_STATE / STATE_FILE)
     atomic_save_tensors(out / TRAINING_STATE / "modules.safetensors", mean)
+    state = read_state(checkpoints[-1])
+    mark_complete(out, state["step"], state["unit"])
     return out
 
 

@@ -1,5 +1,5 @@
-"""Atomic file writes (temp file beside the target, then rename), stdlib only so every folder may use it:
-a reader sees the old file or the new one, never half of one."""
+"""Atomic file writes (temp file beside the target, fsync, rename, fsync of the folder), stdlib only so every folder
+may use it: a reader sees the old file or the new one, never half of one, even after a crash or power loss."""
 
 from __future__ import annotations
 
@@ -28,17 +28,26 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     try:
         yield Path(tmp)
         os.chmod(tmp, _umask_mode())
+        fsync_path(tmp)
         os.replace(tmp, path)
+        fsync_path(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flush a file's (or a folder's entries') data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(data)
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> None:

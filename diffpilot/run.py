@@ -5,7 +5,9 @@ checkpoints with exact resume, TensorBoard, the progress bar, the final evaluati
       checkpoints/step_<N>/training_state/   modules.safetensors, optim_<name>.safetensors, rng_rank<r>.safetensors,
                                             arrays_<name>.safetensors (replay buffers, env states), state.json
       checkpoints/step_<N>/pretrained_model/ the policy at that point (loadable with load_policy)
-      checkpoints/last                      → the newest checkpoint
+      checkpoints/step_<N>/complete.json    written last: the step and every file's size; a step without it was
+                                            cut mid-save and is refused or skipped by name
+      checkpoints/last                      → the newest complete checkpoint
       tensorboard/                          every scalar of the run (train/…, eval/…)
       eval/eval_info.json                   the final evaluation, when there is one
       result.json                           what the run reports at the end
@@ -32,7 +34,7 @@ from safetensors.numpy import load_file as load_numpy
 from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import load_file, save_file
 
-from diffpilot.atomic import atomic_path, atomic_write_json
+from diffpilot.atomic import atomic_path, atomic_write_json, fsync_path
 from diffpilot.errors import CheckpointError, ConfigError
 
 CHECKPOINTS = "checkpoints"
@@ -40,6 +42,7 @@ TENSORBOARD_DIR = "tensorboard"
 TRAINING_STATE = "training_state"
 PRETRAINED = "pretrained_model"
 STATE_FILE = "state.json"
+COMPLETE_FILE = "complete.json"
 RESULT_FILE = "result.json"
 
 
@@ -125,11 +128,17 @@ class Run:
 
     def save(self, state: TrainingState, policy=None) -> Path:
         """Checkpoint `state` (and `policy` as a loadable pretrained_model) at the current step; `last` then
-        points at it. Every file is written to a temp file and renamed; state.json comes last. A step already
-        saved (a loop's last checkpoint, then the final one) is not written again."""
+        points at it. Every file is written to a temp file, fsynced and renamed; complete.json comes last. A step
+        already saved (a loop's last checkpoint, then the final one) is not written again; an incomplete one left
+        by a crash is replaced."""
         directory = self.checkpoint_dir()
         if self._saved_step == self.step:
             return directory
+        if self.rank == 0 and directory.exists() and not is_complete(directory):
+            import shutil
+
+            shutil.rmtree(directory)
+        self._barrier()
         training = directory / TRAINING_STATE
         atomic_save_tensors(training / f"rng_rank{self.rank}.safetensors", rng_tensors(state.generators))
         if self.rank == 0:
@@ -146,18 +155,23 @@ class Run:
                     save_numpy({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
             meta = {"step": self.step, "unit": self.unit, "world_size": self.world, "optimizers": optimizers}
             atomic_write_json(training / STATE_FILE, {**meta, "counters": state.counters})
-        if self.world > 1:
-            import torch.distributed as dist
-
-            dist.barrier()  # every rank's files are written before `last` points here
+        self._barrier()  # every rank's files are written before the checkpoint is marked complete
         if self.rank == 0:
+            mark_complete(directory, self.step, self.unit)
             link = self.dir / CHECKPOINTS / "last"
             tmp = link.with_name(".last.tmp")
             tmp.unlink(missing_ok=True)
             tmp.symlink_to(directory.name)
             os.replace(tmp, link)
+            fsync_path(link.parent)
         self._saved_step = self.step
         return directory
+
+    def _barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
 
     def resume(self, checkpoint: str | os.PathLike, state: TrainingState) -> dict[str, Any]:
         """Put a checkpoint (`…/checkpoints/step_N` or a run directory: its newest) back into `state` in place and
@@ -273,15 +287,73 @@ def resume_if_asked(trainer: Any, resume: str | os.PathLike | None) -> None:
 
 # --------------------------------------------------------------------- files
 def latest_checkpoint(path: str | os.PathLike) -> Path:
-    """`path` itself when it is a checkpoint (has training_state/state.json), else its run's newest checkpoint."""
+    """`path` itself when it is a checkpoint (`…/checkpoints/step_N`), else its run's newest complete checkpoint
+    (incomplete ones, cut mid-save, are skipped and named on stderr). A CheckpointError names an incomplete one."""
     path = Path(path)
-    if (path / TRAINING_STATE / STATE_FILE).is_file():
+    if is_checkpoint_dir(path):
+        check_complete(path)
         return path
-    found = sorted((path / CHECKPOINTS).glob(f"step_*/{TRAINING_STATE}/{STATE_FILE}"))
-    if not found:
-        where = f"step_*/{TRAINING_STATE}/{STATE_FILE}"
-        raise CheckpointError(f"{path}: no checkpoint ({where}) there or under checkpoints/")
-    return found[-1].parent.parent
+    if path.name == CHECKPOINTS:
+        path = path.parent
+    steps = sorted(p for p in (path / CHECKPOINTS).glob("step_*") if p.is_dir())
+    complete = [p for p in steps if is_complete(p)]
+    newest = complete[-1].name if complete else ""
+    skipped = [p.name for p in steps if not is_complete(p) and p.name > newest]
+    if skipped:
+        import sys
+
+        print(
+            f"diffpilot: skipping incomplete checkpoint(s) {', '.join(skipped)} in {path / CHECKPOINTS} "
+            f"(no {COMPLETE_FILE}: cut mid-save)",
+            file=sys.stderr,
+        )
+    if not complete:
+        raise CheckpointError(f"{path}: no complete checkpoint (step_*/{COMPLETE_FILE}) there or under {CHECKPOINTS}/")
+    return complete[-1]
+
+
+def mark_complete(checkpoint: Path, step: int, unit: str) -> None:
+    """Write a checkpoint's complete.json (the step and every file's size) once all its files are written."""
+    written = sorted(f for f in checkpoint.rglob("*") if f.is_file())
+    files = {str(f.relative_to(checkpoint)): f.stat().st_size for f in written}
+    atomic_write_json(checkpoint / COMPLETE_FILE, {"step": step, "unit": unit, "files": files})
+
+
+def is_checkpoint_dir(path: Path) -> bool:
+    """Whether `path` is one step of a run (`checkpoints/step_N`, complete or not)."""
+    return (path / TRAINING_STATE).is_dir() or (path / COMPLETE_FILE).is_file()
+
+
+def is_complete(checkpoint: Path) -> bool:
+    """Whether a step's complete.json was written (after every other file of it)."""
+    return (checkpoint / COMPLETE_FILE).is_file()
+
+
+def check_complete(checkpoint: Path) -> None:
+    """A CheckpointError naming `checkpoint` when it has no complete.json, or a file it lists is missing or resized."""
+    marker = checkpoint / COMPLETE_FILE
+    if not marker.is_file():
+        raise CheckpointError(
+            f"{checkpoint}: incomplete checkpoint (no {COMPLETE_FILE}: the save was cut); use an earlier step or "
+            "the run directory (its newest complete step)"
+        )
+    listed = read_json(marker, "checkpoint marker").get("files", {})
+    for name, size in listed.items():
+        file = checkpoint / name
+        if not file.is_file() or file.stat().st_size != size:
+            found = file.stat().st_size if file.is_file() else "missing"
+            raise CheckpointError(f"{file}: {found} bytes, but {COMPLETE_FILE} lists {size}; the checkpoint is damaged")
+
+
+def policy_dir(path: str | os.PathLike) -> Path:
+    """The saved-policy folder `path` names: itself (config.json + weights), a run's or step's pretrained_model
+    (the run's newest complete step); a step's pretrained_model only when the step is complete."""
+    path = Path(path)
+    if (path / CHECKPOINTS).is_dir() or is_checkpoint_dir(path):
+        path = latest_checkpoint(path) / PRETRAINED
+    elif path.name == PRETRAINED and is_checkpoint_dir(path.parent):
+        check_complete(path.parent)
+    return path
 
 
 def read_state(checkpoint: str | os.PathLike) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from torch import nn
 
 from diffpilot.atomic import atomic_path, atomic_write_bytes, atomic_write_json
 from diffpilot.errors import CheckpointError
-from diffpilot.run import atomic_save_tensors, load_tensors, read_json
+from diffpilot.run import atomic_save_tensors, load_tensors, policy_dir, read_json
 
 __all__ = [
     "CheckpointError",
@@ -50,8 +50,9 @@ def save_pretrained_module(module: torch.nn.Module, directory: str | Path, type_
 
 
 def load_pretrained_module(cls, config_from_dict, directory: str | Path, map_location: str = "cpu"):
-    """`cls(config_from_dict(config))` with weights loaded strictly; refuses a checkpoint of another type."""
-    directory = Path(directory)
+    """`cls(config_from_dict(config))` with weights loaded strictly; refuses a checkpoint of another type or cut
+    mid-save (`directory` as for `policy_dir`)."""
+    directory = policy_dir(directory)
     meta = read_json(directory / CONFIG_FILE, "policy checkpoint")
     found = meta.get("type") if isinstance(meta, dict) else None
     if found != cls.type_name:
@@ -66,7 +67,7 @@ def load_pretrained_module(cls, config_from_dict, directory: str | Path, map_loc
 def load_weights_into(module, directory: str | Path) -> None:
     """A saved policy's weights (and normalisation stats) into `module`, which must have the same tensors and shapes
     (e.g. `diffpilot train init_from=…`: fine-tuning starts from them)."""
-    path = Path(directory) / WEIGHTS_FILE
+    path = policy_dir(directory) / WEIGHTS_FILE
     state = load_tensors(path, "policy checkpoint")
     own = module.state_dict()
     wrong = [

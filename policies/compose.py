@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from diffpilot.atomic import fsync_path
+
 from .checkpoint import CheckpointError, atomic_write_json, read_json
 from .chunk_policy import ChunkPolicy
 from .registry import register_policy
@@ -218,6 +220,7 @@ class ComposedPolicy(ChunkPolicy):
         if directory.exists():
             shutil.rmtree(directory)
         tmp.rename(directory)
+        fsync_path(directory.parent)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str = "cpu") -> ComposedPolicy:

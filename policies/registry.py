@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from diffpilot.errors import CheckpointError
+from diffpilot.run import policy_dir
 
 from .checkpoint import read_json
 
@@ -23,8 +24,9 @@ def register_policy(cls: type) -> type:
 
 
 def load_policy(directory: str | Path, map_location: str = "cpu"):
-    """The policy saved in `directory` (config.json + weights), on `map_location`, in eval mode."""
-    directory = Path(directory)
+    """The policy saved in `directory` (config.json + weights; or a run / checkpoint step: its pretrained_model), on
+    `map_location`, in eval mode. A step cut mid-save is refused by name."""
+    directory = policy_dir(directory)
     meta = read_json(directory / "config.json", "policy checkpoint")
     kind = meta.get("type") if isinstance(meta, dict) else None
     if kind not in POLICIES:

@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
@@ -49,9 +47,12 @@ def describe(cfg: DictConfig) -> dict:
 
     if cfg.checkpoint:
         from diffpilot.policies.registry import load_policy
+        from diffpilot.run import policy_dir
 
-        if not Path(cfg.checkpoint, "config.json").is_file():
-            raise ConfigError(f"checkpoint={cfg.checkpoint!r}: expected a pretrained_model directory with config.json")
+        if not policy_dir(cfg.checkpoint).joinpath("config.json").is_file():
+            raise ConfigError(
+                f"checkpoint={cfg.checkpoint!r}: expected a pretrained_model directory with config.json, or a run"
+            )
         policy, source = load_policy(cfg.checkpoint), str(cfg.checkpoint)
     else:
         policy_cfg = OmegaConf.to_container(cfg.policy, resolve=True)
