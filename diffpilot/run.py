@@ -8,6 +8,8 @@ checkpoints with exact resume, TensorBoard, the progress bar, the final evaluati
       checkpoints/step_<N>/complete.json    written last: the step and every file's size; a step without it was
                                             cut mid-save and is refused or skipped by name
       checkpoints/last                      → the newest complete checkpoint
+      checkpoints/best                      → best_<N>/ {pretrained_model, best.json}: the policy at its best
+                                            validation (or rollout) score, when a run keeps one
       tensorboard/                          every scalar of the run (train/…, eval/…)
       eval/eval_info.json                   the final evaluation, when there is one
       result.json                           what the run reports at the end
@@ -43,6 +45,7 @@ TRAINING_STATE = "training_state"
 PRETRAINED = "pretrained_model"
 STATE_FILE = "state.json"
 COMPLETE_FILE = "complete.json"
+BEST_FILE = "best.json"
 RESULT_FILE = "result.json"
 
 
@@ -158,14 +161,36 @@ class Run:
         self._barrier()  # every rank's files are written before the checkpoint is marked complete
         if self.rank == 0:
             mark_complete(directory, self.step, self.unit)
-            link = self.dir / CHECKPOINTS / "last"
-            tmp = link.with_name(".last.tmp")
-            tmp.unlink(missing_ok=True)
-            tmp.symlink_to(directory.name)
-            os.replace(tmp, link)
-            fsync_path(link.parent)
+            self._point("last", directory)
         self._saved_step = self.step
         return directory
+
+    def save_best(self, policy, score: dict[str, Any]) -> Path:
+        """checkpoints/best → best_<N>/: `policy` as pretrained_model and best.json (`score`), marked complete; the
+        previous best is removed (rank 0)."""
+        import shutil
+
+        checkpoints = self.dir / CHECKPOINTS
+        directory = checkpoints / f"best_{self.step:07d}"
+        if directory.exists():
+            shutil.rmtree(directory)
+        policy.save_pretrained(directory / PRETRAINED)
+        atomic_write_json(directory / BEST_FILE, score)
+        mark_complete(directory, self.step, self.unit)
+        self._point("best", directory)
+        for old in checkpoints.glob("best_*"):
+            if old != directory:
+                shutil.rmtree(old)
+        return directory
+
+    def _point(self, name: str, directory: Path) -> None:
+        """Switch the link checkpoints/<name> to `directory` atomically."""
+        link = self.dir / CHECKPOINTS / name
+        tmp = link.with_name(f".{name}.tmp")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(directory.name)
+        os.replace(tmp, link)
+        fsync_path(link.parent)
 
     def _barrier(self) -> None:
         if self.world > 1:

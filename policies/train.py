@@ -25,6 +25,7 @@ from diffpilot.run import PRETRAINED, Run, TrainingState, latest_checkpoint, rea
 
 from .checkpoint import CONFIG_FILE
 from .ema import EMA
+from .validation import LOWER_IS_BETTER, HeldOutScore
 
 
 @dataclass
@@ -125,8 +126,12 @@ class BCTrainer:
         cfg: TrainConfig,
         output_dir: str | Path,
         eval_fn: Callable[[nn.Module, int], dict[str, float | None]] | None = None,
+        validation: HeldOutScore | None = None,
+        augment: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
     ):
-        self.cfg, self.dataset, self.eval_fn = cfg, dataset, eval_fn
+        self.cfg, self.dataset, self.eval_fn, self.validation = cfg, dataset, eval_fn, validation
+        self.augment = augment  # on each training batch, on the training device (never at validation or evaluation)
+        self.best: dict[str, Any] | None = None  # the best score so far: {"metric", "value", "step"}
         rank, world = _distributed()
         self.run = Run(output_dir, "step", rank, world)
         if cfg.num_threads:
@@ -161,7 +166,7 @@ class BCTrainer:
 
     def state(self) -> TrainingState:
         modules = {"policy": self.policy, **({"ema": self.ema.model} if self.ema is not None else {})}
-        counters = {"epoch": self.epoch, "batch_index": self.batch_index, "train": asdict(self.cfg)}
+        counters = {"epoch": self.epoch, "batch_index": self.batch_index, "train": asdict(self.cfg), "best": self.best}
         return TrainingState(modules, {"policy": self.optimizer}, counters=counters)
 
     def save(self) -> Path:
@@ -188,17 +193,18 @@ class BCTrainer:
                 "dataset the run was started with"
             )
         counters = self.run.resume(directory, self.state())
-        self.epoch, self.batch_index = counters["epoch"], counters["batch_index"]
+        self.epoch, self.batch_index, self.best = counters["epoch"], counters["batch_index"], counters.get("best")
 
     def _next_batch(self) -> dict[str, torch.Tensor]:
         if self.batch_index >= self.order.batches_per_epoch:
             self.epoch, self.batch_index = self.epoch + 1, 0
         items = self.order.batch(self.epoch, self.batch_index)
         self.batch_index += 1
-        return {
+        batch = {
             k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device)
             for k, v in self.dataset.get_batch(items).items()
         }
+        return batch if self.augment is None else self.augment(batch)
 
     def train(self, stop_at: int | None = None) -> Path:
         """Run to cfg.steps (or stop early at `stop_at`, as an interruption would), then checkpoint."""
@@ -231,9 +237,30 @@ class BCTrainer:
                     self.save()
                 if self.eval_fn is not None and run.due(cfg.eval_every) and self.rank == 0:
                     with torch.random.fork_rng():  # rollouts must not shift the training RNG (exact resume)
-                        run.log(self.eval_fn(self.inference_policy.eval(), run.step), prefix="eval")
+                        scores = self.eval_fn(self.inference_policy.eval(), run.step)
+                    run.log(scores, prefix="eval")
+                    self._keep_if_best(scores)
+                    self.policy.train()
+                if self.validation is not None and run.due(self.validation.cfg.every) and self.rank == 0:
+                    scores = self.validation(self.inference_policy.eval())  # fixed noise; global RNGs untouched
+                    run.log(scores, prefix="val")
+                    run.show(val=f"{scores['action_mse']:.4f}")
+                    self._keep_if_best(scores)
                     self.policy.train()
         return self.save()
+
+    def _keep_if_best(self, scores: dict[str, float | None]) -> None:
+        """checkpoints/best ← the (EMA) policy when `scores` holds the validation's keep_best metric at its best."""
+        metric = self.validation.cfg.keep_best if self.validation is not None else None
+        value = scores.get(metric) if metric else None
+        if value is None:
+            return
+        if self.best is not None:
+            better = value < self.best["value"] if LOWER_IS_BETTER[metric] else value > self.best["value"]
+            if not better:
+                return
+        self.best = {"metric": metric, "value": float(value), "step": self.step}
+        self.run.save_best(self.inference_policy, self.best)
 
 
 RESUME_MUST_MATCH = ("steps", "batch_size", "lr", "warmup_steps", "seed", "betas", "weight_decay")

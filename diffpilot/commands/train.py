@@ -13,14 +13,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from diffpilot.envs.registry import env_factory
 from diffpilot.errors import ConfigError
+from diffpilot.policies.augmentation import AugmentationConfig, ImageAugmentation
 from diffpilot.policies.checkpoint import CheckpointError, load_weights_into
+from diffpilot.policies.datasets.episodes import DatasetFormatError
 from diffpilot.policies.datasets.loading import feature_shape, load_episodes
-from diffpilot.policies.datasets.robomimic_hdf5 import TASK_KEY
+from diffpilot.policies.datasets.robomimic_hdf5 import TASK_KEY, filter_key_episodes
 from diffpilot.policies.datasets.windowed import WindowedDataset
 from diffpilot.policies.diffusion_config import InputFeature
 from diffpilot.policies.diffusion_policy import DiffusionPolicy
 from diffpilot.policies.registry import POLICIES, build_policy
 from diffpilot.policies.train import BCTrainer, TrainConfig
+from diffpilot.policies.validation import HeldOutScore, ValidationConfig, held_out_episodes
 from diffpilot.run import resume_if_asked
 
 from .common import set_threads, user_errors
@@ -90,12 +93,57 @@ def start_from(policy, cfg: DictConfig) -> None:
             raise ConfigError(f"init_from={cfg.init_from!r}: {err}") from None
 
 
+def validation_split(val_cfg: ValidationConfig, data, cfg: DictConfig) -> np.ndarray | None:
+    """The held-out episode indices `validation.*` asks for (None: nothing held out)."""
+    if val_cfg.filter_key:
+        if cfg.dataset.format != "robomimic_hdf5":
+            raise ConfigError(
+                f"validation.filter_key={val_cfg.filter_key!r} with dataset.format={cfg.dataset.format!r}: filter "
+                "keys are robomimic's; expected dataset.format=robomimic_hdf5, or validation.episodes"
+            )
+        if val_cfg.episodes not in (0, 0.0):
+            raise ConfigError(
+                f"validation.filter_key={val_cfg.filter_key!r} with validation.episodes={val_cfg.episodes!r}: "
+                "expected one of the two"
+            )
+        root = cfg.dataset.root
+        try:
+            held_out = filter_key_episodes(OmegaConf.to_container(root) if OmegaConf.is_list(root) else root,
+                                           val_cfg.filter_key)  # fmt: skip
+        except DatasetFormatError as err:
+            raise ConfigError(f"validation.filter_key={val_cfg.filter_key!r}: {err}") from None
+        if not 0 < len(held_out) < data.num_episodes:
+            raise ConfigError(
+                f"validation.filter_key={val_cfg.filter_key!r}: selects {len(held_out)} of {data.num_episodes} "
+                "episodes; expected at least one held out and one to train on"
+            )
+        return held_out
+    return held_out_episodes(data.num_episodes, val_cfg.episodes, val_cfg.seed) if val_cfg.enabled else None
+
+
+def image_augmentation(aug_cfg: AugmentationConfig, policy) -> ImageAugmentation | None:
+    """The training batches' image augmentation `augmentation.*` asks for (None: off)."""
+    if not aug_cfg.enabled:
+        return None
+    images = [k for k, f in policy.config.input_features.items() if f.kind == "image"]
+    if not images:
+        raise ConfigError("augmentation.enabled=true: the policy has no image input to augment")
+    return ImageAugmentation(aug_cfg, images)
+
+
 def run_training(cfg: DictConfig) -> dict:
     train_cfg = TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True))  # type-checked before any work
+    val_cfg = ValidationConfig(**OmegaConf.to_container(cfg.validation, resolve=True))
+    aug_cfg = AugmentationConfig.from_dict(OmegaConf.to_container(cfg.augmentation, resolve=True))
+    if val_cfg.keep_best == "success_rate" and val_cfg.enabled and not train_cfg.eval_every:
+        raise ConfigError("validation.keep_best='success_rate' needs rollouts while training: set train.eval_every")
     set_threads(train_cfg.num_threads)
     task = OmegaConf.to_container(cfg.task, resolve=True)
     policy_cfg = OmegaConf.to_container(cfg.policy, resolve=True)
     if task["env"] == "driving":
+        if val_cfg.enabled or aug_cfg.enabled:
+            which = "validation.*" if val_cfg.enabled else "augmentation.enabled=true"
+            raise ConfigError(f"{which} with task=driving: planners train on scene arrays, validated on the val split")
         return train_planner(cfg, task, policy_cfg, train_cfg)
     conditioning = policy_cfg.setdefault("task_conditioning", {})
     conditioned = conditioning.get("mode", "none") != "none"
@@ -114,9 +162,16 @@ def run_training(cfg: DictConfig) -> dict:
     policy.load_stats(stats)
     start_from(policy, cfg)
     pc = policy.config
-    dataset = WindowedDataset(data, obs_keys, task["action_key"], pc.n_obs_steps, pc.horizon, pc.n_action_steps)
+    held_out = validation_split(val_cfg, data, cfg)
+    training = None if held_out is None else np.setdiff1d(np.arange(data.num_episodes), held_out)
+    windows = (obs_keys, task["action_key"], pc.n_obs_steps, pc.horizon, pc.n_action_steps)
+    dataset = WindowedDataset(data, *windows, episodes=training)
+    validation = None if held_out is None else HeldOutScore(WindowedDataset(data, *windows, episodes=held_out), val_cfg)
     periodic = _periodic_eval(cfg, task) if train_cfg.eval_every else None
-    trainer = BCTrainer(policy, dataset, train_cfg, Path(cfg.output_dir), eval_fn=periodic)
+    augment = image_augmentation(aug_cfg, policy)
+    trainer = BCTrainer(
+        policy, dataset, train_cfg, Path(cfg.output_dir), eval_fn=periodic, validation=validation, augment=augment
+    )
     resume_if_asked(trainer, cfg.resume)
     n_params = sum(p.numel() for p in policy.parameters())
     if trainer.rank == 0:
@@ -124,6 +179,11 @@ def run_training(cfg: DictConfig) -> dict:
             f"dataset {cfg.dataset.root}: {data.num_episodes} episodes, {data.num_frames} frames, {len(dataset)} "
             f"windows; policy {pc.network.type}/{pc.objective} with {n_params / 1e6:.2f} M parameters"
         )
+        if validation is not None:
+            print(
+                f"validation: {len(held_out)} held-out episodes ({len(validation.items)} windows scored every "
+                f"{val_cfg.every} steps); best policy by {val_cfg.keep_best} in checkpoints/best"
+            )
     return train_and_report(trainer, cfg, task, n_params)
 
 

@@ -331,6 +331,18 @@ def task_of(f: RobomimicHdf5, position: int) -> tuple[int, str]:
     return int(kwargs.get("task_index", position)), str(instruction or f.env_args.env_name)
 
 
+def filter_key_episodes(root: str | Path | Sequence[str | Path], filter_key: str) -> np.ndarray:
+    """Indices, in the order read_robomimic_task_files loads them, of the demos listed in mask/<filter_key> of each
+    file `root` names (e.g. robomimic's mask/valid)."""
+    indices, offset = [], 0
+    for path in hdf5_files(root):
+        with RobomimicHdf5(path) as f:
+            chosen = set(f.filter(filter_key))
+            indices += [offset + i for i, name in enumerate(f.demos) if name in chosen]
+            offset += len(f.demos)
+    return np.array(indices, dtype=np.int64)
+
+
 def read_robomimic_task_files(
     root: str | Path | Sequence[str | Path], keys: Iterable[str], filter_key: str | None = None
 ) -> EpisodeData:

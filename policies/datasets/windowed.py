@@ -3,6 +3,8 @@ vectorised over a batch of indices (no per-item Python), as Diffusion Policy's s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from .episodes import EpisodeData
@@ -11,7 +13,8 @@ from .episodes import EpisodeData
 class WindowedDataset:
     """Each item is a window of `horizon` frames; observations are its first `n_obs_steps` frames, the
     action is the whole window. Windows may start up to n_obs_steps − 1 frames before an episode and end
-    up to n_action_steps − 1 frames after it; out-of-episode frames repeat the nearest edge frame."""
+    up to n_action_steps − 1 frames after it; out-of-episode frames repeat the nearest edge frame. `episodes` keeps
+    the windows of those episode indices only (a training or a held-out split; the frames are shared, not copied)."""
 
     def __init__(
         self,
@@ -21,6 +24,7 @@ class WindowedDataset:
         n_obs_steps: int,
         horizon: int,
         n_action_steps: int,
+        episodes: Sequence[int] | None = None,
     ):
         missing = [k for k in [*obs_keys, action_key] if k not in data.arrays]
         if missing:
@@ -29,7 +33,8 @@ class WindowedDataset:
         self.n_obs_steps, self.horizon = n_obs_steps, horizon
         pad_before, pad_after = n_obs_steps - 1, n_action_steps - 1
         starts, ep_lo, ep_hi = [], [], []
-        for lo, hi in data.episode_ranges:
+        ranges = data.episode_ranges if episodes is None else data.episode_ranges[np.asarray(episodes, dtype=np.int64)]
+        for lo, hi in ranges:
             first, last = lo - pad_before, hi - horizon + pad_after
             s = np.arange(first, max(last, first) + 1)
             starts.append(s)
