@@ -1,5 +1,5 @@
-"""`diffpilot <command> [hydra overrides]`: data | train | eval | compose | serve | info | rl. Each command is a
-Hydra app, so any config value is overridable the way Hydra users expect (`diffpilot train train.steps=500`)."""
+"""`diffpilot <command> [hydra overrides]`: data | dataset | train | eval | compose | serve | info | rl. Each command
+is a Hydra app, so any config value is overridable the way Hydra users expect (`diffpilot train train.steps=500`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 
 COMMANDS = {
     "data": ("diffpilot.commands.data", "Make scripted-expert demonstrations as a LeRobot v3 dataset"),
+    "dataset": ("diffpilot.commands.dataset", "Inspect and edit a dataset: info | viz | split | merge | convert"),
     "train": ("diffpilot.commands.train", "Train a diffusion / flow policy by behaviour cloning"),
     "eval": ("diffpilot.commands.evaluate", "Evaluate a trained policy: success rate, CI, videos"),
     "compose": ("diffpilot.commands.compose", "GPC: search convex weights over trained policies, save the mix"),
@@ -19,7 +20,7 @@ COMMANDS = {
 
 def usage() -> str:
     lines = ["usage: diffpilot <command> [key=value …] [--help | --cfg job]", "", "commands:"]
-    lines += [f"  {name:<6} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [f"  {name:<7} {help_}" for name, (_, help_) in COMMANDS.items()]
     lines += ["", "Configs live in diffpilot/configs (Hydra); `diffpilot <command> --help` lists them."]
     return "\n".join(lines)
 

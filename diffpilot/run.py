@@ -62,6 +62,33 @@ class TrainingState:
     counters: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class WandbSettings:
+    """`wandb.*`: optional Weights & Biases logging beside TensorBoard (rank 0)."""
+
+    enabled: bool = False
+    project: str = "diffpilot"
+    entity: str | None = None
+    mode: str = "online"  # online | offline (`wandb sync <output_dir>/wandb/offline-run-…` later)
+    name: str | None = None  # the run's name; default: the output directory's
+
+    def __post_init__(self) -> None:
+        from diffpilot.errors import check_field_types
+
+        check_field_types(self, "wandb")
+        if self.mode not in ("online", "offline"):
+            raise ConfigError(f"wandb.mode={self.mode!r}: expected online or offline")
+
+
+def wandb_settings(values: dict[str, Any] | None) -> WandbSettings:
+    """A run config's `wandb` block (None: off) as WandbSettings; an unknown key is a ConfigError naming it."""
+    values = dict(values or {})
+    unknown = sorted(set(values) - set(WandbSettings.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(f"wandb.{unknown[0]}: unknown field; expected {sorted(WandbSettings.__dataclass_fields__)}")
+    return WandbSettings(**values)
+
+
 class Run:
     """A run in `output_dir`, counting progress in `unit`s; rank 0 of `world` writes (under torchrun)."""
 
@@ -74,6 +101,22 @@ class Run:
         self._saved_step: int | None = None
         self._bar = None
         self._writer = None
+        self._wandb = None
+
+    def attach_wandb(self, settings: WandbSettings, config: dict[str, Any]) -> None:
+        """Also log every scalar, the evaluations' videos and plots to Weights & Biases (rank 0; `config` is the
+        run's resolved config). Files go to <output_dir>/wandb."""
+        if not settings.enabled or self.rank != 0:
+            return
+        try:
+            import wandb
+        except ImportError:
+            raise ConfigError("wandb.enabled=true: the wandb package is not installed (pip install wandb)") from None
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._wandb = wandb.init(
+            project=settings.project, entity=settings.entity, mode=settings.mode, dir=str(self.dir),
+            name=settings.name or self.dir.name, config=config,
+        )  # fmt: skip
 
     # ----------------------------------------------------------------- progress
     @contextlib.contextmanager
@@ -124,6 +167,9 @@ class Run:
             if value is not None:
                 self.writer.add_scalar(f"{prefix}/{name}", float(value), self.step)
         self.writer.flush()
+        if self._wandb is not None:
+            logged = {f"{prefix}/{k}": float(v) for k, v in values.items() if v is not None}
+            self._wandb.log({**logged, self.unit: self.step})
 
     # ----------------------------------------------------------------- checkpoints
     def checkpoint_dir(self, step: int | None = None) -> Path:
@@ -234,8 +280,16 @@ class Run:
 
     # ----------------------------------------------------------------- results
     def record_evaluation(self, info: dict[str, Any], subdir: str = "eval") -> None:
-        """The evaluation's eval_info.json and its summary as eval/… scalars at the current step."""
+        """The evaluation's eval_info.json and its summary as eval/… scalars at the current step (W&B: with its
+        videos and the PNG plots beside them)."""
         record_evaluation(info, self.dir / subdir, self.step, self)
+        if self._wandb is not None:
+            import wandb
+
+            media = {f"{subdir}/video_{Path(v).stem}": wandb.Video(v, format="mp4") for v in info.get("videos", [])}
+            media |= {f"{subdir}/{p.stem}": wandb.Image(str(p)) for p in sorted((self.dir / subdir).glob("*.png"))}
+            if media:
+                self._wandb.log({**media, self.unit: self.step})
 
     def finish(self, result: dict[str, Any]) -> dict[str, Any]:
         """Write result.json (rank 0) and close TensorBoard; returns the result."""
@@ -244,6 +298,10 @@ class Run:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self._wandb is not None:
+            self._wandb.summary.update({k: v for k, v in result.items() if isinstance(v, int | float | str)})
+            self._wandb.finish()
+            self._wandb = None
         return result
 
 

@@ -623,11 +623,14 @@ def evaluate_driving(
     n_envs: int = 1,
     output_dir: str | Path | None = None,
     videos: int = 0,
+    executor: str = "inline",
 ) -> dict[str, Any]:
     """`diffpilot eval task=driving`: NAVSIM's open-loop protocol on the first `task.eval.num_scenes` scenes of
     `task.eval.split` (a fixed split: `episodes`, `seed`, `n_envs` and `videos` do not apply). Returns PDMS / EPDMS
     (percent) with every sub-score (fractions), the planning latency and PDMS per scenario family; writes the
     per-scene NAVSIM-style `scores.csv` into `output_dir`."""
+    if executor != "inline":
+        raise ConfigError(f"executor={executor!r} with task=driving: the driving protocol scores its scenes in-process")
     ev = task.get("eval", {})
     obs_config = ObservationConfig(**task.get("observation", {}))
     split, num = ev.get("split", "test"), int(ev.get("num_scenes", 500))

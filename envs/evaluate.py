@@ -15,6 +15,9 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
+from diffpilot.errors import ConfigError
+
+from .env_pool import InlineEnvs, SubprocessEnvs, make_env_pool
 from .video import write_mp4
 
 
@@ -75,6 +78,9 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+EXECUTORS = ("inline", "subprocess", "ray")
+
+
 def evaluate(
     policy: Policy,
     make_env: Callable[[], gym.Env],
@@ -84,36 +90,51 @@ def evaluate(
     video_dir: str | Path | None = None,
     n_videos: int = 0,
     progress: bool = True,
+    executor: str = "inline",
 ) -> EvalResult:
     """Roll out `n_episodes` on seeds seed, seed+1, …, `n_envs` episodes at a time (one env each, the policy
-    batched over them)."""
+    batched over them). Each batch samples from torch's generator seeded with its first episode's seed, so an
+    episode's result depends only on its batch, and the caller's generator is left as it was. `executor`: inline
+    (the envs in this process), subprocess (each env in its own process, stepped in parallel) or ray (whole batches
+    on the workers of a Ray cluster, see `ray_batches`); all three give the same episodes."""
     if n_episodes < 1:
         raise ValueError(f"n_episodes={n_episodes}: expected ≥ 1")
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor={executor!r}: expected one of {list(EXECUTORS)}")
     n_envs = max(1, min(n_envs, n_episodes))
-    envs = [make_env() for _ in range(n_envs)]
+    batches = []
+    for batch_start in range(0, n_episodes, n_envs):
+        count = min(n_envs, n_episodes - batch_start)
+        n_record = min(count, max(0, n_videos - batch_start)) if video_dir is not None else 0
+        batches.append(([seed + batch_start + i for i in range(n_envs)], count, n_record))
     records: list[EpisodeRecord] = []
     videos: list[str] = []
     start = time.perf_counter()
     bar = tqdm(total=n_episodes, desc="eval", unit="ep", disable=not progress)
+
+    def take(seeds: list[int], count: int, n_record: int, batch: list[EpisodeRecord], frames, fps: float) -> None:
+        records.extend(batch[:count])
+        for i in range(n_record):
+            path = Path(video_dir) / f"episode_{seeds[i]}.mp4"
+            write_mp4(path, frames[i], fps=fps)
+            videos.append(str(path))
+        bar.update(count)
+        bar.set_postfix(success=f"{np.mean([r.success for r in records]):.2f}")
+
     try:
-        for batch_start in range(0, n_episodes, n_envs):
-            count = min(n_envs, n_episodes - batch_start)
-            seeds = [seed + batch_start + i for i in range(n_envs)]
-            n_record = min(count, n_videos - len(videos)) if video_dir is not None else 0
-            batch, frames = _run_batch(policy, envs, seeds, count, n_record)
-            records.extend(batch[:count])
-            if n_record > 0:
-                fps = envs[0].metadata.get("render_fps", 10)
-                for i in range(n_record):
-                    path = Path(video_dir) / f"episode_{seeds[i]}.mp4"
-                    write_mp4(path, frames[i], fps=fps)
-                    videos.append(str(path))
-            bar.update(count)
-            bar.set_postfix(success=f"{np.mean([r.success for r in records]):.2f}")
+        if executor == "ray":
+            for (seeds, count, n_record), (batch, frames, fps) in ray_batches(policy, make_env, batches):
+                take(seeds, count, n_record, batch, frames, fps)
+        else:
+            envs = make_env_pool(make_env, n_envs, executor)
+            try:
+                for seeds, count, n_record in batches:
+                    batch, frames = run_batch(policy, envs, seeds, count, n_record)
+                    take(seeds, count, n_record, batch, frames, envs.metadata.get("render_fps", 10))
+            finally:
+                envs.close()
     finally:
         bar.close()
-        for env in envs:
-            env.close()
     return EvalResult(records, time.perf_counter() - start, videos)
 
 
@@ -124,13 +145,22 @@ def stack_observations(observations: list[Any]) -> Any:
     return np.stack(observations)
 
 
-def _run_batch(policy: Policy, envs: list[gym.Env], seeds: list[int], count: int, n_record: int):
-    """Roll out one batch of episodes, one per env, until each ends. An env whose episode has ended is not
-    stepped again (its last observation stays in the policy's batch, its action is dropped): finished episodes
-    cost no simulation or rendering, and the envs still running see nothing of the others' ends. Envs past
-    `count` (padding of the last batch) start done."""
+def run_batch(policy: Policy, envs: InlineEnvs | SubprocessEnvs, seeds: list[int], count: int, n_record: int):
+    """Roll out one batch of episodes, one per env, until each ends, with torch's generator seeded by seeds[0] (and
+    put back as it was afterwards). An env whose episode has ended is not stepped again (its last observation stays
+    in the policy's batch, its action is dropped): finished episodes cost no simulation or rendering, and the envs
+    still running see nothing of the others' ends. Envs past `count` (padding of the last batch) start done."""
+    import torch
+
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seeds[0])
+        return _roll_out(policy, envs, seeds, count, n_record)
+
+
+def _roll_out(policy: Policy, envs: InlineEnvs | SubprocessEnvs, seeds: list[int], count: int, n_record: int):
     n = len(envs)
-    observations = [env.reset(seed=s)[0] for env, s in zip(envs, seeds)]
+    observations = envs.reset(seeds)
     policy.reset()
     done = np.arange(n) >= count
     success = np.zeros(n, dtype=bool)
@@ -139,24 +169,57 @@ def _run_batch(policy: Policy, envs: list[gym.Env], seeds: list[int], count: int
     steps = np.zeros(n, dtype=np.int64)
     frames: list[list[np.ndarray]] = [[] for _ in range(n)]
     while not done.all():
-        for i in range(n_record):
-            if not done[i]:
-                frames[i].append(envs[i].render())
+        recording = [i for i in range(n_record) if not done[i]]
+        for i, frame in zip(recording, envs.render(recording)):
+            frames[i].append(frame)
         action = np.asarray(policy.select_action(stack_observations(observations)), dtype=np.float32)
-        for i in np.flatnonzero(~done):
-            observations[i], _, terminated, truncated, info = envs[i].step(action[i])
+        running = np.flatnonzero(~done)
+        for i, (obs, _, terminated, truncated, info) in zip(running, envs.step(running, action[running])):
+            observations[i] = obs
             steps[i] += 1
             if "coverage" in info:  # PushT's goal coverage; tasks without one (robomimic) report success only
                 has_coverage = True
                 max_cov[i] = max(max_cov[i], float(info["coverage"]))
             success[i] |= bool(info["is_success"])
             if terminated or truncated:
-                if i < n_record:
-                    frames[i].append(envs[i].render())  # the terminal state
                 done[i] = True
+        ended = [i for i in recording if done[i]]
+        for i, frame in zip(ended, envs.render(ended)):
+            frames[i].append(frame)  # the terminal state
     cov = [float(c) if has_coverage else None for c in max_cov]
     records = [EpisodeRecord(s, bool(ok), c, int(k)) for s, ok, c, k in zip(seeds, success, cov, steps)]
     return records, frames
+
+
+def ray_batches(policy: Policy, make_env: Callable[[], gym.Env], batches: list[tuple[list[int], int, int]]):
+    """Yield, in order, (batch, (records, frames, fps)) for every batch, each rolled out by a Ray task on a one-CPU
+    worker with its own envs and a copy of the policy, run with this process's torch thread count (the same
+    arithmetic, so the same episodes). Joins the cluster at RAY_ADDRESS when set, else
+    starts a local one (`ray.init()`); a Ray session already open is used as it is."""
+    import ray
+    import torch
+
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False)
+    policy_ref = ray.put(policy)
+    rollout = ray.remote(num_cpus=1)(_ray_rollout)
+    threads = torch.get_num_threads()
+    futures = [rollout.remote(policy_ref, make_env, threads, *batch) for batch in batches]
+    for batch, future in zip(batches, futures):
+        yield batch, ray.get(future)
+
+
+def _ray_rollout(policy: Policy, make_env: Callable[[], gym.Env], threads: int, seeds: list[int], count: int,
+                 n_record: int):  # fmt: skip
+    import torch
+
+    torch.set_num_threads(threads)
+    envs = InlineEnvs(make_env, len(seeds))
+    try:
+        records, frames = run_batch(policy, envs, seeds, count, n_record)
+        return records, frames, envs.metadata.get("render_fps", 10)
+    finally:
+        envs.close()
 
 
 def evaluate_task(
@@ -167,6 +230,7 @@ def evaluate_task(
     n_envs: int,
     output_dir: str | Path | None = None,
     videos: int = 0,
+    executor: str = "inline",
 ) -> dict[str, Any]:
     """Evaluate on a task config: its benchmark's own protocol where its env registered one (LIBERO: every task of
     the suite; driving: NAVSIM's open loop), else `episodes` seeded rollouts with videos in output_dir/videos;
@@ -175,6 +239,6 @@ def evaluate_task(
 
     entry = env_entry(task["env"])
     if entry.protocol is not None:
-        return entry.protocol(policy, task, episodes, seed, n_envs, output_dir, videos)
+        return entry.protocol(policy, task, episodes, seed, n_envs, output_dir, videos, executor=executor)
     video_dir = Path(output_dir) / "videos" if output_dir is not None else None
-    return evaluate(policy, env_factory(task), episodes, seed, n_envs, video_dir, videos).to_dict()
+    return evaluate(policy, env_factory(task), episodes, seed, n_envs, video_dir, videos, executor=executor).to_dict()

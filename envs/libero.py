@@ -371,7 +371,7 @@ def first_task_env_constructor(task_cfg: dict[str, Any], max_episode_steps: int 
 
 def evaluate_suite(
     policy, task_cfg: dict[str, Any], episodes: int, seed: int, n_envs: int, output_dir: str | Path | None = None,
-    videos: int = 0,
+    videos: int = 0, executor: str = "inline",
 ) -> dict[str, Any]:  # fmt: skip
     """LIBERO's protocol: every selected task of the suite, `episodes` rollouts each on seeds seed … seed+episodes−1
     (official initial states seed mod 50 onward); success per task and per suite with Wilson 95 % intervals.
@@ -381,7 +381,7 @@ def evaluate_suite(
     for task in select_tasks(suite, task_cfg.get("tasks")):
         make_env = task_env_constructor(task_cfg, task.index)
         task_videos = Path(output_dir) / "videos" / f"task_{task.index}" if output_dir is not None else None
-        result = evaluate(policy, make_env, episodes, seed, n_envs, task_videos, videos)
+        result = evaluate(policy, make_env, episodes, seed, n_envs, task_videos, videos, executor=executor)
         per_task[str(task.index)] = {"name": task.name, "instruction": task.instruction, **result.to_dict()}
         s = result.summary()
         print(f"task {task.index} ({task.instruction}): success {s['success_rate']:.1%} over {s['episodes']} episodes")

@@ -29,12 +29,21 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
 from diffpilot.envs.driving import ObservationConfig, observe
 from diffpilot.errors import ConfigError
 from diffpilot.policies.driving import trajectory_tokens as tt
 from diffpilot.policies.registry import load_policy
-from diffpilot.run import PRETRAINED, Run, TrainingState, latest_checkpoint, naming_resume, resume_if_asked
+from diffpilot.run import (
+    PRETRAINED,
+    Run,
+    TrainingState,
+    latest_checkpoint,
+    naming_resume,
+    resume_if_asked,
+    wandb_settings,
+)
 from diffpilot.sim.evaluate import SceneScorer
 from diffpilot.sim.planners import PDMClosedPlanner, simulate_in_scene
 from diffpilot.sim.scenarios import make_split
@@ -238,6 +247,7 @@ def algo_config(algo: Any) -> GSPOConfig:
 def run(cfg) -> dict:
     """`diffpilot rl algo=gspo|grpo task=driving policy_path=<BC checkpoint>` (or resume=<run or checkpoint>)."""
     acfg = algo_config(cfg.algo)
+    wandb = wandb_settings(OmegaConf.to_container(cfg.wandb, resolve=True) if "wandb" in cfg else None)
     if cfg.task.get("env") != "driving":
         raise ConfigError(f"task={cfg.task.get('name')!r}: {acfg.loss} runs on task=driving")
     if not cfg.get("policy_path") and not cfg.get("resume"):
@@ -255,6 +265,7 @@ def run(cfg) -> dict:
     pool = ScenePool(acfg.train_scenes, ObservationConfig(**cfg.task.observation))
     trainer = GroupPolicyTrainer(policy, pool, acfg, cfg.output_dir, seed=int(cfg.seed))
     resume_if_asked(trainer, cfg.get("resume"))
+    trainer.run.attach_wandb(wandb, OmegaConf.to_container(cfg, resolve=True))
     t0 = time.perf_counter()
     trainer.train()
     summary = {

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from diffpilot.envs.registry import env_factory
 from diffpilot.errors import ConfigError
-from diffpilot.run import TrainingState, resume_if_asked
+from diffpilot.run import TrainingState, resume_if_asked, wandb_settings
 
 from .chunk_env import REWARDS, ChunkVecEnv
 
@@ -193,10 +193,12 @@ def run_algorithm(cfg: DictConfig, config_cls, trainer_cls) -> dict[str, Any]:
     """The shared `run(cfg)`: build, resume if asked, train, save, evaluate `trainer.eval_policy()`, then the run's
     result.json (with `trainer.result_extra()`); prints it without the curve and returns it."""
     algo = algo_config(config_cls, cfg.algo)
+    wandb = wandb_settings(OmegaConf.to_container(cfg.wandb, resolve=True) if "wandb" in cfg else None)
     torch.manual_seed(cfg.seed)
     policy, make_env = env_and_policy(cfg, algo.num_inference_steps)
     trainer = trainer_cls(policy, make_env, algo, cfg.output_dir)
     resume_if_asked(trainer, cfg.get("resume"))
+    trainer.run.attach_wandb(wandb, OmegaConf.to_container(cfg, resolve=True))
     trainer.train()
     final = trainer.save()
     result: dict[str, Any] = {

@@ -21,12 +21,13 @@ from .common import load_policy, set_threads, user_errors
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """How many rollouts, from which seed, in how many parallel envs, with how many videos."""
+    """How many rollouts, from which seed, in how many envs run by which executor, with how many videos."""
 
     episodes: int = 50
     seed: int = 100_000
     n_envs: int = 10
     videos: int = 0
+    executor: str = "inline"
 
 
 def evaluate_policy(policy, task: dict, settings: EvalSettings, output_dir=None, header: dict | None = None) -> dict:
@@ -35,7 +36,7 @@ def evaluate_policy(policy, task: dict, settings: EvalSettings, output_dir=None,
     torch.manual_seed(settings.seed)  # the policy's sampling noise follows the evaluation seed: reruns repeat
     info = {**(header or {}), **describe_policy(policy)}
     s = settings
-    info |= evaluate_task(policy, task, s.episodes, s.seed, s.n_envs, output_dir, s.videos)
+    info |= evaluate_task(policy, task, s.episodes, s.seed, s.n_envs, output_dir, s.videos, s.executor)
     planner = getattr(policy, "chunk_planner", None)
     if planner is not None:
         info["rti"] = {
@@ -74,7 +75,7 @@ def app(cfg: DictConfig) -> None:
     rti = OmegaConf.to_container(cfg.rti, resolve=True)
     if rti.get("enabled"):
         policy.chunk_planner = RTIWarmStart.from_config(policy, rti)
-    settings = EvalSettings(cfg.episodes, cfg.seed, cfg.n_envs, cfg.videos)
+    settings = EvalSettings(cfg.episodes, cfg.seed, cfg.n_envs, cfg.videos, cfg.executor)
     output_dir = Path(cfg.output_dir)
     info = evaluate_policy(policy, task, settings, output_dir, {"policy": source})
     record_evaluation(info, output_dir)

@@ -24,7 +24,7 @@ from diffpilot.policies.diffusion_policy import DiffusionPolicy
 from diffpilot.policies.registry import POLICIES, build_policy
 from diffpilot.policies.train import BCTrainer, TrainConfig
 from diffpilot.policies.validation import HeldOutScore, ValidationConfig, held_out_episodes
-from diffpilot.run import resume_if_asked
+from diffpilot.run import WandbSettings, resume_if_asked, wandb_settings
 
 from .common import set_threads, user_errors
 
@@ -55,7 +55,8 @@ def _periodic_eval(cfg: DictConfig, task: dict):
     make_env = env_factory(task)
 
     def run(policy, step: int) -> dict[str, float]:
-        result = evaluate(policy, make_env, cfg.eval.episodes or 10, cfg.eval.seed, cfg.eval.n_envs, progress=False)
+        result = evaluate(policy, make_env, cfg.eval.episodes or 10, cfg.eval.seed, cfg.eval.n_envs, progress=False,
+                          executor=cfg.eval.executor)  # fmt: skip
         policy.reset()
         return {"success_rate": result.success_rate, "mean_max_coverage": result.mean_max_coverage}
 
@@ -135,6 +136,7 @@ def run_training(cfg: DictConfig) -> dict:
     train_cfg = TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True))  # type-checked before any work
     val_cfg = ValidationConfig(**OmegaConf.to_container(cfg.validation, resolve=True))
     aug_cfg = AugmentationConfig.from_dict(OmegaConf.to_container(cfg.augmentation, resolve=True))
+    wandb = wandb_settings(OmegaConf.to_container(cfg.wandb, resolve=True))
     if val_cfg.keep_best == "success_rate" and val_cfg.enabled and not train_cfg.eval_every:
         raise ConfigError("validation.keep_best='success_rate' needs rollouts while training: set train.eval_every")
     set_threads(train_cfg.num_threads)
@@ -144,7 +146,7 @@ def run_training(cfg: DictConfig) -> dict:
         if val_cfg.enabled or aug_cfg.enabled:
             which = "validation.*" if val_cfg.enabled else "augmentation.enabled=true"
             raise ConfigError(f"{which} with task=driving: planners train on scene arrays, validated on the val split")
-        return train_planner(cfg, task, policy_cfg, train_cfg)
+        return train_planner(cfg, task, policy_cfg, train_cfg, wandb)
     conditioning = policy_cfg.setdefault("task_conditioning", {})
     conditioned = conditioning.get("mode", "none") != "none"
     if conditioned and conditioning.get("key", TASK_KEY) != TASK_KEY:
@@ -173,6 +175,7 @@ def run_training(cfg: DictConfig) -> dict:
         policy, dataset, train_cfg, Path(cfg.output_dir), eval_fn=periodic, validation=validation, augment=augment
     )
     resume_if_asked(trainer, cfg.resume)
+    trainer.run.attach_wandb(wandb, OmegaConf.to_container(cfg, resolve=True))
     n_params = sum(p.numel() for p in policy.parameters())
     if trainer.rank == 0:
         print(
@@ -196,14 +199,16 @@ def train_and_report(trainer: BCTrainer, cfg: DictConfig, task: dict, n_params: 
         from .evaluate import EvalSettings, evaluate_policy, load_policy
 
         path = checkpoint / "pretrained_model"
-        settings = EvalSettings(cfg.eval.episodes, cfg.eval.seed, cfg.eval.n_envs, cfg.eval.videos)
+        settings = EvalSettings(cfg.eval.episodes, cfg.eval.seed, cfg.eval.n_envs, cfg.eval.videos, cfg.eval.executor)
         info = evaluate_policy(load_policy(path), task, settings, Path(cfg.output_dir) / "eval", {"policy": str(path)})
         trainer.run.record_evaluation(info)
         result["eval"] = info
     return trainer.run.finish(result)
 
 
-def train_planner(cfg: DictConfig, task: dict, policy_cfg: dict, train_cfg: TrainConfig) -> dict:
+def train_planner(
+    cfg: DictConfig, task: dict, policy_cfg: dict, train_cfg: TrainConfig, wandb: WandbSettings | None = None
+) -> dict:
     """`diffpilot train task=driving policy=ego_mlp|diffusiondrive|vanilla_diffusion|wamdiff`: behaviour cloning of a
     driving planner on the demonstrations `diffpilot data task=driving` wrote (dataset.root)."""
     from diffpilot.envs.driving import load_demonstrations
@@ -231,6 +236,8 @@ def train_planner(cfg: DictConfig, task: dict, policy_cfg: dict, train_cfg: Trai
     start_from(policy, cfg)
     trainer = BCTrainer(policy, ArrayDataset(data), train_cfg, Path(cfg.output_dir))
     resume_if_asked(trainer, cfg.resume)
+    if wandb is not None:
+        trainer.run.attach_wandb(wandb, OmegaConf.to_container(cfg, resolve=True))
     n_params = sum(p.numel() for p in policy.parameters())
     print(f"demonstrations {cfg.dataset.root}: {len(data['trajectory'])} scenes; {policy.type_name} planner with "
           f"{n_params / 1e6:.2f} M parameters")  # fmt: skip

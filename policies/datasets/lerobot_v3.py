@@ -815,11 +815,7 @@ class LeRobotV3Dataset:
         """
         out = {}
         for key in keys:
-            spec = self.features.get(key)
-            if spec is None:
-                raise KeyError(f"unknown feature {key!r}; known: {sorted(self.features)}")
-            if spec.dtype in VISUAL_DTYPES or spec.dtype == "string":
-                raise ValueError(f"feature {key!r} has dtype {spec.dtype!r}; use decode_video() for videos")
+            check_numeric_feature(self.features, key)
             values = self._read_column(key)
             out[key] = values if self._order is None else values[self._order]
         return out
@@ -857,6 +853,15 @@ class LeRobotV3Dataset:
             path = self.video_path(key, chunk, file)
             _decode_into(_require_file(path, f"video file for {key!r}"), rows, query, out, self.video_tolerance_s)
         return out
+
+
+def check_numeric_feature(features: dict[str, FeatureSpec], key: str) -> None:
+    """A KeyError for an unknown feature, a ValueError for a video, image or string one (not a numeric column)."""
+    spec = features.get(key)
+    if spec is None:
+        raise KeyError(f"unknown feature {key!r}; known: {sorted(features)}")
+    if spec.dtype in VISUAL_DTYPES or spec.dtype == "string":
+        raise ValueError(f"feature {key!r} has dtype {spec.dtype!r}; use decode_video() for videos")
 
 
 def _frame_hw(spec: FeatureSpec, raw: dict[str, Any]) -> tuple[int, int]:

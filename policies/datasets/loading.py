@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 
 from .episodes import DatasetFormatError, EpisodeData
-from .lerobot_v3 import LeRobotV3Dataset
+from .lerobot_v21 import open_lerobot_dataset
 from .robomimic_hdf5 import read_robomimic_task_files
 from .stats import compute_stats
 from .zarr_replay import read_zarr_replay
 
-FORMATS = ("lerobot_v3", "zarr", "robomimic_hdf5")
+FORMATS = ("lerobot_v3", "lerobot_v21", "zarr", "robomimic_hdf5")
 
 
 def load_episodes(
@@ -20,8 +20,8 @@ def load_episodes(
 ) -> tuple[EpisodeData, dict[str, dict[str, np.ndarray]]]:
     """Load `keys` (videos decoded to (N, H, W, 3) uint8) and the stats for them. robomimic_hdf5 also takes a
     list of files or a directory of them, one task per file (LIBERO's layout; see read_robomimic_task_files)."""
-    if fmt == "lerobot_v3":
-        ds = LeRobotV3Dataset(root)
+    if fmt in ("lerobot_v3", "lerobot_v21"):
+        ds = open_lerobot_dataset(root)  # v3.0, or v2.0 / v2.1 by its info.json
         missing = [k for k in keys if k not in ds.features]
         if missing:
             raise DatasetFormatError(
