@@ -66,7 +66,12 @@ def main() -> None:
         runs[executor] = {"seconds": seconds, "eps_per_s": args.episodes / seconds, **result.summary()}
         runs[executor]["per_episode"] = [(e.seed, e.success, e.max_coverage, e.steps) for e in result.episodes]
         print(f"{executor}: {args.episodes / seconds:.2f} episodes/s, success {result.success_rate:.3f}")
-    identical = runs["inline"]["per_episode"] == runs["subprocess"]["per_episode"] == runs["ray"]["per_episode"]
+    first = runs["inline"]["per_episode"]
+    same_outcomes = all(
+        [(s, ok, k) for s, ok, _, k in first] == [(s, ok, k) for s, ok, _, k in runs[e]["per_episode"]]
+        for e in ("subprocess", "ray")
+    )
+    coverage_gap = max(abs(a[2] - b[2]) for e in ("subprocess", "ray") for a, b in zip(first, runs[e]["per_episode"]))
     report = {
         "task": args.task,
         "policy": str(args.policy),
@@ -80,11 +85,14 @@ def main() -> None:
         "sequential_eps_per_s": runs["inline"]["eps_per_s"],
         "async_eps_per_s": runs["subprocess"]["eps_per_s"],
         "ray_eps_per_s": runs["ray"]["eps_per_s"],
-        "identical_results": identical,
+        "identical_results": same_outcomes and coverage_gap < 1e-9,
+        "same_seeds_successes_and_steps": same_outcomes,
+        "max_coverage_difference": coverage_gap,
         "success_rate": {k: v["success_rate"] for k, v in runs.items()},
         "success_ci95": runs["inline"]["success_ci95"],
         "seconds": {k: round(v["seconds"], 1) for k, v in runs.items()},
-        "note": "ray's time includes starting the local cluster's workers; not its ray.init",
+        "note": "ray's time includes starting the local cluster's workers, not its ray.init; gym-pusht's coverage "
+        "differs in its last bits even between two in-process runs, so coverage is compared to 1e-9",
     }
     atomic_write_json(args.out, report)
     print({k: v for k, v in report.items()})

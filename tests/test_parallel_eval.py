@@ -20,6 +20,15 @@ from .test_dsrl import pusht_policy
 TASK = load_task_config("pusht_state")
 
 
+def _same(a, b) -> bool:
+    """The same episodes: seeds, successes and steps exactly; coverage to 1e-9 (gym-pusht's physics differs in the
+    last bits of the coverage even between two runs in one process)."""
+    return len(a.episodes) == len(b.episodes) and all(
+        (x.seed, x.success, x.steps) == (y.seed, y.success, y.steps) and abs(x.max_coverage - y.max_coverage) < 1e-9
+        for x, y in zip(a.episodes, b.episodes)
+    )
+
+
 def _run(executor: str, tmp_path=None, episodes: int = 5, n_envs: int = 2, policy=None):
     video_dir = tmp_path / executor if tmp_path is not None else None
     make_env = env_factory(TASK, max_episode_steps=25)
@@ -35,12 +44,15 @@ def test_worker_processes_give_the_episodes_of_the_in_process_run(tmp_path):
     assert torch.equal(before, torch.get_rng_state())  # the caller's generator is left as it was
     subprocess = _run("subprocess", tmp_path)
     assert [e.seed for e in inline.episodes] == list(range(100_000, 100_005))
-    assert inline.episodes == subprocess.episodes
+    assert _same(inline, subprocess)
     assert len({e.max_coverage for e in inline.episodes}) > 1  # the episodes differ from each other
     for executor in ("inline", "subprocess"):
         assert (tmp_path / executor / "episode_100000.mp4").stat().st_size > 1000
     # a batch's episodes do not depend on the batches before it
-    assert _run("inline", episodes=3, n_envs=2).episodes[:2] == inline.episodes[:2]
+    shorter = _run("inline", episodes=3, n_envs=2)
+    shorter.episodes = shorter.episodes[:2]
+    inline.episodes = inline.episodes[:2]
+    assert _same(shorter, inline)
 
 
 def test_a_failing_env_is_named_with_its_traceback():
@@ -58,7 +70,7 @@ def test_ray_workers_give_the_episodes_of_the_in_process_run():
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        assert _run("ray").episodes == _run("inline").episodes
+        assert _same(_run("ray"), _run("inline"))
     finally:
         ray.shutdown()
 
@@ -75,6 +87,7 @@ def test_eval_command_takes_the_executor(tmp_path):
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-2000:]
         results[executor] = json.loads((out / "eval_info.json").read_text())["per_episode"]
-    assert results["inline"] == results["subprocess"]
+    pairs = zip(results["inline"], results["subprocess"])
+    assert all(a["success"] == b["success"] and abs(a["max_coverage"] - b["max_coverage"]) < 1e-9 for a, b in pairs)
     proc = diffpilot("eval", f"policy_path={policy}", "executor=threads", f"output_dir={tmp_path / 'bad'}")
     assert proc.returncode == 2 and proc.stderr.strip().startswith("diffpilot: executor='threads': expected one of")
