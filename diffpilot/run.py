@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ from safetensors.numpy import load_file as load_numpy
 from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import load_file, save_file
 
-from diffpilot.atomic import atomic_path, atomic_write_json, fsync_path
+from diffpilot.atomic import atomic_path, atomic_write_bytes, atomic_write_json, fsync_path
 from diffpilot.errors import CheckpointError, ConfigError
 
 CHECKPOINTS = "checkpoints"
@@ -112,11 +113,15 @@ class Run:
             import wandb
         except ImportError:
             raise ConfigError("wandb.enabled=true: the wandb package is not installed (pip install wandb)") from None
-        self.dir.mkdir(parents=True, exist_ok=True)
+        id_file = self.dir / "wandb" / "diffpilot_run_id"  # a resumed run continues its W&B run
+        run_id = id_file.read_text().strip() if id_file.is_file() else uuid.uuid4().hex[:8]
         self._wandb = wandb.init(
             project=settings.project, entity=settings.entity, mode=settings.mode, dir=str(self.dir),
-            name=settings.name or self.dir.name, config=config,
+            name=settings.name or self.dir.name, config=config, id=run_id, resume="allow",
         )  # fmt: skip
+        atomic_write_bytes(id_file, run_id.encode())
+        self._wandb.define_metric(self.unit)
+        self._wandb.define_metric("*", step_metric=self.unit)  # charts against the run's own step count
 
     # ----------------------------------------------------------------- progress
     @contextlib.contextmanager
@@ -178,15 +183,17 @@ class Run:
     def save(self, state: TrainingState, policy=None) -> Path:
         """Checkpoint `state` (and `policy` as a loadable pretrained_model) at the current step; `last` then
         points at it. Every file is written to a temp file, fsynced and renamed; complete.json comes last. A step
-        already saved (a loop's last checkpoint, then the final one) is not written again; an incomplete one left
-        by a crash is replaced."""
+        already saved by this run (a loop's last checkpoint, then the final one) is not written again; a folder of
+        that step left by a crash or an earlier run in the same directory is removed first, so its complete.json
+        never describes files being rewritten."""
         directory = self.checkpoint_dir()
         if self._saved_step == self.step:
             return directory
-        if self.rank == 0 and directory.exists() and not is_complete(directory):
+        if self.rank == 0 and directory.exists():  # a cut save, or a step of an earlier run: written anew
             import shutil
 
             shutil.rmtree(directory)
+            fsync_path(directory.parent)
         self._barrier()
         training = directory / TRAINING_STATE
         atomic_save_tensors(training / f"rng_rank{self.rank}.safetensors", rng_tensors(state.generators))
@@ -397,7 +404,7 @@ def latest_checkpoint(path: str | os.PathLike) -> Path:
 
 def mark_complete(checkpoint: Path, step: int, unit: str) -> None:
     """Write a checkpoint's complete.json (the step and every file's size) once all its files are written."""
-    written = sorted(f for f in checkpoint.rglob("*") if f.is_file())
+    written = sorted(f for f in checkpoint.rglob("*") if f.is_file() and f.name != COMPLETE_FILE)
     files = {str(f.relative_to(checkpoint)): f.stat().st_size for f in written}
     atomic_write_json(checkpoint / COMPLETE_FILE, {"step": step, "unit": unit, "files": files})
 
@@ -417,8 +424,8 @@ def check_complete(checkpoint: Path) -> None:
     marker = checkpoint / COMPLETE_FILE
     if not marker.is_file():
         raise CheckpointError(
-            f"{checkpoint}: incomplete checkpoint (no {COMPLETE_FILE}: the save was cut); use an earlier step or "
-            "the run directory (its newest complete step)"
+            f"{checkpoint}: incomplete checkpoint (no {COMPLETE_FILE}: the save was cut, or diffpilot wrote it before "
+            "it marked complete checkpoints); use an earlier step or the run directory (its newest complete step)"
         )
     listed = read_json(marker, "checkpoint marker").get("files", {})
     for name, size in listed.items():

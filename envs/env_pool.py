@@ -79,20 +79,31 @@ class SubprocessEnvs:
     def __init__(self, make_env: Callable[[], gym.Env], n: int, context: str = "fork"):
         ctx = mp.get_context(context)
         self.conns, self.processes = [], []
-        for _ in range(n):
-            parent, child = ctx.Pipe()
-            process = ctx.Process(target=_worker, args=(child, make_env), daemon=True)
-            process.start()
-            child.close()
-            self.conns.append(parent)
-            self.processes.append(process)
-        self.metadata = self._gather(range(n))[0]
+        try:
+            for _ in range(n):
+                parent, child = ctx.Pipe()
+                process = ctx.Process(target=_worker, args=(child, make_env), daemon=True)
+                process.start()
+                child.close()
+                self.conns.append(parent)
+                self.processes.append(process)
+            self.metadata = self._gather(range(n))[0]
+        except BaseException:
+            self.close()
+            raise
 
     def __len__(self) -> int:
         return len(self.conns)
 
     def _gather(self, indices: Sequence[int]) -> list[Any]:
-        answers = [self.conns[i].recv() for i in indices]
+        answers = []
+        for i in indices:
+            try:
+                answers.append(self.conns[i].recv())
+            except (EOFError, OSError):
+                code = self.processes[i].exitcode
+                self.close()
+                raise EnvWorkerError(f"env {i}: its worker process ended (exit code {code})") from None
         for i, (status, value) in zip(indices, answers):
             if status == "error":
                 self.close()
@@ -118,7 +129,8 @@ class SubprocessEnvs:
             if process.is_alive():
                 try:
                     conn.send(("close", None))
-                    conn.recv()
+                    if conn.poll(5):
+                        conn.recv()
                 except (BrokenPipeError, EOFError, OSError):
                     pass
             process.join(timeout=5)

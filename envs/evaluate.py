@@ -4,6 +4,7 @@ per-episode records and mp4 videos of the first episodes. Works with any policy 
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -193,7 +194,7 @@ def _roll_out(policy: Policy, envs: InlineEnvs | SubprocessEnvs, seeds: list[int
 
 def ray_batches(policy: Policy, make_env: Callable[[], gym.Env], batches: list[tuple[list[int], int, int]]):
     """Yield, in order, (batch, (records, frames, fps)) for every batch, each rolled out by a Ray task on a one-CPU
-    worker with its own envs and a copy of the policy, run with this process's torch thread count (the same
+    worker with its own envs and a CPU copy of the policy, run with this process's torch thread count (the same
     arithmetic, so the same episodes). Joins the cluster at RAY_ADDRESS when set, else
     starts a local one (`ray.init()`); a Ray session already open is used as it is."""
     import ray
@@ -201,7 +202,7 @@ def ray_batches(policy: Policy, make_env: Callable[[], gym.Env], batches: list[t
 
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False)
-    policy_ref = ray.put(policy)
+    policy_ref = ray.put(copy.deepcopy(policy).cpu() if hasattr(policy, "cpu") else policy)  # workers have no GPU
     rollout = ray.remote(num_cpus=1)(_ray_rollout)
     threads = torch.get_num_threads()
     futures = [rollout.remote(policy_ref, make_env, threads, *batch) for batch in batches]

@@ -128,10 +128,13 @@ class BCTrainer:
         eval_fn: Callable[[nn.Module, int], dict[str, float | None]] | None = None,
         validation: HeldOutScore | None = None,
         augment: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+        keep_best: str | None = None,
     ):
         self.cfg, self.dataset, self.eval_fn, self.validation = cfg, dataset, eval_fn, validation
         self.augment = augment  # on each training batch, on the training device (never at validation or evaluation)
         self.best: dict[str, Any] | None = None  # the best score so far: {"metric", "value", "step"}
+        # the metric checkpoints/best follows (None: the validation's keep_best, or none without validation)
+        self.keep_best = keep_best if keep_best is not None else (validation.cfg.keep_best if validation else None)
         rank, world = _distributed()
         self.run = Run(output_dir, "step", rank, world)
         if cfg.num_threads:
@@ -166,8 +169,14 @@ class BCTrainer:
 
     def state(self) -> TrainingState:
         modules = {"policy": self.policy, **({"ema": self.ema.model} if self.ema is not None else {})}
-        counters = {"epoch": self.epoch, "batch_index": self.batch_index, "train": asdict(self.cfg), "best": self.best}
+        counters = {"epoch": self.epoch, "batch_index": self.batch_index, "train": asdict(self.cfg), "best": self.best,
+                    "episodes": self._episodes()}  # fmt: skip
         return TrainingState(modules, {"policy": self.optimizer}, counters=counters)
+
+    def _episodes(self) -> dict[str, list[int] | None]:
+        """The training and held-out episodes (None: all / none), which an exact resume must keep."""
+        held_out = self.validation.dataset.episodes if self.validation is not None else None
+        return {"train": getattr(self.dataset, "episodes", None), "held_out": held_out}
 
     def save(self) -> Path:
         """checkpoints/step_N with the (EMA) policy as pretrained_model and the exact training state."""
@@ -183,6 +192,12 @@ class BCTrainer:
             raise CheckpointError(
                 f"{checkpoint}: resuming with a different {', '.join(changed)}; an exact continuation needs the same "
                 "data order and schedule"
+            )
+        episodes = read_state(directory).get("counters", {}).get("episodes")
+        if episodes is not None and episodes != self._episodes():
+            raise CheckpointError(
+                f"{checkpoint}: resuming with other training / held-out episodes (validation.episodes, "
+                "validation.filter_key or validation.seed changed); an exact continuation needs the same split"
             )
         saved_policy = read_json(directory / PRETRAINED / CONFIG_FILE, "the saved policy")
         live_policy = {"type": self.policy.type_name, "config": self.policy.config.to_dict()}
@@ -233,8 +248,6 @@ class BCTrainer:
                     values = {"loss": loss.item(), "lr": lr, "grad_norm": float(grad_norm), "steps_per_s": rate}
                     run.log(values)
                     run.show(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}", it_s=f"{rate:.1f}")
-                if run.due(cfg.save_every) and run.step < cfg.steps:
-                    self.save()
                 if self.eval_fn is not None and run.due(cfg.eval_every) and self.rank == 0:
                     with torch.random.fork_rng():  # rollouts must not shift the training RNG (exact resume)
                         scores = self.eval_fn(self.inference_policy.eval(), run.step)
@@ -247,11 +260,13 @@ class BCTrainer:
                     run.show(val=f"{scores['action_mse']:.4f}")
                     self._keep_if_best(scores)
                     self.policy.train()
+                if run.due(cfg.save_every) and run.step < cfg.steps:  # after the scores: the best so far is saved
+                    self.save()
         return self.save()
 
     def _keep_if_best(self, scores: dict[str, float | None]) -> None:
         """checkpoints/best ← the (EMA) policy when `scores` holds the validation's keep_best metric at its best."""
-        metric = self.validation.cfg.keep_best if self.validation is not None else None
+        metric = self.keep_best
         value = scores.get(metric) if metric else None
         if value is None:
             return

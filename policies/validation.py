@@ -1,7 +1,7 @@
 """Validation on held-out episodes while training: which episodes are held out (a fraction, a count, a list, or a
 robomimic filter key) and how a policy scores on them. The score is the action error of a few-step sample from
-fixed noise (what Diffusion Policy logs as its action MSE), beside the denoising loss with fixed noise; the loss
-alone follows rollout success poorly, since it falls on every step whether or not the samples improve."""
+fixed noise (what Diffusion Policy logs as its action MSE), beside the denoising loss with fixed noise; the held-out
+loss alone follows rollout success poorly (on PushT it bottoms out early, then rises while success keeps climbing)."""
 
 from __future__ import annotations
 

@@ -109,3 +109,12 @@ def test_a_file_changed_after_the_save_is_named(tmp_path):
     weights.write_bytes(weights.read_bytes()[:-10])
     with pytest.raises(CheckpointError, match=r"modules.safetensors: \d+ bytes, but complete.json lists \d+"):
         latest_checkpoint(step)
+
+
+def test_a_step_saved_again_by_a_new_run_in_the_same_directory_is_rewritten_whole(tmp_path):
+    first = _trainer(tmp_path / "a").train(stop_at=2)
+    again = _trainer(tmp_path / "a").train(stop_at=2)  # a rerun into the same output_dir
+    assert again == first and latest_checkpoint(tmp_path / "a") == first
+    load_policy(first / "pretrained_model")
+    marker = json.loads((first / "complete.json").read_text())
+    assert "complete.json" not in marker["files"]

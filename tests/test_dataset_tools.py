@@ -229,3 +229,16 @@ def test_lerobot_v21_datasets_load_and_convert_to_v3(tmp_path):
     assert v3.info["codebase_version"] == "v3.0" and v3.num_frames == data.num_frames
     assert edit.episode_tasks(v3) == ["task 0", "task 1", "task 0"]
     assert np.array_equal(v3.columns(["action"])["action"], data.arrays["action"])
+
+
+def test_an_output_overlapping_an_input_is_refused(video_dataset, tmp_path):
+    for args in (
+        ["split", f"output={video_dataset}", "overwrite=true"],
+        ["split", f"output={video_dataset.parent}", "overwrite=true"],
+        ["merge", f"roots=[{video_dataset},{video_dataset}]", f"output={video_dataset / 'x'}", "overwrite=true"],
+    ):
+        proc = diffpilot("dataset", *args, f"root={video_dataset}")
+        assert proc.returncode == 2 and "overlaps the input" in proc.stderr, proc.stderr
+    assert LeRobotV3Dataset(video_dataset).num_episodes == 4  # untouched
+    with pytest.raises(DatasetFormatError, match=r"splits.a='abc': expected a fraction or a list"):
+        edit.split_episodes(4, {"a": "abc"})

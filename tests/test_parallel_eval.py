@@ -91,3 +91,25 @@ def test_eval_command_takes_the_executor(tmp_path):
     assert all(a["success"] == b["success"] and abs(a["max_coverage"] - b["max_coverage"]) < 1e-9 for a, b in pairs)
     proc = diffpilot("eval", f"policy_path={policy}", "executor=threads", f"output_dir={tmp_path / 'bad'}")
     assert proc.returncode == 2 and proc.stderr.strip().startswith("diffpilot: executor='threads': expected one of")
+
+
+def test_a_worker_that_dies_is_named():
+    import os
+
+    import gymnasium as gym
+
+    class Dying(gym.Env):
+        observation_space = gym.spaces.Box(-1, 1, (1,))
+        action_space = gym.spaces.Box(-1, 1, (1,))
+
+        def reset(self, *, seed=None, options=None):
+            return self.observation_space.sample(), {}
+
+        def step(self, action):
+            os._exit(3)
+
+    envs = SubprocessEnvs(Dying, 2)
+    envs.reset([0, 1])
+    with pytest.raises(EnvWorkerError, match=r"env 0: its worker process ended \(exit code 3\)"):
+        envs.step([0, 1], [[0.0], [0.0]])
+    assert envs.processes == []  # closed

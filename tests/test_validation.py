@@ -159,3 +159,21 @@ def test_train_with_validation_from_the_command_line(tmp_path, lerobot_dataset):
         proc = diffpilot("train", *common, f"output_dir={tmp_path / 'bad'}", override)
         assert proc.returncode == 2 and proc.stderr.startswith(f"diffpilot: {message}"), proc.stderr
         assert proc.stderr.strip().count("\n") == 0 and not (tmp_path / "bad").exists()
+
+
+def test_resume_refuses_another_split_and_rollouts_alone_can_keep_the_best(tmp_path):
+    from diffpilot.errors import CheckpointError
+
+    validation = ValidationConfig(episodes=[1, 4], every=4, windows=16)
+    half = _trainer(tmp_path / "a", validation).train(stop_at=4)
+    other = ValidationConfig(episodes=[1, 5], every=4, windows=16)
+    data = synthetic_episodes(6)
+    moved = _trainer(tmp_path / "a", None)
+    moved.validation = HeldOutScore(_windows(data, [1, 5]), other)
+    with pytest.raises(CheckpointError, match="resuming with other training / held-out episodes"):
+        moved.resume(half)
+    rollouts = _trainer(tmp_path / "b", None, eval_every=4)
+    rollouts.keep_best = "success_rate"
+    rollouts.eval_fn = lambda policy, step: {"success_rate": {4: 0.2, 8: 0.6, 12: 0.4}[step]}
+    rollouts.train()
+    assert json.loads((tmp_path / "b/checkpoints/best/best.json").read_text())["step"] == 8

@@ -20,6 +20,28 @@ from .common import clear_output_dir, user_errors
 OPS = ("info", "viz", "split", "merge", "convert")
 
 
+def _as_list(cfg: DictConfig, key: str) -> list:
+    value = cfg[key]
+    if not OmegaConf.is_list(value):
+        raise ConfigError(f"{key}={value!r}: expected a list, e.g. {key}=[0,3]")
+    return list(OmegaConf.to_container(value, resolve=True))
+
+
+def _inputs(cfg: DictConfig) -> list[Path]:
+    return [Path(r) for r in _as_list(cfg, "roots")] if cfg.op == "merge" else [Path(cfg.root)]
+
+
+def _check_output(cfg: DictConfig) -> None:
+    """An output is never an input, inside one, or a folder holding one (overwrite=true would delete it)."""
+    if not cfg.output:
+        raise ConfigError(f"output=null: `dataset {cfg.op}` needs output=<path> for what it writes")
+    out = Path(cfg.output).resolve()
+    for source in _inputs(cfg):
+        source = source.resolve()
+        if out == source or out in source.parents or source in out.parents:
+            raise ConfigError(f"output={cfg.output!r}: overlaps the input {str(source)!r}; expected a separate path")
+
+
 def _output(cfg: DictConfig) -> Path:
     """The output path, made free (overwrite=true) or refused if taken."""
     out = Path(cfg.output)
@@ -45,7 +67,7 @@ def split(cfg: DictConfig) -> dict:
 
 
 def merge(cfg: DictConfig) -> dict:
-    roots = list(OmegaConf.to_container(cfg.roots, resolve=True) or [])
+    roots = _as_list(cfg, "roots")
     out = edit.merge_datasets(roots, _output(cfg))
     return edit.summary(out)
 
@@ -69,7 +91,7 @@ def viz(cfg: DictConfig) -> dict:
 
     ds = open_lerobot_dataset(cfg.root)
     out = Path(cfg.output or Path(cfg.root) / "viz")
-    episodes = list(OmegaConf.to_container(cfg.episodes, resolve=True))
+    episodes = _as_list(cfg, "episodes")
     bad = [e for e in episodes if not isinstance(e, int) or not 0 <= e < ds.num_episodes]
     if bad:
         raise ConfigError(f"episodes={episodes}: episode {bad[0]!r} is not in [0, {ds.num_episodes})")
@@ -118,8 +140,8 @@ def predicted_chunks(policy, episode: dict[str, np.ndarray]) -> list[tuple[int, 
 def run(cfg: DictConfig) -> dict:
     if cfg.op not in OPS:
         raise ConfigError(f"op={cfg.op!r}: expected one of {list(OPS)}")
-    if cfg.op in ("split", "merge", "convert") and not cfg.output:
-        raise ConfigError(f"output=null: `dataset {cfg.op}` needs output=<path> for what it writes")
+    if cfg.op in ("split", "merge", "convert"):
+        _check_output(cfg)
     try:
         if cfg.op == "info":
             return edit.summary(cfg.root)

@@ -137,7 +137,7 @@ def run_training(cfg: DictConfig) -> dict:
     val_cfg = ValidationConfig(**OmegaConf.to_container(cfg.validation, resolve=True))
     aug_cfg = AugmentationConfig.from_dict(OmegaConf.to_container(cfg.augmentation, resolve=True))
     wandb = wandb_settings(OmegaConf.to_container(cfg.wandb, resolve=True))
-    if val_cfg.keep_best == "success_rate" and val_cfg.enabled and not train_cfg.eval_every:
+    if val_cfg.keep_best == "success_rate" and not train_cfg.eval_every:
         raise ConfigError("validation.keep_best='success_rate' needs rollouts while training: set train.eval_every")
     set_threads(train_cfg.num_threads)
     task = OmegaConf.to_container(cfg.task, resolve=True)
@@ -171,9 +171,11 @@ def run_training(cfg: DictConfig) -> dict:
     validation = None if held_out is None else HeldOutScore(WindowedDataset(data, *windows, episodes=held_out), val_cfg)
     periodic = _periodic_eval(cfg, task) if train_cfg.eval_every else None
     augment = image_augmentation(aug_cfg, policy)
+    keep_best = val_cfg.keep_best if validation is not None or val_cfg.keep_best == "success_rate" else None
     trainer = BCTrainer(
-        policy, dataset, train_cfg, Path(cfg.output_dir), eval_fn=periodic, validation=validation, augment=augment
-    )
+        policy, dataset, train_cfg, Path(cfg.output_dir), eval_fn=periodic, validation=validation, augment=augment,
+        keep_best=keep_best,
+    )  # fmt: skip
     resume_if_asked(trainer, cfg.resume)
     trainer.run.attach_wandb(wandb, OmegaConf.to_container(cfg, resolve=True))
     n_params = sum(p.numel() for p in policy.parameters())

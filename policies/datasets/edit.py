@@ -81,6 +81,9 @@ def split_episodes(n_episodes: int, parts: Mapping[str, float | Sequence[int]], 
     the parts must not share an episode."""
     out: dict[str, list[int]] = {}
     order = np.random.default_rng(seed).permutation(n_episodes)
+    for name, value in parts.items():
+        if isinstance(value, str | bool) or not isinstance(value, int | float | Sequence):
+            raise DatasetFormatError(f"splits.{name}={value!r}: expected a fraction or a list of episode indices")
     listed = {i for v in parts.values() if isinstance(v, Sequence) for i in v}
     free = [int(i) for i in order if int(i) not in listed]
     fractional = [k for k, v in parts.items() if not isinstance(v, Sequence)]

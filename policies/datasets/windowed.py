@@ -30,6 +30,7 @@ class WindowedDataset:
         if missing:
             raise KeyError(f"{data.source}: dataset has no feature(s) {missing}; it has {sorted(data.arrays)}")
         self.data, self.obs_keys, self.action_key = data, list(obs_keys), action_key
+        self.episodes = None if episodes is None else sorted(int(e) for e in episodes)
         self.n_obs_steps, self.horizon = n_obs_steps, horizon
         pad_before, pad_after = n_obs_steps - 1, n_action_steps - 1
         starts, ep_lo, ep_hi = [], [], []
