@@ -38,7 +38,7 @@ from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import load_file, save_file
 
 from diffpilot.atomic import atomic_path, atomic_write_bytes, atomic_write_json, fsync_path
-from diffpilot.errors import CheckpointError, ConfigError
+from diffpilot.errors import CheckpointError, ConfigError, check_field_types
 
 CHECKPOINTS = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
@@ -74,8 +74,6 @@ class WandbSettings:
     name: str | None = None  # the run's name; default: the output directory's
 
     def __post_init__(self) -> None:
-        from diffpilot.errors import check_field_types
-
         check_field_types(self, "wandb")
         if self.mode not in ("online", "offline"):
             raise ConfigError(f"wandb.mode={self.mode!r}: expected online or offline")

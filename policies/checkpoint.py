@@ -60,14 +60,19 @@ def load_pretrained_module(cls, config_from_dict, directory: str | Path, map_loc
             f"policy checkpoint {directory / CONFIG_FILE}: type is {found!r}; expected {cls.type_name!r}"
         )
     module = cls(config_from_dict(meta["config"]))
-    load_weights_into(module, directory)
+    _load_weights(module, directory)
     return module.to(map_location).eval()
 
 
 def load_weights_into(module, directory: str | Path) -> None:
     """A saved policy's weights (and normalisation stats) into `module`, which must have the same tensors and shapes
     (e.g. `diffpilot train init_from=…`: fine-tuning starts from them)."""
-    path = policy_dir(directory) / WEIGHTS_FILE
+    _load_weights(module, policy_dir(directory))
+
+
+def _load_weights(module, directory: Path) -> None:
+    """load_weights_into for a saved-policy folder already resolved (and checked) by policy_dir."""
+    path = directory / WEIGHTS_FILE
     state = load_tensors(path, "policy checkpoint")
     own = module.state_dict()
     wrong = [

@@ -5,7 +5,7 @@ statistics and episode metadata recomputed), so it is a valid v3 dataset whichev
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from .lerobot_v3 import DEFAULT_FEATURE_DTYPES, FeatureSpec, LeRobotV3Dataset, L
 from .lerobot_v21 import LeRobotV21Dataset, open_lerobot_dataset
 
 Dataset = LeRobotV3Dataset | LeRobotV21Dataset
+Loaded = tuple[Dataset, dict[str, np.ndarray], list[str]]  # a source read once: dataset, all frames, episode tasks
 
 EXTRA_META = ("meta/robomimic_env_args.json",)  # side files a dataset may carry (robomimic's env metadata)
 
@@ -56,13 +57,18 @@ def summary(root: str | Path) -> dict[str, Any]:
     }
 
 
-def _write(root: Path, template: Dataset, parts: Sequence[tuple[Dataset, Sequence[int]]]) -> Path:
-    """A new dataset at `root` with the given episodes of each source (same features as `template`)."""
+def _loaded(ds: Dataset) -> Loaded:
+    """A source read once for writing: the dataset, all its frames (videos decoded) and each episode's task."""
+    return ds, all_frames(ds), episode_tasks(ds)
+
+
+def _write(root: Path, template: Dataset, parts: Iterable[tuple[Loaded, Sequence[int]]]) -> Path:
+    """A new dataset at `root` with the given episodes of each loaded source (same features as `template`); `parts`
+    is consumed in order, so a generator holds one source's frames at a time."""
     tmp = root.with_name(f".{root.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     writer = LeRobotV3Writer(tmp, template.fps, user_features(template), template.info.get("robot_type"))
-    for ds, episodes in parts:
-        frames, tasks = all_frames(ds), episode_tasks(ds)
+    for (ds, frames, tasks), episodes in parts:
         for e in episodes:
             lo, hi = ds.episode_ranges[e]
             writer.add_episode({k: v[lo:hi] for k, v in frames.items()}, task=tasks[e])
@@ -116,7 +122,8 @@ def split_episodes(n_episodes: int, parts: Mapping[str, float | Sequence[int]], 
 def split_dataset(root: str | Path, parts: Mapping[str, Sequence[int]], output: str | Path) -> dict[str, Path]:
     """Write each part's episodes (indices of `root`) as the dataset `output/<part>`."""
     ds = open_lerobot_dataset(root)
-    return {name: _write(Path(output) / name, ds, [(ds, episodes)]) for name, episodes in parts.items()}
+    source = _loaded(ds)  # videos decoded once for every part
+    return {name: _write(Path(output) / name, ds, [(source, episodes)]) for name, episodes in parts.items()}
 
 
 def merge_datasets(roots: Sequence[str | Path], output: str | Path) -> Path:
@@ -135,10 +142,10 @@ def merge_datasets(roots: Sequence[str | Path], output: str | Path) -> Path:
             found = f"is {have[key]}" if key in have else "is missing"
             expected = f"has {want[key]}" if key in want else "has no such feature"
             raise DatasetFormatError(f"{ds.root}: feature {key!r} {found}; {first.root} {expected}, expected the same")
-    return _write(Path(output), first, [(ds, range(ds.num_episodes)) for ds in sources])
+    return _write(Path(output), first, ((_loaded(ds), range(ds.num_episodes)) for ds in sources))
 
 
 def rewrite_as_v3(root: str | Path, output: str | Path) -> Path:
     """Every episode of the dataset at `root` (v2.1 or v3) written anew as a v3 dataset at `output`."""
     ds = open_lerobot_dataset(root)
-    return _write(Path(output), ds, [(ds, range(ds.num_episodes))])
+    return _write(Path(output), ds, [(_loaded(ds), range(ds.num_episodes))])
