@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # The quick demo: scripted-expert PushT demonstrations → BC diffusion policy → evaluation + video.
-DEMO_EPISODES ?= 100
+DEMO_EPISODES ?= 200
 DEMO_EVAL     ?= 50
 DEMO_ARGS     ?=
 
@@ -30,7 +30,7 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/diffpilot data episodes=$(DEMO_EPISODES) obs_mode=state output=data/pusht_demo overwrite=true
-	$(BIN)/diffpilot train dataset.root=data/pusht_demo output_dir=runs/demo \
+	$(BIN)/diffpilot train experiment=pusht_demo dataset.root=data/pusht_demo output_dir=runs/demo \
 		eval.episodes=$(DEMO_EVAL) eval.videos=2 $(DEMO_ARGS)
 	@echo "videos: runs/demo/eval/videos/  ·  TensorBoard: $(BIN)/tensorboard --logdir runs/demo/tensorboard"
 

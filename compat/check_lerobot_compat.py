@@ -288,77 +288,10 @@ def direction_a(rep: Report, peer: Path, work: Path, backends: list[str], opt) -
 
     for backend in backends:
         tag = f"A/{backend}"
-        npz = work / f"lerobot_read_{backend}.npz"
-        rc, out = run_peer(
-            peer,
-            [
-                "read",
-                str(root),
-                str(npz),
-                "--video-backend",
-                backend,
-                "--max-episodes",
-                "0",
-                *([] if opt.policy_smoke else ["--no-policy-smoke"]),
-            ],
-            work / f"peer_read_{backend}.log",
-            opt.timeout,
-        )
-        if rc == 2:
-            rep.add(tag, "lerobot opens diffpilot dataset", "SKIP", out.strip().splitlines()[-1] if out else "")
+        read = peer_read(rep, tag, peer, work, root, backend, opt, ds, ours, opt.policy_smoke, info)
+        if read is None:
             continue
-        side = {}
-        side_path = npz.with_suffix(".json")
-        if side_path.exists():
-            side = json.loads(side_path.read_text())
-            info.setdefault("peer_versions", side.get("versions"))
-            info[f"lerobot_checks_{backend}"] = side.get("checks")
-            info[f"policy_smoke_{backend}"] = side.get("policy_smoke")
-        if not npz.exists():
-            rep.check(tag, "lerobot opens diffpilot dataset", False, f"rc={rc}\n{tail(out)}")
-            continue
-        rep.check(tag, "lerobot opens diffpilot dataset", True, f"video backend {side.get('video_backend')}")
-        lr_checks = side.get("checks") or {}
-        bad = {k: v for k, v in lr_checks.items() if v != "ok"}
-        rep.check(
-            tag,
-            "lerobot's own checks (len, features, dtypes, ...)",
-            bool(lr_checks) and not bad,
-            f"{len(lr_checks) - len(bad)}/{len(lr_checks)} ok" + "".join(f"\n    | {k}: {v}" for k, v in bad.items()),
-        )
-        smoke = side.get("policy_smoke")
-        if smoke:
-            rep.check(
-                tag,
-                "lerobot DiffusionPolicy train step + select_action",
-                bool(smoke.get("ok")),
-                f"loss {smoke['loss']:.4f}, action {smoke.get('action_shape')}"
-                if smoke.get("ok")
-                else smoke.get("error", ""),
-            )
-        r = np.load(npz)
-        idx = r["fetched_indices"]
-        rep.check(tag, "every frame fetched by index", len(idx) == ds.num_frames, f"{len(idx)}/{ds.num_frames}")
-        compare_numeric(
-            rep,
-            tag,
-            "num_frames / num_episodes / fps",
-            np.array([r["num_frames"], r["num_episodes"], r["fps"]]),
-            np.array([ds.num_frames, ds.num_episodes, ds.fps], dtype=np.int64),
-        )
-        compare_numeric(
-            rep,
-            tag,
-            "episode lengths",
-            r["episode_lengths"],
-            (ds.episode_ranges[:, 1] - ds.episode_ranges[:, 0]).astype(np.int64),
-        )
-        for k in NUMERIC_KEYS:
-            if k in ours:
-                if k not in r:
-                    rep.check(tag, f"ds[i]['{k}'] == diffpilot", False, "missing in lerobot output")
-                    continue
-                compare_numeric(rep, tag, f"ds[i]['{k}'] == diffpilot", r[k], ours[k][idx])
+        r, idx = read
         if "observation.image" in r:
             got = r["observation.image"].transpose(0, 2, 3, 1)  # lerobot (N,C,H,W) -> (N,H,W,C)
             mae, mx = _mae(got, ours["observation.image"][idx])
@@ -389,6 +322,112 @@ def direction_a(rep: Report, peer: Path, work: Path, backends: list[str], opt) -
         # delta_timestamps: windows clamp at episode edges, padding flags mark outside frames
         if "delta/indices" in r:
             rep.check(tag, "delta_timestamps windows/padding", *_check_delta(r, ours, ds))
+    return info
+
+
+def peer_read(
+    rep: Report, tag: str, peer: Path, work: Path, root: Path, backend: str, opt, ds, ours, smoke_test: bool, info: dict
+) -> tuple[dict, np.ndarray] | None:
+    """lerobot opens the dataset at `root` (the peer's `read`), passes its own checks, and returns every frame equal
+    to diffpilot's reading `ours` of it: (what the peer returned, the indices it fetched), or None when it could not."""
+    name = root.name
+    npz = work / f"lerobot_read_{name}_{backend}.npz"
+    rc, out = run_peer(
+        peer,
+        [
+            "read",
+            str(root),
+            str(npz),
+            "--video-backend",
+            backend,
+            "--max-episodes",
+            "0",
+            *([] if smoke_test else ["--no-policy-smoke"]),
+        ],
+        work / f"peer_read_{name}_{backend}.log",
+        opt.timeout,
+    )
+    if rc == 2:
+        rep.add(tag, "lerobot opens diffpilot dataset", "SKIP", out.strip().splitlines()[-1] if out else "")
+        return None
+    side = {}
+    side_path = npz.with_suffix(".json")
+    if side_path.exists():
+        side = json.loads(side_path.read_text())
+        info.setdefault("peer_versions", side.get("versions"))
+        info[f"lerobot_checks_{name}_{backend}"] = side.get("checks")
+        if smoke_test:
+            info[f"policy_smoke_{backend}"] = side.get("policy_smoke")
+    if not npz.exists():
+        rep.check(tag, "lerobot opens diffpilot dataset", False, f"rc={rc}\n{tail(out)}")
+        return None
+    rep.check(tag, "lerobot opens diffpilot dataset", True, f"video backend {side.get('video_backend')}")
+    lr_checks = side.get("checks") or {}
+    bad = {k: v for k, v in lr_checks.items() if v != "ok"}
+    rep.check(
+        tag,
+        "lerobot's own checks (len, features, dtypes, ...)",
+        bool(lr_checks) and not bad,
+        f"{len(lr_checks) - len(bad)}/{len(lr_checks)} ok" + "".join(f"\n    | {k}: {v}" for k, v in bad.items()),
+    )
+    smoke = side.get("policy_smoke")
+    if smoke:
+        rep.check(
+            tag,
+            "lerobot DiffusionPolicy train step + select_action",
+            bool(smoke.get("ok")),
+            f"loss {smoke['loss']:.4f}, action {smoke.get('action_shape')}"
+            if smoke.get("ok")
+            else smoke.get("error", ""),
+        )
+    r = dict(np.load(npz))
+    idx = r["fetched_indices"]
+    rep.check(tag, "every frame fetched by index", len(idx) == ds.num_frames, f"{len(idx)}/{ds.num_frames}")
+    compare_numeric(
+        rep,
+        tag,
+        "num_frames / num_episodes / fps",
+        np.array([r["num_frames"], r["num_episodes"], r["fps"]]),
+        np.array([ds.num_frames, ds.num_episodes, ds.fps], dtype=np.int64),
+    )
+    compare_numeric(
+        rep,
+        tag,
+        "episode lengths",
+        r["episode_lengths"],
+        (ds.episode_ranges[:, 1] - ds.episode_ranges[:, 0]).astype(np.int64),
+    )
+    for k in NUMERIC_KEYS:
+        if k in ours:
+            if k not in r:
+                rep.check(tag, f"ds[i]['{k}'] == diffpilot", False, "missing in lerobot output")
+                continue
+            compare_numeric(rep, tag, f"ds[i]['{k}'] == diffpilot", r[k], ours[k][idx])
+    return r, idx
+
+
+def direction_s(rep: Report, peer: Path, work: Path, backend: str, opt) -> dict:
+    """`diffpilot dataset split` and `merge` outputs of direction A's dataset: lerobot opens each and returns what
+    diffpilot reads, and the parts hold the source's episodes unchanged."""
+    from diffpilot.policies.datasets.edit import merge_datasets, split_dataset
+
+    d = "S"
+    info: dict = {}
+    source = work / "diffpilot_written"
+    try:
+        parts = split_dataset(source, {"even": [0, 2, 4], "odd": [1, 3]}, work / "split")
+        merged = merge_datasets([parts["odd"], parts["even"]], work / "merged")
+        source_ds, whole = read_ours(source)
+    except Exception as exc:
+        rep.check(d, "diffpilot dataset split + merge", False, f"{type(exc).__name__}: {exc}")
+        return info
+    ranges = source_ds.episode_ranges
+    for root, episodes in ((parts["even"], [0, 2, 4]), (parts["odd"], [1, 3]), (merged, [1, 3, 0, 2, 4])):
+        ds, ours = read_ours(root)
+        rows = np.concatenate([np.arange(*ranges[e]) for e in episodes])
+        for k in ("observation.state", "action"):
+            compare_numeric(rep, d, f"{root.name}: {k} == source episodes {episodes}", ours[k], whole[k][rows])
+        peer_read(rep, f"S/{root.name}", peer, work, root, backend, opt, ds, ours, False, info)
     return info
 
 
@@ -567,6 +606,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         info_a = direction_a(rep, peer, work, backends, opt)
         info_b = direction_b(rep, peer, work, opt)
+        info_s = direction_s(rep, peer, work, backends[0], opt)
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -582,6 +622,7 @@ def main(argv: list[str] | None = None) -> int:
         "counts": {s: sum(r["status"] == s for r in rep.rows) for s in ("PASS", "FAIL", "SKIP")},
         "diffpilot_to_lerobot": info_a,
         "lerobot_to_diffpilot": info_b,
+        "split_and_merge": info_s,
         "checks": rep.rows,
         "workdir": str(work) if keep else None,
     }

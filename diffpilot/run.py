@@ -116,6 +116,7 @@ class Run:
         self._wandb = wandb.init(
             project=settings.project, entity=settings.entity, mode=settings.mode, dir=str(self.dir),
             name=settings.name or self.dir.name, config=config, id=run_id, resume="allow",
+            settings=wandb.Settings(console="off"),  # scalars are logged explicitly; no wrapped stdout / stderr
         )  # fmt: skip
         atomic_write_bytes(id_file, run_id.encode())
         self._wandb.define_metric(self.unit)

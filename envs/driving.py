@@ -566,7 +566,12 @@ def scored_split(
     human filter), built once per process: every planner evaluated in one process is scored against the same ones."""
     scenes = make_split(split, num_scenes)
     reference, human = PDMClosedPlanner(), PDMClosedPlanner(PRIVILEGED_PDM_CLOSED)
-    return scenes, [reference.plan(s) for s in scenes], [human.plan(s) for s in scenes] if with_human else None
+    references, humans = [], []
+    for scene in tqdm(scenes, desc="reference plans", leave=False, disable=len(scenes) < 20):
+        references.append(reference.plan(scene))
+        if with_human:
+            humans.append(human.plan(scene))
+    return scenes, references, humans if with_human else None
 
 
 @functools.lru_cache(maxsize=2)

@@ -19,7 +19,7 @@ from diffpilot.policies.diffusion_policy import DiffusionPolicy
 from .conftest import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", ROOT / "checkpoints" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 PUSHT_ENV = {
     "env_id": "gym_pusht/PushT-v0",
     "obs_type": "environment_state_agent_pos",
@@ -41,6 +41,7 @@ def sandbox(tmp_path_factory) -> Path:
     policy.load_stats({"observation.state": span, "action": span,
                        "observation.environment_state": {"min": np.zeros(16), "max": np.full(16, 512.0)}})  # fmt: skip
     policy.save_pretrained(root / "runs" / "demo" / "checkpoints" / "last" / "pretrained_model")
+    (root / "checkpoints").symlink_to(ROOT / "checkpoints")  # the shipped policies, as in a clone
     return root
 
 
