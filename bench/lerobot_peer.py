@@ -80,9 +80,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--train", action="store_true", help="time training steps instead of inference")
-    parser.add_argument("--down-dims", type=int, nargs="+", default=[512, 1024, 2048])
-    parser.add_argument("--embed-dim", type=int, default=128, help="the diffusion-step embedding's size")
-    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument(
+        "--down-dims", type=int, nargs="+", default=[512, 1024, 2048], help="--train: the UNet's widths"
+    )
+    parser.add_argument("--embed-dim", type=int, default=128, help="--train: the diffusion-step embedding's size")
+    parser.add_argument("--batch", type=int, default=256, help="--train: the batch size")
     args = parser.parse_args()
     import lerobot
     import torch

@@ -62,7 +62,9 @@ def lerobot_step_seconds(shape: str, batch: int, steps: int, threads: int) -> di
     cmd = [str(PEER_PYTHON), str(ROOT / "bench" / "lerobot_peer.py"), "--train", "--shape", shape]
     cmd += ["--down-dims", *map(str, DOWN_DIMS), "--embed-dim", str(EMBED_DIM), "--batch", str(batch)]
     cmd += ["--threads", str(threads), "--repeats", str(steps)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

@@ -427,7 +427,21 @@ def direction_s(rep: Report, peer: Path, work: Path, backend: str, opt) -> dict:
         rows = np.concatenate([np.arange(*ranges[e]) for e in episodes])
         for k in ("observation.state", "action"):
             compare_numeric(rep, d, f"{root.name}: {k} == source episodes {episodes}", ours[k], whole[k][rows])
-        peer_read(rep, f"S/{root.name}", peer, work, root, backend, opt, ds, ours, False, info)
+        mae, most = _mae(ours["observation.image"], whole["observation.image"][rows])
+        limit = opt.truth_mae_max
+        rep.check(
+            d, f"{root.name}: observation.image vs source (re-encoded)", mae <= limit, f"MAE {mae:.3f} max {most}"
+        )
+        read = peer_read(rep, f"S/{root.name}", peer, work, root, backend, opt, ds, ours, False, info)
+        if read is not None and "observation.image" in read[0]:
+            frames, idx = read[0]["observation.image"].transpose(0, 2, 3, 1), read[1]
+            mae, most = _mae(frames, ours["observation.image"][idx])
+            rep.check(
+                f"S/{root.name}",
+                "ds[i]['observation.image'] vs diffpilot decode",
+                mae <= opt.decoder_mae_max,
+                f"MAE {mae:.3f} max {most} (limit {opt.decoder_mae_max})",
+            )
     return info
 
 

@@ -21,29 +21,35 @@ REFERENCE_FILE = "reference.safetensors"
 
 
 def chunk_reference_inputs(policy, seed: int = 0) -> dict[str, torch.Tensor]:
-    """One observation (1, *shape) per input feature, drawn inside the normaliser's range (images in [0, 1]), and
-    the sampler's initial noise (1, horizon, A), all from `seed`."""
+    """One observation (1, *shape) per input feature, drawn inside the normaliser's range (images in [0, 1]; task 0
+    for a task-conditioned policy), and the sampler's initial noise (1, horizon, A), all from `seed`."""
     gen = torch.Generator().manual_seed(seed)
     inputs = {}
-    for key, feature in policy.config.input_features.items():
-        u = torch.rand((1, *feature.shape), generator=gen)
+    for key in policy.observation_keys:
+        feature = policy.config.input_features.get(key)
+        if feature is None:  # a task index
+            inputs[f"input.{key}"] = torch.zeros(1, dtype=torch.long)
+            continue
+        uniform = torch.rand((1, *feature.shape), generator=gen)
         if feature.kind == "image":
-            inputs[f"input.{key}"] = u
+            inputs[f"input.{key}"] = uniform
         else:
-            inputs[f"input.{key}"] = policy.normalizer.unnormalize(key, 1.6 * u - 0.8)
+            inputs[f"input.{key}"] = policy.normalizer.unnormalize(key, 1.6 * uniform - 0.8)
     inputs["noise"] = torch.randn((1, policy.config.horizon, policy.config.action_dim), generator=gen)
     return inputs
 
 
 def reference_outputs(policy, inputs: dict[str, torch.Tensor], seed: int = 0) -> dict[str, torch.Tensor]:
-    """The policy's outputs for `inputs`: `chunk` (1, horizon, A) for a chunk policy (sampled from `noise`);
-    `trajectories` (B, K, 8, 3) and `confidence` (B, K) for a driving planner (its plan seeded by `seed`)."""
+    """The policy's outputs for `inputs`: `chunk` (1, horizon, A) for a chunk policy (sampled from `noise`; a
+    stochastic sampler's draws from torch's RNG seeded by `seed`, the caller's RNG left as it was); `trajectories`
+    (B, K, 8, 3) and `confidence` (B, K) for a driving planner (its plan seeded by `seed`)."""
     obs = {key.removeprefix("input."): value for key, value in inputs.items() if key.startswith("input.")}
     if hasattr(policy, "plan_details"):
         arrays = {key: value.numpy() for key, value in obs.items()}
         out = policy.plan_details(arrays, generator=torch.Generator().manual_seed(seed), extras=False)
         return {"trajectories": torch.as_tensor(out["trajectories"]), "confidence": torch.as_tensor(out["confidence"])}
-    with torch.inference_mode():
+    with torch.random.fork_rng(devices=[]), torch.inference_mode():
+        torch.manual_seed(seed)
         return {"chunk": policy.predict_action_chunk(obs, noise=inputs["noise"]).float().cpu()}
 
 
