@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from diffpilot.atomic import atomic_path
 
@@ -66,17 +67,11 @@ def write_reference(policy, directory: str | Path, inputs: dict[str, Any], seed:
 def reference_difference(policy, directory: str | Path) -> dict[str, float]:
     """The largest absolute difference per output between the policy now and its stored reference."""
     path = Path(directory) / REFERENCE_FILE
-    tensors = load_file(str(path))
-    seed = int(_metadata(path).get("seed", 0))
+    with safe_open(str(path), framework="pt") as f:  # tensors and the seed in one read
+        tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
+        seed = int((f.metadata() or {}).get("seed", 0))
     now = reference_outputs(policy, tensors, seed)
     stored = {key.removeprefix("output."): value for key, value in tensors.items() if key.startswith("output.")}
     if set(now) != set(stored):
         raise ValueError(f"{path}: outputs {sorted(stored)}; the policy gives {sorted(now)}")
     return {key: (now[key].double() - stored[key].double()).abs().max().item() for key in stored}
-
-
-def _metadata(path: Path) -> dict[str, str]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return f.metadata() or {}
