@@ -19,11 +19,14 @@ help:
 	@echo "make bench-inference  latency vs LeRobot, few-step / RTI / GPC success (trains 3 CPU models: ~4 h)"
 	@echo "make compat     LeRobot 0.4.4 peer venv + dataset round trip both ways (~8 GB download)"
 
+# robomimic and openpi-client (the websocket server's reference client in the tests) go in with --no-deps: robomimic
+# declares torch/torchvision that fight the pin, openpi-client declares numpy<2 though its client runs on numpy 2.
 $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	$(BIN)/pip install --quiet --no-deps robomimic==0.3.0
+	$(BIN)/pip install --quiet --no-deps openpi-client==0.1.2
 	touch $(STAMP)
 
 venv: $(STAMP)

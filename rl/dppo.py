@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from diffpilot.policies.samplers import DDIMSampler
 from diffpilot.run import PRETRAINED, Run
 
+from .registry import register_algorithm
 from .runs import ChunkRLConfig, ChunkRLTrainer, check_fields, run_algorithm, training_envs
 from .sac import mlp
 
@@ -251,6 +252,7 @@ def gae(rewards, values, next_values, dones, gamma: float, lam: float) -> torch.
     return adv
 
 
+@register_algorithm("dppo")
 def run(cfg: DictConfig) -> dict[str, Any]:
     """`diffpilot rl algo=dppo`: fine-tune, evaluate the mean-path (η = 0) policy, write result.json."""
     return run_algorithm(cfg, DPPOConfig, DPPO)

@@ -27,6 +27,7 @@ from omegaconf import DictConfig
 from diffpilot.run import Run, latest_checkpoint, load_module_tensors, read_state
 
 from .latent_env import FrozenChunkSampler, LatentNoiseVecEnv, LatentSteering
+from .registry import register_algorithm
 from .replay import ReplayBuffer
 from .runs import ChunkRLConfig, ChunkRLTrainer, check_fields, run_algorithm, training_envs, with_ddim
 from .sac import LOG_STD_MAX, LOG_STD_MIN, SquashedGaussianActor, TwinQ, actor_loss, alpha_loss, polyak, td_loss
@@ -332,6 +333,7 @@ def load_steered_policy(checkpoint: str | Path, policy, deterministic: bool | No
     return policy
 
 
+@register_algorithm("dsrl")
 def run(cfg: DictConfig) -> dict[str, Any]:
     """`diffpilot rl algo=dsrl_sac|dsrl_na`: train, evaluate the steered policy, write result.json."""
     return run_algorithm(cfg, DSRLConfig, DSRL)

@@ -48,6 +48,8 @@ from diffpilot.sim.evaluate import SceneScorer
 from diffpilot.sim.planners import PDMClosedPlanner, simulate_in_scene
 from diffpilot.sim.scenarios import make_split
 
+from .registry import register_algorithm
+
 LOSSES = ("gspo", "grpo")
 SUBSCORES = ("nc", "dac", "ep_v1", "ttc", "c")  # the PDMS terms
 
@@ -244,6 +246,7 @@ def algo_config(algo: Any) -> GSPOConfig:
         raise ConfigError(f"algo: {err}; expected the fields of GSPOConfig") from err
 
 
+@register_algorithm("gspo")
 def run(cfg) -> dict:
     """`diffpilot rl algo=gspo|grpo task=driving policy_path=<BC checkpoint>` (or resume=<run or checkpoint>)."""
     acfg = algo_config(cfg.algo)

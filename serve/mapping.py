@@ -41,6 +41,9 @@ class ActionSink:
     low: tuple[float, ...]
     high: tuple[float, ...]
     max_velocity: tuple[float, ...]  # action units per second, per dimension
+    # The observation feature that reports the commanded joints' positions in action units: the first command
+    # (and the first after a stop that sent nothing) ramps from it, and nothing is sent until it is known.
+    position_from: str | None = None
 
 
 @dataclass
@@ -255,8 +258,14 @@ def parse_mapping(data: Any, policy_config, origin: str = "<dict>") -> RobotMapp
         low=low,
         high=high,
         max_velocity=a.numbers("max_velocity", action_dim, positive=True),
+        position_from=a.text("position_from", None),
     )
     a.finish()
+    if sink.position_from is not None and (
+        sink.position_from not in features or features[sink.position_from] != ((action_dim,), "state")
+    ):
+        states = sorted(k for k, (shape, kind) in features.items() if shape == (action_dim,) and kind != "image")
+        raise a.fail("position_from", sink.position_from, f"an observation feature of shape ({action_dim},): {states}")
     s = _Reader(top.get("safety", {}) or {}, "safety", origin)
     safety = SafetyConfig(
         on_fault=s.text("on_fault", "hold", choices=("hold", "stop")),
@@ -265,6 +274,9 @@ def parse_mapping(data: Any, policy_config, origin: str = "<dict>") -> RobotMapp
         clock_jump_tolerance=s.number("clock_jump_tolerance", 1.0),
     )
     s.finish()
+    stop = safety.stop_command
+    if stop is not None and any(not lo <= v <= hi for v, lo, hi in zip(stop, low, high)):
+        raise s.fail("stop_command", list(stop), f"values inside action.low {list(low)} and action.high {list(high)}")
     c = _Reader(top.get("scheduler", {}) or {}, "scheduler", origin)
     scheduler = SchedulerConfig(
         mode=c.text("mode", "queue", choices=("queue", "ensemble")),

@@ -102,11 +102,35 @@ def extract(msg: Any, source) -> np.ndarray:
             if max(source.indices) >= len(value):
                 raise MessageError(f"{source.topic}: index {max(source.indices)} out of range for {len(value)} values")
             value = value[list(source.indices)]
+    return checked(value, source)
+
+
+def checked(value: np.ndarray, source) -> np.ndarray:
+    """`value` as the policy takes it — uint8 images, float32 states — after checking its shape and that it is
+    finite as float32; MessageError names the source otherwise."""
     if tuple(value.shape) != tuple(source.shape):
         raise MessageError(f"{source.topic}: got shape {tuple(value.shape)}; expected {tuple(source.shape)}")
-    if not np.all(np.isfinite(value)):
-        raise MessageError(f"{source.topic}: non-finite value in {value.tolist()}")
-    return value if value.dtype == np.uint8 else value.astype(np.float32)
+    if value.dtype == np.uint8:
+        return value
+    with np.errstate(over="ignore"):
+        single = value.astype(np.float32)  # what the policy sees: a finite float64 beyond ±3.4e38 becomes inf here
+    if not np.all(np.isfinite(single)):
+        raise MessageError(f"{source.topic}: non-finite value (as float32) in {value.tolist()}")
+    return single
+
+
+def array_feature(value, source) -> np.ndarray:
+    """A numpy array sent for `source` (e.g. over the websocket): numeric; an image as uint8 (3, H, W) or (H, W, 3)."""
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
+        kind = type(value).__name__ if not isinstance(value, np.ndarray) else f"array of {value.dtype}"
+        raise MessageError(f"{source.topic}: got a {kind}; expected a numeric array of shape {tuple(source.shape)}")
+    if source.type == "sensor_msgs/Image":
+        if value.dtype != np.uint8:
+            raise MessageError(f"{source.topic}: image of {value.dtype}; expected uint8")
+        if value.ndim == 3 and value.shape[-1] == 3 and value.shape[0] != 3:
+            value = np.ascontiguousarray(value.transpose(2, 0, 1))
+        return checked(value, source)
+    return checked(value.astype(np.float64), source)
 
 
 def image_array(msg: Any, shape: tuple[int, ...]) -> np.ndarray:

@@ -177,6 +177,7 @@ class Ros1Bridge:
             time.sleep(0.1)
 
     def shutdown(self) -> None:
+        time.sleep(0.2)  # publishers send from a queue: let the final command out before the node goes
         self._stop.set()
         for sub in self._subs:
             sub.unregister()

@@ -23,6 +23,7 @@ from .safety import Decision, SafetyLayer
 from .scheduler import ActionScheduler
 
 log = logging.getLogger("diffpilot.serve")
+LOG_INTERVAL = 10.0  # seconds between two log lines about the same repeated fault
 
 
 @dataclass
@@ -66,7 +67,9 @@ class PolicyServer:
         )
         self.scheduler = ActionScheduler(mapping.scheduler.mode, mapping.scheduler.ensemble_decay)
         a, s = mapping.action, mapping.safety
-        self.safety = SafetyLayer(a.low, a.high, a.max_velocity, mapping.period, s.on_fault, s.stop_command)
+        self.safety = SafetyLayer(
+            a.low, a.high, a.max_velocity, mapping.period, s.on_fault, s.stop_command, a.position_from is not None
+        )
         self.metrics = Metrics()
         self._lock = threading.RLock()
         self._history: deque = deque(maxlen=self.n_obs_steps)
@@ -79,36 +82,58 @@ class PolicyServer:
         self._ahead: Request | None = None  # a request submitted by plan_ahead for a coming tick
         self._reason: str | None = "starting"
         self._bad_keys: set[str] = set()
+        self._logged_at: dict[str, float] = {}  # message-log key → when it was last logged (repeats: LOG_INTERVAL)
+        self._suppressed: dict[str, int] = {}
+        self.shutting_down = False
         self._jump_logged: set[str] = set()
         self._error_streak = False
         worker = SyncInference if sync else InferenceWorker
         self.inference = worker(plan, self._on_result)
 
     # ------------------------------------------------------------------ inputs (any thread)
+    def _throttled(self, key: str) -> tuple[bool, int]:
+        """Whether a log line for `key` may go out now (once per LOG_INTERVAL), and how many were held back."""
+        now = self.clock()
+        last = self._logged_at.get(key)
+        if last is not None and now - last < LOG_INTERVAL:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return False, 0
+        self._logged_at[key] = now
+        return True, self._suppressed.pop(key, 0)
+
     def observe_message(self, key: str, msg: Any) -> bool:
-        """Convert and cache one ROS message for feature `key`; a malformed one is dropped, counted and logged
-        once (until a valid one arrives). Returns whether it was accepted."""
+        """Convert and cache one message for feature `key`; a malformed one is dropped, counted and logged (at most
+        once per LOG_INTERVAL seconds per feature, however it alternates with valid ones). Returns whether it was
+        accepted."""
         source = self.sources[key]
         try:
             value = extract(msg, source)
         except (MessageError, TypeError, ValueError, AttributeError) as err:
-            with self._lock:
-                self.metrics.malformed[key] += 1
-                first = key not in self._bad_keys
-                self._bad_keys.add(key)
-            if first:
-                log.warning("dropping malformed message on %s for %s: %s", source.topic, key, err)
+            self.reject(key, err)
             return False
         self.observe(key, value, stamp_seconds(msg))
         return True
+
+    def reject(self, key: str, err: Exception) -> None:
+        """Count and log (throttled) a malformed message for feature `key`."""
+        with self._lock:
+            self.metrics.malformed[key] += 1
+            self._bad_keys.add(key)
+            emit, held = self._throttled("malformed:" + key)
+        if emit:
+            more = f" ({held} more since the last report)" if held else ""
+            log.warning("dropping malformed message on %s for %s: %s%s", self.sources[key].topic, key, err, more)
 
     def observe(self, key: str, value: np.ndarray, stamp: float | None = None, received: float | None = None) -> None:
         received = self.clock() if received is None else received
         jumped = self.cache.update(key, value, received, stamp)
         with self._lock:
+            if key == self.mapping.action.position_from:
+                self.safety.note_robot_position(value)
             if key in self._bad_keys:
                 self._bad_keys.discard(key)
-                log.info("valid messages again on %s", self.sources[key].topic)
+                if self._throttled("valid:" + key)[0]:
+                    log.info("valid messages again on %s", self.sources[key].topic)
             if jumped:
                 self.metrics.clock_jumps += 1
                 if key not in self._jump_logged:
@@ -119,6 +144,22 @@ class PolicyServer:
                         self.sources[key].topic,
                         self.mapping.safety.clock_jump_tolerance,
                     )
+
+    def interrupt(self, now: float | None = None) -> bool:
+        """Restart at the next healthy tick (fresh history, a full sample) if any feature went stale by `now` — for
+        adapters whose ticks follow the client (a pause longer than max_age). Returns whether it did."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            if self.cache.stale_keys(now) or self.estop:
+                self._healthy = False
+                return True
+            return False
+
+    def forget_inputs(self) -> None:
+        """Drop every cached observation (a new client): serving resumes once each feature arrives afresh."""
+        with self._lock:
+            self.cache.clear()
+            self._healthy = False
 
     def set_estop(self, engaged: bool) -> None:
         with self._lock:
@@ -187,6 +228,8 @@ class PolicyServer:
     def _fault_reason(self, now: float) -> str | None:
         if self.estop:
             return "estop"
+        if self.shutting_down:
+            return "shutdown"
         stale = self.cache.stale_keys(now)
         return "stale:" + ",".join(stale) if stale else None
 
@@ -247,8 +290,16 @@ class PolicyServer:
             log.warning("%s: stale observation(s): %s", decision.state, detail)
         elif reason == "no_action":
             log.warning("%s: no action for this tick: inference is slower than the chunk lasts", decision.state)
-        elif reason != "estop":
+        elif reason not in ("estop", "shutdown"):
             log.warning("%s: %s", decision.state, reason)
+
+    def begin_shutdown(self) -> None:
+        """From now on every tick is a fault tick ("shutdown"): hold repeats the last command, stop ramps to the
+        stop command (ControlLoop.finish sends them)."""
+        with self._lock:
+            if not self.shutting_down:
+                log.info("shutting down: sending the final %s command", self.safety.on_fault)
+            self.shutting_down = True
 
     def close(self) -> None:
         self.inference.close()
@@ -320,3 +371,18 @@ class ControlLoop:
             k += 1
             if duration is not None and now - t0 >= duration:
                 break
+        self.finish(t0, k)
+
+    def finish(self, t0: float, k: int) -> None:
+        """The final commands after a stop request: hold sends the last command once more; stop moves to the stop
+        command at the rate limit, one tick per period (at most `ceil(range / step) + 1` ticks)."""
+        server = self.server
+        server.begin_shutdown()
+        safety = server.safety
+        span = np.max((safety.high - safety.low) / np.maximum(safety.max_step, 1e-12))
+        for _ in range(int(np.ceil(span)) + 1):
+            server.tick(k, self.clock())
+            k += 1
+            if safety.on_fault == "hold" or safety.settled():
+                break
+            time.sleep(max(0.0, t0 + k * self.period - self.clock()))

@@ -53,7 +53,9 @@ def robot_policy(directory: Path, image: bool = True, nan: bool = False, **overr
     return directory
 
 
-def robot_mapping(path: Path, control_hz: float = 50.0, image: bool = True, **top) -> Path:
+def robot_mapping(
+    path: Path, control_hz: float = 50.0, image: bool = True, position_from: str | None = None, **top
+) -> Path:
     observations = {
         "observation.state": {
             "topic": "/robot/joint_states",
@@ -81,6 +83,7 @@ def robot_mapping(path: Path, control_hz: float = 50.0, image: bool = True, **to
             "low": LOW,
             "high": HIGH,
             "max_velocity": MAX_VELOCITY,
+            "position_from": position_from,
         },
         "safety": {"on_fault": "hold", "estop_topic": "/diffpilot/estop"},
         "status_topic": "/diffpilot/status",

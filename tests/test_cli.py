@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -187,3 +188,31 @@ def test_data_options_are_checked_before_any_work(tmp_path, override, message):
     proc = diffpilot("data", override, f"output={tmp_path / 'out'}")
     assert proc.returncode == 2 and proc.stderr.strip() == f"diffpilot: {message}"
     assert not (tmp_path / "out").exists()
+
+
+def test_serve_without_a_policy_or_robot_names_what_is_missing():
+    proc = diffpilot("serve", "robot=pusht_state")
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        "diffpilot serve: policy_path is missing; expected policy=runs/<run> (docs/serving.md)"
+    )
+
+
+def test_rl_runner_must_be_a_registered_algorithm():
+    proc = diffpilot("rl", "algo=dppo", "algo.runner=os:system")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "diffpilot: algo.runner='os:system': expected a registered RL algorithm, one of ['dppo', 'dsrl', 'gspo']"
+    )
+
+
+def test_ros_nodes_listen_on_loopback_unless_told(monkeypatch):
+    from diffpilot.commands.serve import listen_on
+
+    for key in ("ROS_IP", "ROS_HOSTNAME", "ROS_LOCALHOST_ONLY"):
+        monkeypatch.delenv(key, raising=False)
+    listen_on("ros1", "127.0.0.1")
+    listen_on("ros2", "127.0.0.1")
+    assert os.environ["ROS_IP"] == "127.0.0.1" and os.environ["ROS_LOCALHOST_ONLY"] == "1"
+    monkeypatch.setenv("ROS_IP", "10.0.0.5")  # the user's own choice stays
+    listen_on("ros1", "127.0.0.1")
+    assert os.environ["ROS_IP"] == "10.0.0.5"

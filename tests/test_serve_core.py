@@ -4,6 +4,7 @@ server's fault handling (stale input, NaN, exceptions, slow inference, clock jum
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from types import SimpleNamespace
@@ -165,7 +166,102 @@ def test_safety_clips_rate_limits_and_holds_or_stops():
     stop = SafetyLayer([0], [1], [1], 0.1, on_fault="stop", stop_command=[0.0])
     assert stop.decide(np.array([0.5])).state == "ok"
     d = stop.decide(None, "stale:x")
-    assert d.state == "stop" and d.command.tolist() == [0.0] and d.reason == "stale:x"
+    assert d.state == "stop" and d.command.tolist() == [0.4] and d.reason == "stale:x"
+
+
+def test_stop_mode_stays_inside_the_limits_and_the_rate_limit_into_and_out_of_stop():
+    with pytest.raises(ValueError, match=r"stop_command=\[0.0, 0.0\]: expected 2 values inside the limits"):
+        SafetyLayer([50, 50], [450, 450], [400, 400], 0.1, on_fault="stop", stop_command=[0, 0])
+    with pytest.raises(MappingError, match=r"safety.stop_command is \[0.0, 11.0\]; expected values inside action.low"):
+        parse_mapping(mapping_dict(safety={"on_fault": "stop", "stop_command": [0, 11]}), POLICY)
+    s = SafetyLayer([50, 50], [450, 450], [400, 400], 0.1, on_fault="stop", stop_command=[60, 60])  # 40 per tick
+    sent = [s.decide(np.array([400.0, 400.0])).command for _ in range(12)]
+    for k in range(20):
+        sent.append(s.decide(None, "stale:x", estop=k % 7 == 3).command)  # stale, with e-stops among them
+    sent += [s.decide(np.array([440.0, 90.0])).command for _ in range(12)]
+    sent = np.array([c for c in sent if c is not None])
+    assert len(sent) == 44 and np.all(sent >= 50) and np.all(sent <= 450)
+    assert np.abs(np.diff(sent, axis=0)).max() <= 40 + 1e-9
+    assert sent[31].tolist() == [60.0, 60.0] and s.settled() is False  # reached the stop, then left it
+
+
+def test_the_first_command_ramps_from_where_the_robot_reports_it_is():
+    s = SafetyLayer([0, 0], [512, 512], [400, 400], 0.1, require_position=True)  # 40 per tick
+    d = s.decide(np.array([300.0, 300.0]))
+    assert d.command is None and (d.state, d.reason) == ("hold", "no_robot_position")
+    s.note_robot_position(np.array([13.0, 500.0]))
+    first = s.decide(np.array([300.0, 300.0])).command
+    assert first.tolist() == [53.0, 460.0]
+    # A stop that sent nothing: the robot may drift; the next command ramps from its new reported position.
+    stop = SafetyLayer([0, 0], [512, 512], [400, 400], 0.1, on_fault="stop", require_position=True)
+    stop.note_robot_position(np.array([100.0, 100.0]))
+    stop.decide(np.array([120.0, 120.0]))
+    assert stop.decide(None, "stale:x").command is None
+    stop.note_robot_position(np.array([300.0, 10.0]))
+    assert stop.decide(np.array([120.0, 120.0])).command.tolist() == [260.0, 50.0]
+
+
+def test_mapping_position_from_names_an_action_sized_state_feature():
+    m = parse_mapping(mapping_dict(action={**mapping_dict()["action"], "position_from": "observation.state"}), POLICY)
+    assert m.action.position_from == "observation.state"
+    bad = {**mapping_dict()["action"], "position_from": "observation.pose"}
+    with pytest.raises(MappingError, match=r"action.position_from is 'observation.pose'; expected an observation "):
+        parse_mapping(mapping_dict(action=bad), POLICY)
+    server, sent, clock = make_server(
+        Plan(value=9.0), action={**mapping_dict()["action"], "position_from": "observation.state"}
+    )
+    for k in range(6):
+        clock["now"] = t = k * 0.02
+        if k >= 3:
+            feed(server, t)  # observation.state reports [1, 1]
+        else:
+            server.observe("observation.pose", np.zeros(3, np.float32), received=t)
+        server.tick(k, t)
+    assert all(d.command is None for _, d in sent[:3])
+    assert sent[3][1].command.tolist() == [2.0, 2.0]  # from [1, 1], one unit per tick
+
+
+def test_float32_overflow_is_malformed_not_inf():
+    src = parse_mapping(mapping_dict(), POLICY).observations["observation.state"]
+    with pytest.raises(MessageError, match="non-finite value \\(as float32\\)"):
+        extract(joint_state(["x", "y"], [1e39, 0.0]), src)
+    assert extract(joint_state(["x", "y"], [3e38, 0.0]), src).dtype == np.float32
+
+
+def test_malformed_messages_alternating_with_valid_ones_are_logged_at_most_every_ten_seconds(caplog):
+    caplog.set_level(logging.INFO, "diffpilot.serve")
+    server, _, clock = make_server(Plan())
+    good, bad = joint_state(["x", "y"], [1.0, 2.0]), joint_state(["x"], [1.0])
+    for i in range(150):  # 75 malformed + 75 valid messages in 3 s
+        clock["now"] = i * 0.02
+        server.observe_message("observation.state", bad if i % 2 else good)
+    assert server.metrics.malformed["observation.state"] == 75
+    assert sum("dropping malformed" in r.message for r in caplog.records) == 1
+    assert sum("valid messages again" in r.message for r in caplog.records) == 1
+    clock["now"] = 12.0
+    server.observe_message("observation.state", bad)
+    assert "(74 more since the last report)" in caplog.records[-1].message
+
+
+@pytest.mark.parametrize("on_fault", ["hold", "stop"])
+def test_shutdown_sends_the_final_command_within_the_rate_limit(on_fault):
+    safety = {"on_fault": on_fault, "stop_command": [3.0, 3.0]}
+    server, sent, clock = make_server(Plan(value=9.0), safety=safety)
+    loop = ControlLoop(server, 50, clock=lambda: clock["now"])
+    for k in range(12):
+        clock["now"] = t = k * 0.02
+        feed(server, t)
+        server.tick(k, t)
+    assert sent[-1][1].command.tolist() == [9.0, 9.0]
+    loop.finish(0.0, 12)
+    tail = [d for _, d in sent[12:]]
+    assert all(d.reason == "shutdown" and d.state == on_fault for d in tail)
+    commands = np.array([d.command for _, d in sent])
+    assert np.abs(np.diff(commands, axis=0)).max() <= 1.0 + 1e-9
+    if on_fault == "hold":
+        assert len(tail) == 1 and tail[0].command.tolist() == [9.0, 9.0]
+    else:
+        assert len(tail) == 6 and tail[-1].command.tolist() == [3.0, 3.0]
 
 
 class Plan:

@@ -169,3 +169,34 @@ def _stale_pose_logs(log: str) -> int:
     marker = "hold: stale observation(s): observation.pose on /robot/pose (age "
     section = log.split("clock jump in header stamps", 1)[0]
     return sum(1 for line in section.splitlines() if marker in line and f"{marker}inf" not in line)
+
+
+@pytest.mark.parametrize("on_fault, ending", [("hold", "SIGTERM"), ("stop", "duration")])
+def test_first_command_ramps_from_the_robot_and_shutdown_sends_the_final_command(ros, tmp_path, on_fault, ending):
+    master, _ = ros
+    policy = robot_policy(tmp_path / "policy", image=False)
+    safety = {"on_fault": on_fault, "stop_command": [100.0, 400.0], "estop_topic": "/diffpilot/estop"}
+    robot = robot_mapping(tmp_path / "robot.yaml", image=False, safety=safety, position_from="observation.state")
+    record, log = tmp_path / "robot.jsonl", tmp_path / "serve.log"
+    fake = FakeRobot(master.env, record, "--image-topic", "", "--start", "60", "440")
+    extra = ["duration=3"] if ending == "duration" else []
+    serve = serve_process(master.env, f"policy={policy}", f"robot={robot}", *extra, log=log)
+    try:
+        if ending == "SIGTERM":
+            assert wait_for(lambda: ok_statuses(record) >= 50, 90), log.read_text()[-3000:]
+            serve.send_signal(signal.SIGTERM)
+        assert serve.wait(90) == 0, log.read_text()[-3000:]
+        time.sleep(0.3)
+    finally:
+        fake.kill()
+    commands, statuses = assert_commands_safe(record)
+    first = next(s["status"] for s in statuses if s["status"]["command"] is not None)  # earlier ticks may be lost
+    steps = first["tick"] + 1  # at most one step per tick since the loop started, from where the robot was
+    assert np.all(np.abs(np.array(first["command"]) - [60.0, 440.0]) <= steps * MAX_STEP), first
+    final = [s["status"] for s in statuses if s["status"]["reason"] == "shutdown"]
+    assert final and all(s["state"] == on_fault for s in final)
+    assert commands[-1]["position"] == final[-1]["command"]
+    if on_fault == "stop":
+        assert final[-1]["command"] == [100.0, 400.0] and len(final) > 1  # ramped there at the rate limit
+    else:
+        assert len(final) == 1 and final[0]["command"] == statuses[-2]["status"]["command"]

@@ -1,10 +1,8 @@
-"""`diffpilot rl algo=<name>`: reinforcement learning on top of a trained policy. Each algorithm lives in
-`rl/` and exposes `run(cfg) -> dict`; its config (`configs/algo/<name>.yaml`) names that function in
-`algo.runner` ("module:function"), so adding an algorithm touches no code here."""
+"""`diffpilot rl algo=<name>`: reinforcement learning on top of a trained policy. Each algorithm lives in `rl/` and
+registers its `run(cfg) -> dict` under a name (rl/registry.py); its config (`configs/algo/<name>.yaml`) names it in
+`algo.runner`, so adding an algorithm touches no code here — and a config reaches registered algorithms only."""
 
 from __future__ import annotations
-
-import importlib
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -14,18 +12,14 @@ from diffpilot.errors import ConfigError
 from .common import set_threads, user_errors
 
 
-def resolve_runner(spec: str):
-    """'diffpilot.rl.dsrl:run' → the function; a clear error for a malformed or missing runner."""
-    module_name, sep, func_name = str(spec).partition(":")
-    if not sep or not module_name or not func_name:
-        raise ConfigError(f"algo.runner={spec!r}: expected 'module:function', e.g. 'diffpilot.rl.dsrl:run'")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        raise ConfigError(f"algo.runner={spec!r}: module {module_name!r} not found ({err})") from err
-    if not hasattr(module, func_name):
-        raise ConfigError(f"algo.runner={spec!r}: {module_name} has no function {func_name!r}")
-    return getattr(module, func_name)
+def resolve_runner(name: str):
+    """A registered algorithm's run function; a one-line error names the known ones otherwise."""
+    import diffpilot.rl  # noqa: F401  (registers every algorithm)
+    from diffpilot.rl.registry import ALGORITHMS
+
+    if name not in ALGORITHMS:
+        raise ConfigError(f"algo.runner={name!r}: expected a registered RL algorithm, one of {sorted(ALGORITHMS)}")
+    return ALGORITHMS[name]
 
 
 def run(cfg: DictConfig) -> dict:

@@ -58,6 +58,9 @@ def run_serve(cfg: dict) -> dict:
 
     from .common import load_policy
 
+    for key, example in (("policy_path", "policy=runs/<run>"), ("robot", "robot=pusht_state")):
+        if cfg.get(key) in (None, "", "???"):
+            raise ConfigError(f"{key} is missing; expected {example} (docs/serving.md)")
     if cfg["num_threads"]:
         torch.set_num_threads(int(cfg["num_threads"]))
     policy = load_policy(cfg["policy_path"], cfg.get("sampler"), device=cfg["device"])
@@ -86,12 +89,15 @@ def run_serve(cfg: dict) -> dict:
 def serve_live(cfg: dict, mapping, runner, n_obs_steps: int, n_action_steps: int, plan_lead: float = 0.0) -> dict:
     from diffpilot.serve.server import ControlLoop, PolicyServer
 
+    if cfg["adapter"] == "websocket":
+        return serve_websocket(cfg, mapping, runner, n_obs_steps, n_action_steps)
     if cfg["adapter"] == "ros1":
         from diffpilot.serve.ros1 import Ros1Bridge as Bridge
     elif cfg["adapter"] == "ros2":
         from diffpilot.serve.ros2 import Ros2Bridge as Bridge
     else:
-        raise ConfigError(f"adapter={cfg['adapter']!r}: expected 'ros1' or 'ros2'")
+        raise ConfigError(f"adapter={cfg['adapter']!r}: expected 'ros1', 'ros2' or 'websocket'")
+    listen_on(cfg["adapter"], str(cfg.get("host") or "127.0.0.1"))
     bridge = Bridge(mapping, cfg["node_name"], bool(cfg["dry_run"]))
     server = PolicyServer(runner, mapping, n_obs_steps, n_action_steps, send=bridge.send)
     stop = threading.Event()
@@ -121,6 +127,40 @@ def serve_live(cfg: dict, mapping, runner, n_obs_steps: int, n_action_steps: int
         f"served {summary['ticks']} ticks in {summary['seconds']} s: {summary['commands_sent']} commands, "
         f"{summary['missed_ticks']} missed ticks, states {summary['states']}"
     )
+    return summary
+
+
+def listen_on(adapter: str, host: str) -> None:
+    """Keep a ROS node on `host` unless the user's environment already chose: ROS 1 binds to ROS_IP (every
+    interface without it); ROS 2 stays on the machine with ROS_LOCALHOST_ONLY=1 when `host` is loopback."""
+    import os
+
+    loopback = host in ("localhost", "::1") or host.startswith("127.")
+    if adapter == "ros1" and not ({"ROS_IP", "ROS_HOSTNAME"} & set(os.environ)):
+        os.environ["ROS_IP"] = host
+    elif adapter == "ros2" and loopback:
+        os.environ.setdefault("ROS_LOCALHOST_ONLY", "1")  # Humble; Jazzy and later read the discovery range
+        os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    if not loopback:
+        log.warning("listening on %s: ROS topics (the e-stop included) are unauthenticated", host)
+
+
+def serve_websocket(cfg: dict, mapping, runner, n_obs_steps: int, n_action_steps: int) -> dict:
+    from diffpilot.serve.websocket import WebsocketPolicyServer
+
+    server = WebsocketPolicyServer(runner, mapping, n_obs_steps, n_action_steps, cfg.get("host") or "127.0.0.1")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    port = server.start(int(cfg.get("port") or 0))
+    print(f"serving on ws://{server.host}:{port} at {mapping.control_hz:g} Hz per client tick", flush=True)
+    started = time.monotonic()
+    try:
+        stop.wait(cfg.get("duration"))
+    finally:
+        server.close()
+    summary = server.summary() | {"seconds": round(time.monotonic() - started, 3)}
+    print(f"served {summary['ticks']} ticks to {summary['connections']} client(s): states {summary['states']}")
     return summary
 
 
