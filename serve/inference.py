@@ -35,12 +35,14 @@ class Result:
 class PolicyRunner:
     """Wraps a loaded policy (anything with config.n_obs_steps and predict_chunk) for the server."""
 
-    def __init__(self, policy, rti: dict | None = None, device: str = "cpu"):
+    def __init__(self, policy, rti: dict | None = None, device: str = "cpu", planner=None):
+        """rti: the `rti:` config block (RTI warm start when enabled); planner: a ready chunk planner instead (an
+        OnnxPolicy's warm_start())."""
         self.policy = policy
         self.config = policy.config
         self.device = torch.device(device)
-        self.planner = None
-        if rti and rti.get("enabled"):
+        self.planner = planner
+        if planner is None and rti and rti.get("enabled"):
             from diffpilot.policies.warmstart import RTIWarmStart
 
             self.planner = RTIWarmStart.from_config(policy, rti)

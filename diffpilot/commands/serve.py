@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 import hydra
 import numpy as np
@@ -63,10 +64,16 @@ def run_serve(cfg: dict) -> dict:
             raise ConfigError(f"{key} is missing; expected {example} (docs/serving.md)")
     if cfg["num_threads"]:
         torch.set_num_threads(int(cfg["num_threads"]))
-    policy = load_policy(cfg["policy_path"], cfg.get("sampler"), device=cfg["device"])
+    if cfg.get("engine", "torch") == "onnx":
+        policy, planner = onnx_policy(cfg)
+        runner = PolicyRunner(policy, None, "cpu", planner)
+    elif cfg.get("engine", "torch") == "torch":
+        policy = load_policy(cfg["policy_path"], cfg.get("sampler"), device=cfg["device"])
+        runner = PolicyRunner(policy, cfg["rti"], cfg["device"])
+    else:
+        raise ConfigError(f"engine={cfg['engine']!r}: expected 'torch' or 'onnx'")
     mapping = load_mapping(cfg["robot"], policy.config)
     pc = policy.config
-    runner = PolicyRunner(policy, cfg["rti"], cfg["device"])
     warmup_seconds = warm_up(runner, mapping, pc.n_obs_steps, int(cfg["warmup"]))
     plan_lead = resolve_plan_lead(mapping.timing.plan_lead, warmup_seconds, mapping.period)
     if cfg.get("bag"):
@@ -84,6 +91,21 @@ def run_serve(cfg: dict) -> dict:
     if cfg.get("metrics_path"):
         atomic_write_json(cfg["metrics_path"], summary)
     return summary
+
+
+def onnx_policy(cfg: dict):
+    """engine=onnx: the OnnxPolicy in the export folder `policy_path`, and its RTI planner when rti.enabled."""
+    from diffpilot.policies.onnx_export import EXPORT_FILE, OnnxPolicy
+
+    if not (Path(cfg["policy_path"]) / EXPORT_FILE).is_file():
+        raise ConfigError(
+            f"engine=onnx: {cfg['policy_path']} has no {EXPORT_FILE}; expected a folder written by "
+            f"`diffpilot export policy_path=<policy> format=onnx`"
+        )
+    if any(v is not None for v in (cfg.get("sampler") or {}).values()):
+        raise ConfigError("engine=onnx: the sampler is fixed at export; export again to change it")
+    policy = OnnxPolicy(cfg["policy_path"], threads=int(cfg.get("num_threads") or 1))
+    return policy, (policy.warm_start() if cfg["rti"].get("enabled") else None)
 
 
 def serve_live(cfg: dict, mapping, runner, n_obs_steps: int, n_action_steps: int, plan_lead: float = 0.0) -> dict:
