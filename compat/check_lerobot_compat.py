@@ -191,8 +191,8 @@ def read_ours(root: Path) -> tuple[object, dict[str, np.ndarray]]:
 # ----------------------------------------------------------------------------
 
 
-def run_peer(peer: Path, args: list[str], log_path: Path, timeout: float) -> tuple[int, str]:
-    cmd = [str(peer), str(ROUNDTRIP), *args]
+def run_peer(peer: Path, args: list[str], log_path: Path, timeout: float, script: Path = ROUNDTRIP) -> tuple[int, str]:
+    cmd = [str(peer), str(script), *args]
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
     env["HF_HUB_OFFLINE"] = "1"
     env["HF_DATASETS_OFFLINE"] = "1"
@@ -557,6 +557,57 @@ def direction_b(rep: Report, peer: Path, work: Path, opt) -> dict:
 # ----------------------------------------------------------------------------
 
 
+POLICY_PEER = REPO / "compat" / "lerobot_policy_peer.py"
+# (variant, scheduler, inference steps): a state policy under both schedulers, one camera with a shared encoder,
+# two cameras with one encoder each plus an environment state (the condition reordered).
+POLICY_CASES = (("state", "DDPM", None), ("state", "DDIM", 10), ("image", "DDIM", 10), ("image_env", "DDPM", None))
+
+
+def direction_p(rep: Report, peer: Path, work: Path, opt) -> dict:
+    """LeRobot saves DiffusionPolicy checkpoints with reference chunks; `diffpilot import lerobot` must give the
+    same chunks for the same observations and initial noise (policies/lerobot_import.py)."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from diffpilot.policies.lerobot_import import import_lerobot
+
+    d, info = "lerobot→diffpilot policy", {}
+    for variant, scheduler, steps in POLICY_CASES:
+        name = f"{variant}_{scheduler.lower()}"
+        out = work / "policies" / name
+        args = ["--out", str(out), "--variant", variant, "--scheduler", scheduler]
+        args += ["--steps", str(steps)] if steps else []
+        rc, text = run_peer(peer, args, work / f"policy_{name}.log", opt.timeout, POLICY_PEER)
+        if rc != 0:
+            rep.check(d, f"{name}: lerobot saves the policy", False, f"rc={rc}\n{tail(text)}")
+            continue
+        try:
+            policy = import_lerobot(out)
+            ref = load_file(str(out / "reference.safetensors"))
+            with safe_open(str(out / "reference.safetensors"), "pt") as f:
+                meta = f.metadata()
+            window = {k[len("window.") :]: v for k, v in ref.items() if k.startswith("window.")}
+            torch.manual_seed(int(meta["seed"]))
+            with torch.no_grad():
+                chunk = policy.predict_chunk(window, noise=ref["noise"])
+            start, expected = int(meta["start"]), ref["actions"]
+            diff = float((chunk[:, start : start + expected.shape[1]] - expected).abs().max())
+        except Exception as exc:
+            rep.check(d, f"{name}: imported chunks == lerobot", False, f"{type(exc).__name__}: {exc}")
+            continue
+        half_range = 250.0  # the peer's action statistics span ~500 units
+        info[name] = {"max_abs_diff": diff, "max_abs_diff_normalized": diff / half_range}
+        rep.check(
+            d,
+            f"{name}: imported chunks == lerobot ({policy.config.sampler.name})",
+            diff / half_range <= 1e-5,
+            f"max |diff| {diff:.2e} action units ({diff / half_range:.1e} normalised)",
+            max_abs_diff=diff,
+        )
+    return info
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
@@ -621,6 +672,7 @@ def main(argv: list[str] | None = None) -> int:
         info_a = direction_a(rep, peer, work, backends, opt)
         info_b = direction_b(rep, peer, work, opt)
         info_s = direction_s(rep, peer, work, backends[0], opt)
+        info_p = direction_p(rep, peer, work, opt)
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -637,6 +689,7 @@ def main(argv: list[str] | None = None) -> int:
         "diffpilot_to_lerobot": info_a,
         "lerobot_to_diffpilot": info_b,
         "split_and_merge": info_s,
+        "policy_import": info_p,
         "checks": rep.rows,
         "workdir": str(work) if keep else None,
     }

@@ -1,5 +1,5 @@
-"""`diffpilot <command> [hydra overrides]`: data | dataset | train | eval | compose | serve | export | info | rl.
-Each command is a Hydra app, so any config value is overridable the way Hydra users expect
+"""`diffpilot <command> [hydra overrides]`: data | dataset | train | eval | compose | serve | export | import | info |
+rl. Each command is a Hydra app, so any config value is overridable the way Hydra users expect
 (`diffpilot train train.steps=500`)."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ COMMANDS = {
     "compose": ("diffpilot.commands.compose", "GPC: search convex weights over trained policies, save the mix"),
     "serve": ("diffpilot.commands.serve", "Serve a policy on a robot (ROS 1/2) or replay a bag through it"),
     "export": ("diffpilot.commands.export", "Export a policy's chunk planner to ONNX (parity with torch checked)"),
+    "import": ("diffpilot.commands.importer", "Import a LeRobot DiffusionPolicy checkpoint as a diffpilot policy"),
     "info": ("diffpilot.commands.info", "Total / active parameters and FLOPs per chunk of a policy or checkpoint"),
     "rl": ("diffpilot.commands.rl", "Improve a trained policy with RL: algo=dsrl_sac | dsrl_na | dppo | gspo | grpo"),
 }

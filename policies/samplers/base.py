@@ -42,6 +42,9 @@ class SamplerConfig:
     """DDIM's stochasticity: 0 deterministic (the noise → action map DSRL and RTI use), 1 DDPM-like."""
     clip_sample: float | None = 1.0
     """Clamp every clean-sample estimate to ±clip_sample (normalised units); None: no clamp."""
+    eps_from_clipped_sample: bool = True
+    """After clamping a clean-sample estimate, re-derive ε from it (true: the DDPM posterior's view); false keeps
+    the model's ε in DDIM's direction term, as diffusers' DDIMScheduler does by default (LeRobot's DDIM)."""
     timestep_spacing: str = "leading"
     """Diffusion step lists: leading [90, 80, …, 0], trailing [99, 88, …, 0] or quadratic [90, 71, …, 1, 0]."""
     flow_time_power: float = 1.0

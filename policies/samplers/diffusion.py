@@ -85,7 +85,7 @@ class DiscreteDiffusionSampler(Sampler):
         self, denoiser: Denoiser, x: torch.Tensor, level: int, cond: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The denoiser's clean-sample and noise estimates (each (B, T, A)) at integer `level`, x0 clamped to
-        ±clip_sample and ε re-derived from it."""
+        ±clip_sample and ε re-derived from it (unless `eps_from_clipped_sample` is false)."""
         ab = self.alpha_bar(level)
         t = torch.full((x.shape[0],), level, dtype=torch.long, device=x.device)
         if getattr(denoiser, "native_kind", "epsilon") == "sample":  # skip a round trip through epsilon
@@ -96,7 +96,8 @@ class DiscreteDiffusionSampler(Sampler):
             x0 = (x - (1.0 - ab) ** 0.5 * eps) / ab**0.5
         if self.clip_sample is not None:
             x0 = x0.clamp(-self.clip_sample, self.clip_sample)
-            eps = (x - ab**0.5 * x0) / (1.0 - ab) ** 0.5
+            if self.config.eps_from_clipped_sample:
+                eps = (x - ab**0.5 * x0) / (1.0 - ab) ** 0.5
         return x0, eps
 
 
