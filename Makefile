@@ -116,8 +116,20 @@ $(COMPAT_STAMP): compat/requirements-lerobot.txt
 		from lerobot.policies.diffusion.modeling_diffusion import DiffusionPolicy"
 	touch $(COMPAT_STAMP)
 
-compat: $(STAMP) $(COMPAT_STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python compat/check_lerobot_compat.py --peer-python $(COMPAT_VENV)/bin/python
+# LeRobot 0.6 needs Python 3.12 (PYTHON312: any python3.12 on PATH, or pyenv's).
+PYTHON312     ?= $(shell command -v python3.12 || ls $$HOME/.pyenv/versions/3.12*/bin/python 2>/dev/null | head -1)
+COMPAT6_VENV  := .venv-compat6
+COMPAT6_STAMP := $(COMPAT6_VENV)/.installed
+$(COMPAT6_STAMP): compat/requirements-lerobot-0.6.txt
+	test -n "$(PYTHON312)" || { echo "make compat: LeRobot 0.6 needs Python 3.12 (set PYTHON312=...)" >&2; exit 1; }
+	test -d $(COMPAT6_VENV) || $(PYTHON312) -m venv $(COMPAT6_VENV)
+	$(COMPAT6_VENV)/bin/pip install --quiet --upgrade pip
+	$(COMPAT6_VENV)/bin/pip install --quiet -r compat/requirements-lerobot-0.6.txt
+	touch $(COMPAT6_STAMP)
+
+compat: $(STAMP) $(COMPAT_STAMP) $(COMPAT6_STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python compat/check_lerobot_compat.py --peer-python $(COMPAT_VENV)/bin/python \
+		--policy-peer-python $(COMPAT6_VENV)/bin/python
 
 clean:
 	rm -rf runs data/pusht_demo

@@ -35,6 +35,7 @@ def build(shape: str, **config):
         output_features={"action": PolicyFeature(FeatureType.ACTION, (2,))},
         device="cpu",
         crop_shape=(84, 84),
+        pretrained_backbone_weights=None,  # LeRobot 0.6 defaults to ImageNet weights (a download); timing is the same
         **config,
     )
     policy = DiffusionPolicy(cfg).eval()

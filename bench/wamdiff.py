@@ -48,9 +48,7 @@ def evaluate(policy, scenes, refs, humans, **decoding) -> dict:
         def plan(self, obs):
             return policy.plan(obs, **decoding)
 
-    res = evaluate_open_loop(
-        Planner(), scenes, batch_size=64, reference_plans=refs, two_frame=True, human_plans=humans
-    )
+    res = evaluate_open_loop(Planner(), scenes, batch_size=64, reference_plans=refs, two_frame=True, human_plans=humans)
     return res.table()
 
 

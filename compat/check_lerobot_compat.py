@@ -563,6 +563,13 @@ POLICY_PEER = REPO / "compat" / "lerobot_policy_peer.py"
 POLICY_CASES = (("state", "DDPM", None), ("state", "DDIM", 10), ("image", "DDIM", 10), ("image_env", "DDPM", None))
 
 
+def peer_version(peer: Path) -> str:
+    probe = subprocess.run(
+        [str(peer), "-c", "import importlib.metadata as m; print(m.version('lerobot'))"], capture_output=True, text=True
+    )
+    return probe.stdout.strip() or "unknown"
+
+
 def direction_p(rep: Report, peer: Path, work: Path, opt) -> dict:
     """LeRobot saves DiffusionPolicy checkpoints with reference chunks; `diffpilot import lerobot` must give the
     same chunks for the same observations and initial noise (policies/lerobot_import.py)."""
@@ -572,13 +579,14 @@ def direction_p(rep: Report, peer: Path, work: Path, opt) -> dict:
 
     from diffpilot.policies.lerobot_import import import_lerobot
 
-    d, info = "lerobot→diffpilot policy", {}
+    version = peer_version(peer)
+    d, info = f"lerobot {version}→diffpilot policy", {}
     for variant, scheduler, steps in POLICY_CASES:
         name = f"{variant}_{scheduler.lower()}"
-        out = work / "policies" / name
+        out = work / f"policies_{version}" / name
         args = ["--out", str(out), "--variant", variant, "--scheduler", scheduler]
         args += ["--steps", str(steps)] if steps else []
-        rc, text = run_peer(peer, args, work / f"policy_{name}.log", opt.timeout, POLICY_PEER)
+        rc, text = run_peer(peer, args, work / f"policy_{version}_{name}.log", opt.timeout, POLICY_PEER)
         if rc != 0:
             rep.check(d, f"{name}: lerobot saves the policy", False, f"rc={rc}\n{tail(text)}")
             continue
@@ -644,6 +652,13 @@ def main(argv: list[str] | None = None) -> int:
         help="skip lerobot DiffusionPolicy train-step on diffpilot's dataset",
     )
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per peer call")
+    p.add_argument(
+        "--policy-peer-python",
+        type=Path,
+        action="append",
+        default=[],
+        help="another LeRobot venv's python for the policy import check only (e.g. LeRobot 0.6 on Python 3.12)",
+    )
     opt = p.parse_args(argv)
 
     peer = opt.peer_python if opt.peer_python.is_absolute() else (Path.cwd() / opt.peer_python)
@@ -672,7 +687,10 @@ def main(argv: list[str] | None = None) -> int:
         info_a = direction_a(rep, peer, work, backends, opt)
         info_b = direction_b(rep, peer, work, opt)
         info_s = direction_s(rep, peer, work, backends[0], opt)
-        info_p = direction_p(rep, peer, work, opt)
+        info_p = {peer_version(peer): direction_p(rep, peer, work, opt)}
+        for extra in opt.policy_peer_python:
+            extra = extra if extra.is_absolute() else Path.cwd() / extra  # not resolved: a venv's python is a link
+            info_p[peer_version(extra)] = direction_p(rep, extra, work, opt)
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)

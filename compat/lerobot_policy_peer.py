@@ -36,6 +36,7 @@ def build(variant: str, scheduler: str, steps: int | None):
                 "std": torch.tensor([0.2, 0.25, 0.3]).view(3, 1, 1),
             }
         extra |= {"crop_shape": (40, 40), "use_separate_rgb_encoder_per_camera": variant == "image_env"}
+        extra["pretrained_backbone_weights"] = None  # LeRobot 0.6 defaults to ImageNet weights (a download)
     if variant == "pusht_image_default":  # LeRobot's default DiffusionConfig on PushT's image + agent position
         features["observation.image"] = PolicyFeature(FeatureType.VISUAL, (3, 96, 96))
         stats["observation.image"] = {"mean": torch.full((3, 1, 1), 0.5), "std": torch.full((3, 1, 1), 0.25)}

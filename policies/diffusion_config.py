@@ -55,6 +55,8 @@ class VisionConfig:
     """The first stage's channels, doubled per stage (64: ResNet-18 itself; 16 / 32 for CPU budgets)."""
     share_encoder: bool = False
     """One encoder for all cameras (false: one per camera, Diffusion Policy's share_rgb_model=False)."""
+    norm: str = "group"
+    """group (Diffusion Policy's GroupNorm) or batch (torchvision's BatchNorm: imported LeRobot ≥ 0.6 encoders)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "crop_shape", tuple(int(v) for v in self.crop_shape) if self.crop_shape else None)
@@ -173,7 +175,7 @@ class DiffusionPolicyConfig:
                 "separate key"
             )
         if self.image_keys:
-            check_vision(self.vision.backbone, self.vision.width)
+            check_vision(self.vision.backbone, self.vision.width, self.vision.norm)
 
     @property
     def image_keys(self) -> list[str]:

@@ -69,6 +69,7 @@ class DiffusionPolicy(ChunkPolicy):
             vision.share_encoder,
             vision.backbone,
             vision.width,
+            vision.norm,
         )
         cond_dim = self.obs_encoder.output_dim
         self.task_conditioner = None

@@ -4,14 +4,15 @@ DiffusionPolicy with the same network, weights, statistics and noise scheduler �
 ONNX export and `diffpilot serve` work on it. Nothing of LeRobot is imported: the files are read as they are.
 
 What maps onto what (LeRobot's `modeling_diffusion.py`): the 1-D UNet (`DiffusionConditionalUnet1d`, FiLM with
-scale) → `ConditionalUnet1D`, key for key; the ResNet-18 with GroupNorm, spatial softmax (32 keypoints) and linear +
-ReLU (`DiffusionRgbEncoder`) → `ImageEncoder` at width 64, one shared or one per camera; the global condition — per
-observation step [robot state, camera features, environment state] — is reordered to diffpilot's [states, cameras]
-by permuting the FiLM layers' input columns. The scheduler: DDPM over all K levels → `ddpm`; DDPM with fewer steps →
-`ddim` with η = 1 on diffusers' "leading" levels (the same posterior variance); DDIM → `ddim`, η = 0, "leading";
-`clip_sample_range` → `clip_sample`. Normalisation: LeRobot's `normalization_mapping` per feature type, ENV features
-unnormalised unless mapped (identity is written as min −1 / max 1). Anything without a faithful counterpart (other
-backbones, BatchNorm, resizing, an odd centre-crop margin, FiLM without scale) is refused by name."""
+scale) → `ConditionalUnet1D`, key for key; the ResNet-18 with GroupNorm (or BatchNorm, LeRobot 0.6's default),
+spatial softmax (32 keypoints) and linear + ReLU (`DiffusionRgbEncoder`) → `ImageEncoder` at width 64, one shared or
+one per camera; the global condition — per observation step [robot state, camera features, environment state] — is
+reordered to diffpilot's [states, cameras] by permuting the FiLM layers' input columns. The scheduler: DDPM over all
+K levels → `ddpm`; DDPM with fewer steps → `ddim` with η = 1 on diffusers' "leading" levels (the same posterior
+variance); DDIM → `ddim`, η = 0, "leading", the model's ε kept after clipping; `clip_sample_range` → `clip_sample`.
+Normalisation: LeRobot's `normalization_mapping` per feature type, ENV features unnormalised unless mapped (identity
+is written as min −1 / max 1). Anything without a faithful counterpart (other backbones, resizing, an odd
+centre-crop margin, FiLM without scale) is refused by name."""
 
 from __future__ import annotations
 
@@ -74,15 +75,16 @@ def lerobot_config(directory: Path, meta: dict) -> DiffusionPolicyConfig:
     faithful counterpart."""
     refuse = {
         "vision_backbone": lambda v: v != "resnet18",
-        "use_group_norm": lambda v: v is False,
         "resize_shape": lambda v: v is not None,
         "use_film_scale_modulation": lambda v: v is False,
         "spatial_softmax_num_keypoints": lambda v: v != 32,
         "beta_schedule": lambda v: v not in ("squaredcos_cap_v2", "linear"),
         "noise_scheduler_type": lambda v: v not in ("DDPM", "DDIM"),
     }
+    vision_keys = ("vision_backbone", "resize_shape", "spatial_softmax_num_keypoints")
+    has_images = any(f["type"] == "VISUAL" for f in meta["input_features"].values())
     for key, bad in refuse.items():
-        if key in meta and bad(meta[key]):
+        if key in meta and bad(meta[key]) and (has_images or key not in vision_keys):
             raise _fail(directory, f"{key}={meta[key]!r} has no counterpart in diffpilot's DiffusionPolicy")
     if meta.get("beta_schedule") == "linear" and (meta.get("beta_start"), meta.get("beta_end")) != (0.0001, 0.02):
         raise _fail(directory, "a linear beta schedule other than 1e-4 … 0.02")
@@ -135,6 +137,7 @@ def lerobot_config(directory: Path, meta: dict) -> DiffusionPolicyConfig:
             "backbone": "resnet18",
             "width": 64,
             "share_encoder": not meta.get("use_separate_rgb_encoder_per_camera", False),
+            "norm": "group" if meta.get("use_group_norm", True) else "batch",
         },
         "normalization": {
             "state": norm.get("STATE", "identity"),

@@ -6,8 +6,10 @@ rates, and recording every command and status it receives as JSON lines.
 
 Lines on stdin change its behaviour while it runs (each is acknowledged with `ack <line>` on stdout):
 `stop <topic>` / `start <topic>` (a sensor stops / resumes), `malformed <topic> <n>` (the next n messages on it
-have the wrong shape), `clock <seconds>` (add an offset to every header stamp: a clock jump),
-`estop true|false` (publish the e-stop), `quit`.
+have the wrong shape), `alternate <topic> <n>` (the next n alternate malformed and valid), `overflow <n>` (the next
+n joint states report 1e39: finite in float64, inf in float32), `freeze <seconds>` (nothing is published for that
+long: a hung robot node), `clock <seconds>` (add an offset to every header stamp: a clock jump), `estop true|false`
+(publish the e-stop), `quit`.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     msgs = message_classes()
     rospy.init_node(args.name, anonymous=False, disable_signals=True)
     lock = threading.Lock()
-    state = {"pos": np.array(args.start, np.float64), "target": None, "clock": 0.0}
+    state = {"pos": np.array(args.start, np.float64), "target": None, "clock": 0.0, "overflow": 0, "frozen_until": 0.0}
+    alternate: dict[str, int] = {}
     stopped: set[str] = set()
     malformed: dict[str, int] = {}
     record = open(args.record, "a", buffering=1) if args.record else None  # noqa: SIM115 — process lifetime
@@ -88,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         if kind == "sensor_msgs/JointState":
             msg = msgs[kind]()
             msg.name, msg.position = (["x"], [pos[0]]) if bad else (["x", "y"], list(pos))
+            if state["overflow"] > 0:
+                state["overflow"] -= 1
+                msg.position = [1e39, pos[1]]
         elif kind == "geometry_msgs/PoseStamped":
             msg = msgs[kind]()
             msg.pose.position.x, msg.pose.position.y = (float("nan"), 0.0) if bad else (pos[0], pos[1])
@@ -115,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
                     stopped.discard(words[1])
                 elif words[0] == "malformed":
                     malformed[words[1]] = int(words[2])
+                elif words[0] == "alternate":
+                    alternate[words[1]] = int(words[2])
+                elif words[0] == "overflow":
+                    state["overflow"] = int(words[1])
+                elif words[0] == "freeze":
+                    state["frozen_until"] = time.monotonic() + float(words[1])
                 elif words[0] == "clock":
                     state["clock"] += float(words[1])
                 elif words[0] == "estop":
@@ -141,11 +153,14 @@ def main(argv: list[str] | None = None) -> int:
                 # stretches the rate; after a pause the schedule restarts from now
                 period = 1.0 / rates[topic]
                 due[topic] = max(due[topic], now_mono - period) + period
-                if topic in stopped:
+                if topic in stopped or now_mono < state["frozen_until"]:
                     continue
                 bad = malformed.get(topic, 0) > 0
                 if bad:
                     malformed[topic] -= 1
+                elif alternate.get(topic, 0) > 0:
+                    alternate[topic] -= 1
+                    bad = alternate[topic] % 2 == 1
                 pub.publish(build(topic, kind, bad, now))
         k += 1
         delay = t0 + k / base_hz - time.monotonic()

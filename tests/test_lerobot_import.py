@@ -1,8 +1,9 @@
-"""LeRobot DiffusionPolicy checkpoints in. The fixtures under tests/fixtures/lerobot_0.4.4/ were written by LeRobot
-0.4.4 itself (`.venv-compat/bin/python compat/lerobot_policy_peer.py --out … --variant state --scheduler DDPM`, and
-`--scheduler DDIM --steps 10`): model, config, pre- / post-processors, and the action chunks LeRobot's own pipeline
-computed for fixed observations and initial noise. The imported policy must give the same chunks; `make compat`
-repeats this live with image policies (one shared and two separate camera encoders)."""
+"""LeRobot DiffusionPolicy checkpoints in. The fixtures under tests/fixtures/lerobot_<version>/ were written by
+LeRobot 0.4.4 and 0.6.1 themselves (`<venv>/bin/python compat/lerobot_policy_peer.py --out … --variant state
+--scheduler DDPM`, and `--scheduler DDIM --steps 10`, with .venv-compat and .venv-compat6): model, config, pre- /
+post-processors, and the action chunks LeRobot's own pipeline computed for fixed observations and initial noise.
+The imported policy must give the same chunks; `make compat` repeats this live with image policies (one shared and
+two separate camera encoders; GroupNorm in 0.4, BatchNorm in 0.6)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from diffpilot.policies.registry import load_policy
 from .conftest import diffpilot
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lerobot_0.4.4"
+VERSIONS = ("lerobot_0.4.4", "lerobot_0.6.1")  # 0.6.1's defaults: horizon 64, 32 actions per chunk
 ACTION_HALF_RANGE = 256.0  # the fixtures' action statistics span ~500 units: [-1, 1] normalised ↔ ±~250 units
 
 
@@ -43,14 +45,17 @@ def chunk_difference(policy, directory: Path) -> float:
     return float((chunk[:, start : start + expected.shape[1]] - expected).abs().max())
 
 
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize(("name", "sampler"), [("state_ddpm", "ddpm"), ("state_ddim", "ddim")])
-def test_imported_policy_reproduces_lerobots_chunks(name, sampler):
-    policy = import_lerobot(FIXTURES / name)
+def test_imported_policy_reproduces_lerobots_chunks(version, name, sampler):
+    folder = FIXTURES.parent / version / name
+    policy = import_lerobot(folder)
     assert policy.config.sampler.name == sampler
-    _, _, expected, _, _ = lerobot_reference(FIXTURES / name)
+    _, _, expected, _, _ = lerobot_reference(folder)
     assert expected.abs().max() > 100  # real actions, not a degenerate output
+    assert policy.config.horizon == (64 if version.endswith("0.6.1") else 16)
     # float32 over 10–100 denoising steps: within 1e-5 of the normalised range (a few float32 steps at 512)
-    assert chunk_difference(policy, FIXTURES / name) <= 1e-5 * ACTION_HALF_RANGE * 2
+    assert chunk_difference(policy, folder) <= 1e-5 * ACTION_HALF_RANGE * 2
 
 
 def test_import_command_writes_a_diffpilot_policy_that_loads_and_runs_rti(tmp_path):
@@ -70,7 +75,7 @@ def test_import_command_writes_a_diffpilot_policy_that_loads_and_runs_rti(tmp_pa
 
 def test_what_has_no_counterpart_is_refused_by_name(tmp_path):
     for key, value, message in [
-        ("vision_backbone", "resnet34", "vision_backbone='resnet34' has no counterpart"),
+        ("noise_scheduler_type", "DPMSolver", "noise_scheduler_type='DPMSolver' has no counterpart"),
         ("use_film_scale_modulation", False, "use_film_scale_modulation=False has no counterpart"),
         ("type", "act", "type is 'act'; expected 'diffusion'"),
     ]:

@@ -14,22 +14,26 @@ def _groups(channels: int) -> int:
     return max(channels // 16, 1)
 
 
-def _group_norm(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(_groups(channels), channels)
+NORMS = ("group", "batch")
+
+
+def _norm(channels: int, norm: str = "group") -> nn.Module:
+    """GroupNorm (Diffusion Policy's choice) or BatchNorm (torchvision's ResNet; LeRobot ≥ 0.6's default)."""
+    return nn.GroupNorm(_groups(channels), channels) if norm == "group" else nn.BatchNorm2d(channels)
 
 
 class BasicBlock(nn.Module):
-    """ResNet basic block (two 3×3 convs) with GroupNorm in place of BatchNorm."""
+    """ResNet basic block (two 3×3 convs), GroupNorm in place of BatchNorm unless `norm="batch"`."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int):
+    def __init__(self, c_in: int, c_out: int, stride: int, norm: str = "group"):
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.norm1 = _group_norm(c_out)
+        self.norm1 = _norm(c_out, norm)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.norm2 = _group_norm(c_out)
+        self.norm2 = _norm(c_out, norm)
         self.skip = nn.Identity()
         if stride != 1 or c_in != c_out:
-            self.skip = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), _group_norm(c_out))
+            self.skip = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), _norm(c_out, norm))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.norm1(self.conv1(x)))
@@ -40,8 +44,10 @@ class BasicBlock(nn.Module):
 BACKBONES: dict[str, tuple[int, int, int, int]] = {"resnet18": (2, 2, 2, 2), "resnet10": (1, 1, 1, 1)}
 
 
-def check_vision(backbone: str, width: int) -> None:
-    """ValueError naming `vision.backbone` / `vision.width` when no ResNet-GN of that kind can be built."""
+def check_vision(backbone: str, width: int, norm: str = "group") -> None:
+    """ValueError naming `vision.backbone` / `vision.width` / `vision.norm` when no such ResNet can be built."""
+    if norm not in NORMS:
+        raise ValueError(f"vision.norm={norm!r}: expected one of {list(NORMS)}")
     if backbone not in BACKBONES:
         raise ValueError(f"vision.backbone={backbone!r}: expected one of {sorted(BACKBONES)}")
     stages = [int(width) * 2**k for k in range(4)]
@@ -56,20 +62,21 @@ class ResNetGN(nn.Module):
     """(B, 3, H, W) → (B, 8·width, ⌈H/32⌉, ⌈W/32⌉) feature map; ResNet layout with GroupNorm, no classifier.
 
     `backbone` names the blocks per stage (BACKBONES); `width` is the stem's and first stage's channel count,
-    doubled at every later stage (64 is torchvision's ResNet; 16 or 32 cut the FLOPs about 16× or 4×).
+    doubled at every later stage (64 is torchvision's ResNet; 16 or 32 cut the FLOPs about 16× or 4×); `norm`
+    "batch" keeps torchvision's BatchNorm (an imported LeRobot ≥ 0.6 encoder).
     """
 
-    def __init__(self, backbone: str = "resnet18", width: int = 64) -> None:
+    def __init__(self, backbone: str = "resnet18", width: int = 64, norm: str = "group") -> None:
         super().__init__()
-        check_vision(backbone, width)
+        check_vision(backbone, width, norm)
         self.stem = nn.Sequential(
-            nn.Conv2d(3, width, 7, 2, 3, bias=False), _group_norm(width), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
+            nn.Conv2d(3, width, 7, 2, 3, bias=False), _norm(width, norm), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
         )
         layers, c_in = [], width
         for stage, n_blocks in enumerate(BACKBONES[backbone]):
             c_out = width * 2**stage
             for block in range(n_blocks):
-                layers.append(BasicBlock(c_in, c_out, 2 if stage > 0 and block == 0 else 1))
+                layers.append(BasicBlock(c_in, c_out, 2 if stage > 0 and block == 0 else 1, norm))
                 c_in = c_out
         self.layers = nn.Sequential(*layers)
         self.out_channels = c_in
@@ -130,10 +137,11 @@ class ImageEncoder(nn.Module):
         feature_dim: int = 64,
         backbone: str = "resnet18",
         width: int = 64,
+        norm: str = "group",
     ):
         super().__init__()
         self.crop_shape = tuple(crop_shape) if crop_shape else None
-        self.backbone = ResNetGN(backbone, width)
+        self.backbone = ResNetGN(backbone, width, norm)
         self.pool = SpatialSoftmax(self.backbone.out_channels, num_keypoints)
         self.out = nn.Sequential(nn.Linear(2 * num_keypoints, feature_dim), nn.ReLU())
         self.feature_dim = feature_dim
@@ -163,6 +171,7 @@ class ObservationEncoder(nn.Module):
         share_image_encoder: bool = False,
         backbone: str = "resnet18",
         width: int = 64,
+        norm: str = "group",
     ):
         super().__init__()
         self.state_keys = list(state_dims)
@@ -171,7 +180,7 @@ class ObservationEncoder(nn.Module):
         self.image_encoders: nn.ModuleList | None = None
 
         def make() -> ImageEncoder:
-            return ImageEncoder(crop_shape, feature_dim=image_feature_dim, backbone=backbone, width=width)
+            return ImageEncoder(crop_shape, feature_dim=image_feature_dim, backbone=backbone, width=width, norm=norm)
 
         if len(self.image_keys) == 1 or (self.image_keys and share_image_encoder):
             self.image_encoder = make()
