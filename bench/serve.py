@@ -36,7 +36,7 @@ from omegaconf import OmegaConf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from diffpilot.atomic import atomic_write_json  # noqa: E402
+from diffpilot.atomic import update_json  # noqa: E402
 from diffpilot.policies.registry import build_policy  # noqa: E402
 from tests.serve_support import FakeRobot, RosMaster, read_records, serve_process, wait_for  # noqa: E402
 
@@ -132,10 +132,7 @@ def main() -> int:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()}",
         "torch_threads": 1,
     }
-    path = Path(args.output)
-    previous = json.loads(path.read_text()) if path.exists() else {}
-    kept = {k: previous[k] for k in ("websocket", "faults") if k in previous}  # written by the other serve benches
-    atomic_write_json(path, result | kept)
+    update_json(args.output, **result)  # keeps "websocket" and "faults" (bench/serve_websocket.py, serve_faults.py)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from diffpilot.atomic import atomic_write_json  # noqa: E402
+from diffpilot.atomic import update_json  # noqa: E402
 from tests.serve_support import (  # noqa: E402
     HIGH,
     LOW,
@@ -150,10 +150,7 @@ def main() -> int:
                 faults[f"{mode}/{name}"] = row
     finally:
         master.stop()
-    path = Path(args.output)
-    results = json.loads(path.read_text()) if path.exists() else {}
-    results["faults"] = faults
-    atomic_write_json(path, results)
+    update_json(args.output, faults=faults)
     print(json.dumps(faults, indent=2))
     return 0
 

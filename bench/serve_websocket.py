@@ -29,7 +29,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from diffpilot.atomic import atomic_write_json  # noqa: E402
+from diffpilot.atomic import update_json  # noqa: E402
 from diffpilot.envs.pusht import make_pusht_env  # noqa: E402
 
 POLICY = ROOT / "checkpoints/pusht_diffusion_cpu"
@@ -111,10 +111,7 @@ def main() -> int:
         "policy": "checkpoints/pusht_diffusion_cpu (DDIM-10 full sample, RTI 3 steps per configs/serve.yaml), 1 thread",
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()}",
     }
-    path = Path(args.output)
-    results = json.loads(path.read_text()) if path.exists() else {}
-    results["websocket"] = result
-    atomic_write_json(path, results)
+    update_json(args.output, websocket=result)
     print(json.dumps(result, indent=2))
     return 0
 

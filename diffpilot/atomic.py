@@ -52,3 +52,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=indent, ensure_ascii=False) + "\n").encode())
+
+
+def update_json(path: str | os.PathLike, **entries: Any) -> None:
+    """Set top-level `entries` of the JSON object in `path` (created if missing), keeping its other keys; written
+    atomically (several benchmarks share one results file)."""
+    path = Path(path)
+    data = json.loads(path.read_text()) if path.exists() else {}
+    atomic_write_json(path, data | entries)

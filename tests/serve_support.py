@@ -209,3 +209,20 @@ def wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:
             return True
         time.sleep(interval)
     return False
+
+
+def websocket_serve(*overrides: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    """`diffpilot serve adapter=websocket port=0 <overrides>` as a process, and its ws:// URL once it listens."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "diffpilot.cli", "serve", "adapter=websocket", "port=0", *overrides],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    line = ""
+    while "serving on ws://" not in line:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            raise RuntimeError(f"serve exited before listening: {proc.stdout.read()[-3000:]}")
+    return proc, line.split("serving on ")[1].split()[0]

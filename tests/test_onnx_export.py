@@ -5,8 +5,6 @@ per step, and `diffpilot export` / `diffpilot serve engine=onnx` as processes.""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,6 +15,7 @@ from diffpilot.policies.onnx_export import ExportError, OnnxPolicy, example_inpu
 from diffpilot.policies.warmstart import RTIWarmStart
 
 from .conftest import diffpilot, tiny_config
+from .serve_support import websocket_serve
 
 SPAN = {"min": np.zeros(2), "max": np.full(2, 512.0)}
 KEYPOINTS = {"min": np.zeros(16), "max": np.full(16, 512.0)}
@@ -118,18 +117,9 @@ def test_export_and_serve_engine_onnx_from_the_command_line(tmp_path):
     assert info["sampler"] == "dpmpp_2m" and (out / "warm.onnx").is_file() and (out / "config.json").is_file()
     bad = diffpilot("serve", f"policy={tmp_path / 'policy'}", "robot=pusht_state", "engine=onnx")
     assert bad.returncode == 2 and "has no export.json; expected a folder written by `diffpilot export" in bad.stderr
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "diffpilot.cli", "serve", f"policy={out}", "robot=pusht_state", "engine=onnx", *WS],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    serve, url = websocket_serve(f"policy={out}", "robot=pusht_state", "engine=onnx")
     try:
-        line = ""
-        while "serving on ws://" not in line:
-            line = serve.stdout.readline()
-            assert line or serve.poll() is None, "serve exited before listening"
-        client = WebsocketClientPolicy(host=line.split("serving on ")[1].split()[0])
+        client = WebsocketClientPolicy(host=url)
         obs = {
             "observation.state": np.array([100.0, 100.0], np.float32),
             "observation.environment_state": np.ones(16, np.float32),

@@ -5,8 +5,6 @@ mid-stream, and `diffpilot serve adapter=websocket` as a process."""
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -19,7 +17,7 @@ from diffpilot.serve.inference import PolicyRunner
 from diffpilot.serve.mapping import load_mapping
 from diffpilot.serve.websocket import WebsocketPolicyServer
 from diffpilot.serve.wire import WireError, pack, unpack
-from tests.serve_support import HIGH, LOW, MAX_VELOCITY, robot_mapping, robot_policy
+from tests.serve_support import HIGH, LOW, MAX_VELOCITY, robot_mapping, robot_policy, websocket_serve
 
 HZ = 50.0
 STEP = np.array(MAX_VELOCITY) / HZ  # the rate limit per tick
@@ -130,27 +128,8 @@ def test_openpi_client_is_served_through_the_safety_layer(served):
 def test_diffpilot_serve_adapter_websocket_runs_as_a_process(tmp_path):
     policy = robot_policy(tmp_path / "policy", image=False)
     robot = robot_mapping(tmp_path / "robot.yaml", control_hz=HZ, image=False)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "diffpilot.cli",
-            "serve",
-            f"policy={policy}",
-            f"robot={robot}",
-            "adapter=websocket",
-            "port=0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc, url = websocket_serve(f"policy={policy}", f"robot={robot}")
     try:
-        line = ""
-        while "serving on ws://" not in line:
-            line = proc.stdout.readline()
-            assert line or proc.poll() is None, "serve exited before listening"
-        url = line.split("serving on ")[1].split()[0]
         assert url.startswith("ws://127.0.0.1:")
         client = WebsocketClientPolicy(host=url)
         obs = {"observation.state": np.array([100.0, 100.0], np.float32), "observation.pose": np.ones(3, np.float32)}
