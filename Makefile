@@ -17,7 +17,7 @@ help:
 	@echo "make lint       ruff"
 	@echo "make bench      benchmarks → bench/results/*.json"
 	@echo "make bench-inference  latency vs LeRobot, few-step / RTI / GPC success (trains 3 CPU models: ~4 h)"
-	@echo "make compat     LeRobot 0.4.4 peer venv + dataset round trip both ways (~8 GB download)"
+	@echo "make compat     LeRobot 0.4.4 / 0.6.1 peer venvs: datasets both ways, policies imported (~14 GB)"
 
 # robomimic and openpi-client (the websocket server's reference client in the tests) go in with --no-deps: robomimic
 # declares torch/torchvision that fight the pin, openpi-client declares numpy<2 though its client runs on numpy 2.

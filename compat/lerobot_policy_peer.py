@@ -40,7 +40,7 @@ def build(variant: str, scheduler: str, steps: int | None):
     if variant == "pusht_image_default":  # LeRobot's default DiffusionConfig on PushT's image + agent position
         features["observation.image"] = PolicyFeature(FeatureType.VISUAL, (3, 96, 96))
         stats["observation.image"] = {"mean": torch.full((3, 1, 1), 0.5), "std": torch.full((3, 1, 1), 0.25)}
-        extra = {"crop_shape": (84, 84)}
+        extra = {"crop_shape": (84, 84), "pretrained_backbone_weights": None}  # 0.6 would download ImageNet weights
     stats["action"] = {"min": torch.tensor([0.0, 5.0]), "max": torch.tensor([512.0, 505.0])}
     cfg = DiffusionConfig(
         input_features=features,

@@ -36,6 +36,7 @@ NEVER_BETWEEN = [
 ]
 ROS_MODULES = ("rospy", "rclpy")
 ROS_ADAPTERS = {"diffpilot.serve.ros1", "diffpilot.serve.ros2"}
+NETWORK_ADAPTERS = {"diffpilot.serve.websocket"}  # the only importer of the websocket library
 
 
 def module_name(path: Path) -> str:
@@ -90,6 +91,8 @@ def violations(edges: list[tuple[str, str, int]]) -> list[str]:
                 found.append(f"{src}:{line} imports {dst} (samplers and networks never import each other)")
         if dst.split(".")[0] in ROS_MODULES and src not in ROS_ADAPTERS:
             found.append(f"{src}:{line} imports {dst} (only the ROS adapters import ROS)")
+        if dst.split(".")[0] == "websockets" and src not in NETWORK_ADAPTERS:
+            found.append(f"{src}:{line} imports {dst} (only serve/websocket.py speaks websocket)")
     return found
 
 
@@ -152,6 +155,7 @@ def test_the_rules_catch_what_they_forbid():
         ("diffpilot.policies.samplers.edm", "diffpilot.policies.nets.mode", 3),
         ("diffpilot.serve.server", "rospy", 4),
         ("diffpilot.errors", "diffpilot.envs.registry", 5),
+        ("diffpilot.serve.server", "websockets.sync.server", 6),
     ]
     assert len(violations(bad)) == len(bad)
     assert violations([("diffpilot.rl.dsrl", "diffpilot.envs.registry", 1)]) == []
