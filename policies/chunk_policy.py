@@ -66,13 +66,20 @@ class ChunkPolicy(PretrainedPolicy):
         Needs `self.sampler`, `self.denoiser`, `self.normalizer` and `condition()` from the subclass.
         """
         cond, ref = self.condition(obs_window)
-        shape = (ref.shape[0], self.config.horizon, self.config.action_dim)
-        if noise is None:
-            noise = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu")
-        elif tuple(noise.shape) != shape:
-            raise ValueError(f"noise has shape {tuple(noise.shape)}; expected {shape} (B, horizon, action_dim)")
+        noise = self.initial_noise(ref.shape[0], noise, generator)
         x = self.sampler.sample(self.denoiser, noise.to(ref), cond, timesteps, generator)
         return x if normalized else self.normalizer.unnormalize(self.config.action_key, x)
+
+    def initial_noise(
+        self, batch: int, noise: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """The sampler's starting point (B, horizon, A): `noise` after a shape check, or drawn from `generator`."""
+        shape = (batch, self.config.horizon, self.config.action_dim)
+        if noise is None:
+            return torch.randn(shape, generator=generator, device=generator.device if generator else "cpu")
+        if tuple(noise.shape) != shape:
+            raise ValueError(f"noise has shape {tuple(noise.shape)}; expected {shape} (B, horizon, action_dim)")
+        return noise
 
     @torch.inference_mode()
     def predict_action_chunk(self, obs: dict[str, Any], noise: torch.Tensor | None = None) -> torch.Tensor:

@@ -24,6 +24,20 @@ from .shortcut import ShortcutDenoiser, StepSizeCode
 from .text_encoder import TaskConditioner
 
 
+def feature_input(x: torch.Tensor, key: str, feature, window: bool) -> torch.Tensor:
+    """Observation `key` as the network takes it before normalisation: float, images (…, 3, H, W) in [0, 1] (from
+    uint8 or (…, H, W, 3)); a ValueError names a wrong shape. x is (B, n_obs, …) when `window`, else (B, …)."""
+    lead = 2 if window else 1
+    if feature.kind == "image" and x.dim() == lead + 3 and x.shape[-1] == 3 and x.shape[-3] != 3:
+        x = x.movedim(-1, -3)  # (…, H, W, 3) → (…, 3, H, W)
+    if feature.kind == "image" and x.dtype == torch.uint8:
+        x = x.float() / 255.0
+    if tuple(x.shape[lead:]) != feature.shape or x.dim() != lead + len(feature.shape):
+        expected = ("B", "n_obs") if window else ("B",)
+        raise ValueError(f"observation {key!r} has shape {tuple(x.shape)}; expected {(*expected, *feature.shape)}")
+    return x.float()
+
+
 class ObservationSpec:
     """A policy's inputs for someone feeding it from outside diffpilot; `str()` is the readable summary."""
 
@@ -124,19 +138,12 @@ class DiffusionPolicy(ChunkPolicy):
 
         `window`: tensors are (B, n_obs, *shape); otherwise a single step (B, *shape).
         """
-        out = {}
-        lead = 2 if window else 1
-        for key, feat in self.config.input_features.items():
-            x = self._feature(obs, key)
-            if feat.kind == "image" and x.dim() == lead + 3 and x.shape[-1] == 3 and x.shape[-3] != 3:
-                x = x.movedim(-1, -3)  # (…, H, W, 3) → (…, 3, H, W)
-            if feat.kind == "image" and x.dtype == torch.uint8:
-                x = x.float() / 255.0
-            if tuple(x.shape[lead:]) != feat.shape or x.dim() != lead + len(feat.shape):
-                expected = ("B", "n_obs") if window else ("B",)
-                raise ValueError(f"observation {key!r} has shape {tuple(x.shape)}; expected {(*expected, *feat.shape)}")
-            out[key] = self.normalizer.normalize(key, x.float().to(self.device))
-        return out
+        return {
+            key: self.normalizer.normalize(
+                key, feature_input(self._feature(obs, key), key, feat, window).to(self.device)
+            )
+            for key, feat in self.config.input_features.items()
+        }
 
     def encode(self, obs_window: dict[str, Any]) -> torch.Tensor:
         """Observation window (B, n_obs, …) → global condition (B, C)."""

@@ -19,6 +19,7 @@ from torch import nn
 
 from .checkpoint import atomic_write_json, read_json
 from .chunk_policy import ChunkPolicy
+from .diffusion_policy import feature_input
 from .warmstart import RTIWarmStart
 
 OUTPUTS = ("actions", "actions_normalized")
@@ -184,23 +185,14 @@ class OnnxPolicy(ChunkPolicy):
 
     def _prepare_obs(self, obs: dict[str, Any], window: bool) -> dict[str, torch.Tensor]:
         """Normalised features, as the torch policy computes them (RTI's observation-jump check reads them)."""
-        lead = 2 if window else 1
-        out = {}
-        for key in self.config.input_features:
-            x = self._graph_input(obs, key, lead)
-            out[key] = self.normalizer.normalize(key, torch.from_numpy(x))
-        return out
+        return {
+            key: self.normalizer.normalize(key, self._graph_input(obs, key, window))
+            for key in self.config.input_features
+        }
 
-    def _graph_input(self, obs: dict[str, Any], key: str, lead: int) -> np.ndarray:
-        x = self._feature(obs, key).cpu()
+    def _graph_input(self, obs: dict[str, Any], key: str, window: bool) -> torch.Tensor:
         feature = self.config.input_features[key]
-        if feature.kind == "image" and x.dim() == lead + 3 and x.shape[-1] == 3 and x.shape[-3] != 3:
-            x = x.movedim(-1, -3)
-        if feature.kind == "image" and x.dtype == torch.uint8:
-            x = x.float() / 255.0
-        if tuple(x.shape[lead:]) != tuple(feature.shape):
-            raise ValueError(f"observation {key!r} has shape {tuple(x.shape)}; expected (B, …, {feature.shape})")
-        return np.ascontiguousarray(x.float().numpy())
+        return feature_input(self._feature(obs, key).cpu(), key, feature, window).contiguous()
 
     def predict_chunk(
         self,
@@ -212,13 +204,8 @@ class OnnxPolicy(ChunkPolicy):
     ) -> torch.Tensor:
         """As DiffusionPolicy.predict_chunk: (B, horizon, A) from a window (B, n_obs, …), on the graph whose step
         list is `timesteps` (None: the full sample)."""
-        feed = {key: self._graph_input(obs_window, key, 2) for key in self.config.input_features}
-        batch = next(iter(feed.values())).shape[0]
-        shape = (batch, self.config.horizon, self.config.action_dim)
-        if noise is None:
-            noise = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu")
-        elif tuple(noise.shape) != shape:
-            raise ValueError(f"noise has shape {tuple(noise.shape)}; expected {shape} (B, horizon, action_dim)")
+        feed = {key: self._graph_input(obs_window, key, window=True).numpy() for key in self.config.input_features}
+        noise = self.initial_noise(next(iter(feed.values())).shape[0], noise, generator)
         feed["noise"] = np.ascontiguousarray(noise.detach().cpu().float().numpy())
         actions, normalised = self.sessions[self._graph_for(timesteps)].run(list(OUTPUTS), feed)
         return torch.from_numpy(normalised if normalized else actions)
