@@ -16,19 +16,19 @@ centre-crop margin, FiLM without scale) is refused by name."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
 from diffpilot.errors import CheckpointError
 
+from .checkpoint import load_tensors, read_json
 from .diffusion_config import DiffusionPolicyConfig
 from .diffusion_policy import DiffusionPolicy
 
+WHAT = "LeRobot checkpoint"  # how file errors name what was being read
 KINDS = {"STATE": "state", "ENV": "state", "VISUAL": "image"}
 MODES = {"MIN_MAX": "min_max", "MEAN_STD": "mean_std", "IDENTITY": "identity"}
 
@@ -37,33 +37,26 @@ def _fail(directory: Path, what: str) -> CheckpointError:
     return CheckpointError(f"LeRobot checkpoint {directory}: {what}")
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} is missing: expected a LeRobot pretrained_model folder") from None
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err})") from None
-
-
-def lerobot_stats(directory: Path, features: list[str]) -> dict[str, dict[str, np.ndarray]]:
+def lerobot_stats(
+    directory: Path, features: list[str], weights: dict[str, torch.Tensor]
+) -> dict[str, dict[str, np.ndarray]]:
     """{feature: {stat: array}} from the pre- and post-processors' normalisers (LeRobot ≥ 0.4) or, for older
-    checkpoints, the `normalize_inputs` / `unnormalize_outputs` buffers inside model.safetensors."""
+    checkpoints, the `normalize_inputs` / `unnormalize_outputs` buffers among `weights` (model.safetensors)."""
     stats: dict[str, dict[str, np.ndarray]] = {}
     pipeline = directory / "policy_preprocessor.json"
     if pipeline.is_file():
         files = []
         for name in ("policy_preprocessor.json", "policy_postprocessor.json"):
             if (directory / name).is_file():
-                files += [s["state_file"] for s in _read_json(directory / name)["steps"] if "state_file" in s]
+                files += [s["state_file"] for s in read_json(directory / name, WHAT)["steps"] if "state_file" in s]
         for name in files:
-            for key, value in load_file(str(directory / name)).items():
+            for key, value in load_tensors(directory / name, WHAT).items():
                 feature, stat = key.rsplit(".", 1)
                 stats.setdefault(feature, {})[stat] = value.numpy()
         return stats
     buffers = {k.replace(".", "_"): k for k in features}
     pattern = re.compile(r"^(?:normalize_inputs|normalize_targets|unnormalize_outputs)\.buffer_(.+)\.(\w+)$")
-    for key, value in load_file(str(directory / "model.safetensors")).items():
+    for key, value in weights.items():
         match = pattern.match(key)
         if match and match.group(1) in buffers:
             stats.setdefault(buffers[match.group(1)], {})[match.group(2)] = value.numpy()
@@ -198,9 +191,11 @@ def _condition_order(meta: dict, config: DiffusionPolicyConfig) -> list[int]:
     return [s * per_step + where[entry] for s in range(config.n_obs_steps) for entry in ours]
 
 
-def lerobot_state_dict(directory: Path, meta: dict, config: DiffusionPolicyConfig) -> dict[str, torch.Tensor]:
-    """model.safetensors renamed to diffpilot's keys, the FiLM layers' condition columns in diffpilot's order."""
-    theirs = load_file(str(directory / "model.safetensors"))
+def lerobot_state_dict(
+    theirs: dict[str, torch.Tensor], meta: dict, config: DiffusionPolicyConfig
+) -> dict[str, torch.Tensor]:
+    """LeRobot's model.safetensors tensors renamed to diffpilot's keys, the FiLM layers' condition columns in
+    diffpilot's order."""
     ours: dict[str, torch.Tensor] = {}
     cams = [k for k, f in meta["input_features"].items() if f["type"] == "VISUAL"]
     for key, value in theirs.items():
@@ -228,18 +223,19 @@ def lerobot_state_dict(directory: Path, meta: dict, config: DiffusionPolicyConfi
 def import_lerobot(directory: str | Path) -> DiffusionPolicy:
     """The diffpilot DiffusionPolicy equal to the LeRobot DiffusionPolicy saved in `directory`."""
     directory = Path(directory)
-    meta = _read_json(directory / "config.json")
+    meta = read_json(directory / "config.json", WHAT)
     if meta.get("type") != "diffusion":
         raise _fail(directory, f"type is {meta.get('type')!r}; expected 'diffusion' (LeRobot's DiffusionPolicy)")
     config = lerobot_config(directory, meta)
     policy = DiffusionPolicy(config)
-    weights = lerobot_state_dict(directory, meta, config)
+    theirs = load_tensors(directory / "model.safetensors", WHAT)
+    weights = lerobot_state_dict(theirs, meta, config)
     expected = {k for k in policy.state_dict() if not k.startswith("normalizer.")}
     missing, unexpected = sorted(expected - set(weights)), sorted(set(weights) - expected)
     if missing or unexpected:
         raise _fail(directory, f"weights do not map: missing {missing[:5]}, unexpected {unexpected[:5]}")
     policy.load_state_dict(weights, strict=False)
-    stats = lerobot_stats(directory, [*meta["input_features"], "action"])
+    stats = lerobot_stats(directory, [*meta["input_features"], "action"], theirs)
     env_identity = (
         {"min": -1.0, "max": 1.0} if config.normalization["state"] == "min_max" else {"mean": 0.0, "std": 1.0}
     )

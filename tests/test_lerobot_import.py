@@ -87,6 +87,5 @@ def test_what_has_no_counterpart_is_refused_by_name(tmp_path):
         with pytest.raises(CheckpointError, match=message):
             import_lerobot(folder)
     proc = diffpilot("import", "lerobot", str(tmp_path / "missing"))
-    assert proc.returncode == 2 and proc.stderr.strip().endswith(
-        "config.json is missing: expected a LeRobot pretrained_model folder"
-    )
+    missing = tmp_path / "missing" / "config.json"
+    assert proc.returncode == 2 and proc.stderr.strip() == f"diffpilot: LeRobot checkpoint: {missing} does not exist"
