@@ -91,19 +91,15 @@ class WebsocketPolicyServer:
             observation, problem = {}, f"malformed frame: {err}"
             for key in self.mapping.observations:
                 self.core.reject(key, err)
-        for key, source in self.mapping.observations.items():
-            if problem is not None:
-                break
-            if key not in observation:
-                err = MessageError(f"{key} is missing from the frame; it has {sorted(map(str, observation))}")
-                self.core.reject(key, err)
-                problem = f"malformed frame: {err}"
-                continue
+        for key, source in self.mapping.observations.items() if problem is None else ():
             try:
+                if key not in observation:
+                    raise MessageError(f"{key} is missing from the frame; it has {sorted(map(str, observation))}")
                 self.core.observe(key, array_feature(observation[key], source), received=now)
-            except MessageError as err:
+            except MessageError as err:  # the features after the first bad one are not used either
                 self.core.reject(key, err)
                 problem = f"malformed frame: {err}"
+                break
         tick, self._tick = self._tick, self._tick + 1
         decision = self.core.tick(tick, now)
         action_dim = len(self.mapping.action.low)

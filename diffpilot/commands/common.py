@@ -70,6 +70,12 @@ def clear_output_dir(output: Path, overwrite: bool) -> None:
         shutil.rmtree(output)
 
 
+def require(cfg: dict, key: str, expected: str) -> None:
+    """A ConfigError naming `key` when the config leaves it unset (None, empty or Hydra's ???)."""
+    if cfg.get(key) in (None, "", "???"):
+        raise ConfigError(f"{key} is missing; expected {expected}")
+
+
 def set_threads(n: int) -> None:
     import torch
 

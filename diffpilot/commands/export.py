@@ -10,14 +10,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from diffpilot.errors import ConfigError
 
-from .common import load_policy, set_threads, user_errors
+from .common import load_policy, require, set_threads, user_errors
 
 
 def run_export(cfg: dict) -> dict:
     from diffpilot.policies.onnx_export import ExportError, export_onnx
 
-    if cfg.get("policy_path") in (None, "", "???"):
-        raise ConfigError("policy_path is missing; expected policy_path=<a saved policy directory>")
+    require(cfg, "policy_path", "policy_path=<a saved policy directory>")
     if cfg["format"] != "onnx":
         raise ConfigError(f"format={cfg['format']!r}: expected 'onnx'")
     policy = load_policy(cfg["policy_path"], cfg.get("sampler"), device="cpu")

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from diffpilot.errors import ConfigError
 
-from .common import user_errors
+from .common import require, user_errors
 
 SOURCES = ("lerobot",)
 
@@ -21,8 +21,7 @@ def run_import(cfg: dict) -> Path:
 
     if cfg["source"] not in SOURCES:
         raise ConfigError(f"source={cfg['source']!r}: expected one of {list(SOURCES)}")
-    if cfg.get("path") in (None, "", "???"):
-        raise ConfigError("path is missing; expected `diffpilot import lerobot <pretrained_model dir>`")
+    require(cfg, "path", "`diffpilot import lerobot <pretrained_model dir>`")
     source = Path(cfg["path"])
     output = Path(cfg.get("output") or Path("runs/import") / source.resolve().name)
     policy = import_lerobot(source)

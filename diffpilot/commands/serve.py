@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from diffpilot.atomic import atomic_write_json
 from diffpilot.errors import ConfigError
 
-from .common import user_errors
+from .common import require, user_errors
 
 log = logging.getLogger("diffpilot.serve")
 
@@ -59,19 +59,19 @@ def run_serve(cfg: dict) -> dict:
 
     from .common import load_policy
 
-    for key, example in (("policy_path", "policy=runs/<run>"), ("robot", "robot=pusht_state")):
-        if cfg.get(key) in (None, "", "???"):
-            raise ConfigError(f"{key} is missing; expected {example} (docs/serving.md)")
+    require(cfg, "policy_path", "policy=runs/<run> (docs/serving.md)")
+    require(cfg, "robot", "robot=pusht_state (docs/serving.md)")
     if cfg["num_threads"]:
         torch.set_num_threads(int(cfg["num_threads"]))
-    if cfg.get("engine", "torch") == "onnx":
+    engine = cfg.get("engine", "torch")
+    if engine == "onnx":
         policy, planner = onnx_policy(cfg)
         runner = PolicyRunner(policy, None, "cpu", planner)
-    elif cfg.get("engine", "torch") == "torch":
+    elif engine == "torch":
         policy = load_policy(cfg["policy_path"], cfg.get("sampler"), device=cfg["device"])
         runner = PolicyRunner(policy, cfg["rti"], cfg["device"])
     else:
-        raise ConfigError(f"engine={cfg['engine']!r}: expected 'torch' or 'onnx'")
+        raise ConfigError(f"engine={engine!r}: expected 'torch' or 'onnx'")
     mapping = load_mapping(cfg["robot"], policy.config)
     pc = policy.config
     warmup_seconds = warm_up(runner, mapping, pc.n_obs_steps, int(cfg["warmup"]))
