@@ -101,6 +101,7 @@ class SubprocessEnvs:
             try:
                 answers.append(self.conns[i].recv())
             except (EOFError, OSError):
+                self.processes[i].join(timeout=5)  # the pipe closes before the process is reaped
                 code = self.processes[i].exitcode
                 self.close()
                 raise EnvWorkerError(f"env {i}: its worker process ended (exit code {code})") from None

@@ -80,6 +80,7 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
 
 
 EXECUTORS = ("inline", "subprocess", "ray")
+DEFAULT_EPISODES = 50  # `diffpilot eval` rollouts when the task has no protocol of its own
 
 
 def evaluate(
@@ -226,7 +227,7 @@ def _ray_rollout(policy: Policy, make_env: Callable[[], gym.Env], threads: int, 
 def evaluate_task(
     policy: Policy,
     task: dict[str, Any],
-    episodes: int,
+    episodes: int | None,
     seed: int,
     n_envs: int,
     output_dir: str | Path | None = None,
@@ -234,12 +235,14 @@ def evaluate_task(
     executor: str = "inline",
 ) -> dict[str, Any]:
     """Evaluate on a task config: its benchmark's own protocol where its env registered one (LIBERO: every task of
-    the suite; driving: NAVSIM's open loop), else `episodes` seeded rollouts with videos in output_dir/videos;
-    returns the summary with per-episode (or per-task) records. A protocol may write its own files there."""
+    the suite; driving: NAVSIM's open loop), else `episodes` (None: 50) seeded rollouts with videos in
+    output_dir/videos; returns the summary with per-episode (or per-task) records. A protocol may write its own files
+    there."""
     from .registry import env_entry, env_factory
 
     entry = env_entry(task["env"])
     if entry.protocol is not None:
         return entry.protocol(policy, task, episodes, seed, n_envs, output_dir, videos, executor=executor)
     video_dir = Path(output_dir) / "videos" if output_dir is not None else None
+    episodes = episodes or DEFAULT_EPISODES
     return evaluate(policy, env_factory(task), episodes, seed, n_envs, video_dir, videos, executor=executor).to_dict()

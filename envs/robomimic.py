@@ -8,8 +8,13 @@ Actions: (7,) in [-1, 1], the OSC_POSE controller's delta position, delta axis-a
 at 20 Hz. An episode terminates on the task's success (robomimic's rollouts stop there) and is truncated
 at robomimic's horizon (400 steps for these three tasks) by the TimeLimit wrapper.
 
-State mode builds no renderer at all (~150 steps/s); image mode renders only the cameras asked for
-(robosuite's offscreen renderer, `MUJOCO_GL=egl`). `render()` draws a frame for videos with a MuJoCo
+Each reset is robosuite's hard reset (its default, and what robomimic's envs do): the model is rebuilt, so
+Lift's cube size is drawn anew per episode (0.020–0.022 m a side) along with the object placements and joint
+noise, all from a generator seeded by `reset(seed=…)`, so an evaluation repeats from its seeds. `model_xml()`
+and `restore(model_xml, state)` store and reload a scene the way robomimic's `EnvRobosuite.reset_to` does.
+
+State mode builds no renderer at all (~150 steps/s, ~0.19 s per reset); image mode renders only the cameras
+asked for (robosuite's offscreen renderer, `MUJOCO_GL=egl`). `render()` draws a frame for videos with a MuJoCo
 renderer created on first use, so state envs pay nothing unless a video is asked for.
 """
 
@@ -126,9 +131,8 @@ class RobomimicEnv(RobosuiteTaskEnv):
         self.render_size = int(render_size)
         self.render_mode = "rgb_array"
         self.env_kwargs = robosuite_kwargs(obs_mode, self.cameras or ("agentview",), image_size)
-        # hard_reset=False: resets keep the compiled model (robomimic's files do not store this key).
         with global_numpy_seed(MODEL_SEED):
-            self._env = robosuite.make(self.spec_task.env_name, hard_reset=False, **self.env_kwargs)
+            self._env = robosuite.make(self.spec_task.env_name, **self.env_kwargs)
         features: dict[str, spaces.Space] = {
             "robot0_eef_pos": spaces.Box(-BOUND, BOUND, (3,), np.float32),
             "robot0_eef_quat": spaces.Box(-1.0, 1.0, (4,), np.float32),
@@ -161,14 +165,31 @@ class RobomimicEnv(RobosuiteTaskEnv):
             obs[f"{cam}_image"] = np.ascontiguousarray(raw[f"{cam}_image"][::-1])  # OpenGL rows are bottom-up
         return obs
 
+    def model_xml(self) -> str:
+        """The MJCF of the current scene (robomimic's per-demo `model_file`: Lift's cube size lives here)."""
+        return self._env.sim.model.get_xml()
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        # robosuite draws object placements and joint noise from numpy's global RNG: seed it from this
-        # env's generator for the reset only, then give the caller's global state back.
+        # robosuite draws the model (cube size), object placements and joint noise from numpy's global RNG:
+        # seed it from this env's generator for the reset only, then give the caller's global state back.
         with global_numpy_seed(int(self.np_random.integers(2**31))):
             raw = self._env.reset()
+        self._drop_renderer()  # the model was rebuilt
         self._open_gripper_ramp()
         return self._observe(raw), {"is_success": False}
+
+    def restore(self, model_xml: str, state: np.ndarray) -> dict[str, np.ndarray]:
+        """Reload a stored scene and state as robomimic 0.3's `EnvRobosuite.reset_to({"model", "states"})` does
+        (`robomimic/envs/env_robosuite.py`): rebuild from the edited MJCF with robosuite's deterministic reset (no
+        placement or joint-noise draw; the controller's nullspace posture is the noise-free home pose), then set
+        the flattened state. Returns the observation there."""
+        self._env.reset_from_xml_string(self._env.edit_model_xml(model_xml))
+        self._env.sim.reset()
+        self._env.sim.set_state_from_flattened(np.asarray(state, dtype=np.float64))
+        self._env.sim.forward()
+        self._drop_renderer()
+        return self._observe(self._env._get_observations(force_update=True))
 
 
 def make_robomimic_env(

@@ -86,10 +86,14 @@ class RobosuiteTaskEnv(gym.Env):
         self._renderer.update_scene(self.sim.sim.data._data, camera=self.render_camera)
         return self._renderer.render().copy()
 
-    def close(self) -> None:
+    def _drop_renderer(self) -> None:
+        """Close the video renderer (a hard reset rebuilds the model it was made for)."""
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+
+    def close(self) -> None:
+        self._drop_renderer()
         if self._env is not None:
             self._env.close()
             self._env = None

@@ -200,6 +200,10 @@ class BCTrainer:
                 "validation.filter_key or validation.seed changed); an exact continuation needs the same split"
             )
         saved_policy = read_json(directory / PRETRAINED / CONFIG_FILE, "the saved policy")
+        config_class = getattr(type(self.policy), "config_class", None)
+        if config_class is not None and isinstance(saved_policy.get("config"), dict):
+            # as the checkpoint loads: fields added since it was written take their defaults
+            saved_policy["config"] = as_json(config_class.from_dict(saved_policy["config"]).to_dict())
         live_policy = {"type": self.policy.type_name, "config": self.policy.config.to_dict()}
         changed = config_differences(saved_policy, as_json(live_policy), "policy")
         if changed:

@@ -60,6 +60,8 @@ def test_eval_runs_libero_protocol_per_task_and_suite(tiny_libero_policy, tmp_pa
     record_evaluation(info, cfg.output_dir)
     saved = json.loads((tmp_path / "eval_info.json").read_text())
     assert saved["suite"] == "libero_object" and saved["perturbation"] is None and saved["obs_mode"] == "state"
+    assert saved["protocol"] == "libero" and "metric.py" in saved["protocol_source"]
+    assert saved["protocol_deviations"] == ["episodes=2", "max_episode_steps=4"]  # named, since they differ
     assert list(saved["tasks"]) == ["1"] and saved["episodes_per_task"] == 2 and saved["episodes"] == 2
     one = saved["tasks"]["1"]
     assert one["instruction"] == list_tasks("libero_object")[1].instruction
@@ -88,6 +90,21 @@ def test_same_harness_runs_a_libero_pro_suite(tiny_libero_policy, tmp_path):
     base = list_tasks("libero_object")[int(index)]
     assert base.name == record["name"] and record["instruction"] != base.instruction
     assert record["episodes"] == 1 and record["per_episode"][0]["steps"] == 2
+
+
+def test_the_protocol_sets_the_episode_count_when_eval_leaves_it_out(tiny_libero_policy, tmp_path):
+    path, keys = tiny_libero_policy
+    common = [f"policy_path={path}", "n_envs=2", "videos=0", "task=libero_object", "task.tasks=[0]",
+              "task.language=true", f"task.obs_keys=[{','.join(keys)}]", "task.max_episode_steps=1"]  # fmt: skip
+    for protocol, episodes in (("libero", 20), ("openvla", 50)):
+        cfg = eval_config([*common, f"task.protocol={protocol}"])
+        assert cfg.episodes is None
+        task = OmegaConf.to_container(cfg.task, resolve=True)
+        info = evaluate_policy(load_policy(cfg.policy_path), task, EvalSettings(cfg.episodes, cfg.seed, cfg.n_envs))
+        assert info["protocol"] == protocol and info["episodes"] == episodes
+        assert info["protocol_deviations"] == ["max_episode_steps=1"]
+        states = [e["seed"] % 50 for e in info["tasks"]["0"]["per_episode"]]
+        assert states == list(range(episodes))  # initial states 0 … n−1, as both sources index them
 
 
 def test_language_embedding_is_the_text_encoders_and_reaches_the_observation():

@@ -96,6 +96,13 @@ def test_diffpilot_data_writes_one_hdf5_per_libero_task_and_a_multitask_policy_t
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "libero_object task 0" in proc.stdout and "1/1 successful" in proc.stdout
     assert sorted(p.name for p in out.iterdir()) == ["libero_object_task0.hdf5", "libero_object_task2.hdf5"]
+    with h5py.File(out / "libero_object_task0.hdf5", "r") as f:
+        kwargs = json.loads(f["data"].attrs["env_args"])["env_kwargs"]
+        first_state = f["data/demo_0/states"][0]
+    assert kwargs["initial_states"] == "sampled" and kwargs["min_state_distance"] == 0.005
+    env = LiberoEnv("libero_object", 0)
+    assert env.official_distance(first_state) > 0.004  # not one of the evaluation states (settling moves < 1 mm)
+    env.close()
     data = read_robomimic_hdf5(out / "libero_object_task0.hdf5", ["robot0_eef_pos", "object", "action"])
     assert data.num_episodes == 1 and data.arrays["object"].shape[1] == 98
     again = _diffpilot_data("task=libero_object", "task.tasks=[0]", "n=1", "seed=7", f"output={out}")
@@ -104,7 +111,7 @@ def test_diffpilot_data_writes_one_hdf5_per_libero_task_and_a_multitask_policy_t
     both, _ = load_episodes(out, "robomimic_hdf5", ["object", "task_index", "action"])
     assert both.num_episodes == 2
     first = both.arrays["task_index"][both.episode_ranges[:, 0], 0].tolist()
-    assert first == [0, 2] and both.tasks[2] == "pick the salad dressing and place it in the basket"
+    assert first == [0, 2] and both.tasks[2] == "pick up the salad dressing and place it in the basket"
     run = tmp_path / "run"
     train = [
         sys.executable, "-m", "diffpilot.cli", "train", "task=libero_object", f"dataset.root={out}",

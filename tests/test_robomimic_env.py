@@ -61,6 +61,28 @@ def test_two_envs_reset_with_one_seed_are_the_same_scene(lift_env):
     other.close()
 
 
+def test_lift_cube_size_is_drawn_per_episode_and_repeats_with_the_seed(lift_env):
+    """robosuite's hard reset rebuilds Lift's model, drawing the cube's half-sizes from [0.020, 0.022] m."""
+    sizes = []
+    for seed in (1, 2, 3, 1):
+        lift_env.reset(seed=seed)
+        sizes.append(tuple(lift_env.sim.cube.size))
+        model = lift_env.sim.sim.model
+        np.testing.assert_allclose(model.geom_size[model.geom_name2id("cube_g0")], sizes[-1])  # the simulated cube
+    assert sizes[0] == sizes[3] and len(set(sizes)) == 3
+    assert all(0.020 <= x <= 0.022 for size in sizes for x in size)
+
+
+def test_restore_reloads_a_stored_scene_and_state(lift_env):
+    obs, _ = lift_env.reset(seed=4)
+    xml, state = lift_env.model_xml(), lift_env.get_state()
+    lift_env.reset(seed=9)
+    restored = lift_env.restore(xml, state)
+    np.testing.assert_array_equal(lift_env.get_state(), state)
+    np.testing.assert_allclose(restored["object"], obs["object"], atol=1e-9)
+    assert lift_env.model_xml() == xml
+
+
 def test_time_limit_is_robomimics_horizon_and_factory_builds_it():
     env = env_factory({"env": "lift", "obs_mode": "state"})()
     assert isinstance(env, gym.wrappers.TimeLimit) and env._max_episode_steps == 400

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from diffpilot.commands.data_robomimic import env_args_for
+from diffpilot.commands.data_robomimic import as_robomimic_demos, env_args_for
 from diffpilot.envs.experts.robomimic_record import record_robomimic_demo
 from diffpilot.envs.robomimic import enable_robomimic_env_utils
 from diffpilot.policies.datasets.episodes import DatasetFormatError
@@ -32,7 +32,7 @@ def lift_file(tmp_path_factory):
     """Three successful scripted Lift demonstrations (state mode) written in robomimic's layout."""
     recorded = [record_robomimic_demo("lift", "state", seed) for seed in range(3)]
     assert all(r.success for r in recorded)
-    demos = [RobomimicDemo(r.actions, r.rewards, r.dones, r.states, r.obs, r.next_obs) for r in recorded]
+    demos = as_robomimic_demos(recorded)
     path = tmp_path_factory.mktemp("robomimic") / "lift.hdf5"
     write_robomimic_hdf5(path, demos, env_args_for("lift", "state"), valid_fraction=0.34)
     return path
@@ -55,6 +55,8 @@ def test_file_has_robomimics_exact_layout(lift_file):
             assert demo["states"].shape[0] == n and demo["states"].dtype == np.float64
             assert sorted(demo["obs"]) == sorted(KEYS) and sorted(demo["next_obs"]) == sorted(KEYS)
             np.testing.assert_array_equal(demo["obs/object"][1:], demo["next_obs/object"][:-1])
+            assert all(demo[f"{group}/{k}"].dtype == np.float64 for group in ("obs", "next_obs") for k in KEYS)
+            assert demo.attrs["model_file"].startswith("<mujoco")  # what robomimic's playback reloads
             assert demo["rewards"][-1] == 1.0 and demo["dones"][-1] == 1
         assert int(data.attrs["total"]) == total
         train = [s.decode() for s in f["mask/train"][()]]
@@ -93,19 +95,50 @@ def test_robomimic_sequence_dataset_opens_our_file(lift_file):
     np.testing.assert_allclose(item["actions"], first)
 
 
-def test_robomimic_env_utils_rebuilds_the_env_and_replays_a_demo(lift_file):
+def test_robomimic_env_utils_replays_every_demo_to_the_recorded_states(lift_file):
+    """As robomimic's playback does it: rebuild the env from env_args, reload each demo's model_file and first
+    state, play the actions open-loop; every state matches the recorded one and every demo ends solved."""
     import robomimic.utils.env_utils as EnvUtils
 
     enable_robomimic_env_utils()
     with h5py.File(lift_file, "r") as f:
         env_meta = json.loads(f["data"].attrs["env_args"])
-        states, actions = f["data/demo_0/states"][()], f["data/demo_0/actions"][()]
+        demos = {n: (f[f"data/{n}"].attrs["model_file"], f[f"data/{n}/states"][()], f[f"data/{n}/actions"][()])
+                 for n in demo_names(f["data"])}  # fmt: skip
     env = EnvUtils.create_env_from_metadata(env_meta=env_meta, render=False, render_offscreen=False)
-    env.reset()
-    env.reset_to({"states": states[0]})
-    for action in actions:
-        env.step(action)
-    assert env.is_success()["task"]  # the recorded actions solve the task from the recorded start state
+    cube_sizes = set()
+    for model, states, actions in demos.values():
+        env.reset()
+        env.reset_to({"model": model, "states": states[0]})
+        cube_sizes.add(tuple(env.env.cube.size))
+        for t, action in enumerate(actions):
+            env.step(action)
+            if t + 1 < len(states):
+                np.testing.assert_array_equal(env.get_state()["states"], states[t + 1])
+        assert env.is_success()["task"]
+    assert len(cube_sizes) == len(demos)  # the cube is redrawn per episode and each file keeps its own
+
+
+def test_robomimics_playback_script_replays_the_file_without_divergence(lift_file):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "diffpilot.envs.robomimic_tools", "playback_dataset", "--dataset", str(lift_file)]
+    out = subprocess.run([*cmd, "--use-actions"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("Playing back episode") == 3 and "diverged" not in out.stdout
+
+
+def test_valid_mask_holds_a_demo_from_two_demos_on(tmp_path):
+    from diffpilot.policies.datasets.robomimic_hdf5 import validation_count
+
+    assert [validation_count(n, 0.1) for n in (1, 2, 5, 10, 25)] == [0, 1, 1, 1, 2]
+    assert validation_count(4, 0.0) == 0 and validation_count(2, 0.9) == 1  # one demo always left to train on
+    demo = RobomimicDemo(np.zeros((2, 7)), np.zeros(2), np.zeros(2), np.zeros((2, 3)), {"x": np.zeros((2, 1))})
+    path = write_robomimic_hdf5(tmp_path / "two.hdf5", [demo, demo], env_args_for("lift", "state"))
+    with h5py.File(path, "r") as f:
+        assert len(f["mask/valid"]) == 1 and len(f["mask/train"]) == 1
+    assert not list(tmp_path.glob(".*"))  # no temporary file left beside it
 
 
 def test_reader_returns_episode_data_and_trainer_format(lift_file):

@@ -146,6 +146,22 @@ def test_resume_with_another_policy_names_the_first_different_field(tmp_path):
         other.resume(ckpt)
 
 
+def test_a_checkpoint_written_before_a_field_existed_resumes_with_its_default(tmp_path):
+    import json
+
+    ckpt = _trainer(tmp_path / "a").train(stop_at=2)
+    config_path = ckpt / "pretrained_model" / "config.json"
+    saved = json.loads(config_path.read_text())
+    del saved["config"]["vision"]["norm"], saved["config"]["sampler"]["eps_from_clipped_sample"]
+    config_path.write_text(json.dumps(saved))
+    complete = json.loads((ckpt / "complete.json").read_text())
+    complete["files"]["pretrained_model/config.json"] = config_path.stat().st_size
+    (ckpt / "complete.json").write_text(json.dumps(complete))
+    resumed = _trainer(tmp_path / "a")
+    resumed.resume(ckpt)
+    assert resumed.step == 2
+
+
 def test_evaluation_during_training_does_not_change_the_run(tmp_path):
     def eval_fn(policy, step):  # draws from the global RNG, as rollouts with sampling noise do
         return {"noise": float(torch.randn(()).item()), "training": float(policy.training)}

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from diffpilot.envs.experts.libero import libero_expert_for
 from diffpilot.envs.experts.robomimic_record import RecordedDemo, record_demo
-from diffpilot.envs.libero import CONTROL_FREQ, LiberoEnv, make_libero_env, select_tasks
+from diffpilot.envs.libero import CONTROL_FREQ, MIN_STATE_DISTANCE, LiberoEnv, make_libero_env, select_tasks
 from diffpilot.errors import ConfigError
 from diffpilot.policies.datasets.robomimic_hdf5 import EnvArgs, write_robomimic_hdf5
 
@@ -32,6 +32,8 @@ def libero_env_args(env: LiberoEnv) -> EnvArgs:
         "control_freq": CONTROL_FREQ,
         "obs_mode": env.obs_mode,
         "camera_names": list(env.cameras),
+        "initial_states": env.initial_states,
+        "min_state_distance": env.min_state_distance,
     }
     return EnvArgs(env._env.problem_name, env_kwargs=kwargs, env_version=robosuite.__version__)
 
@@ -43,10 +45,13 @@ def record_libero_demos(
     obs_mode: str = "state",
     progress: bool = True,
     keep: int | None = None,
+    initial_states: str = "sampled",
+    min_state_distance: float = MIN_STATE_DISTANCE,
 ) -> tuple[list[RecordedDemo], int, EnvArgs]:
-    """Run the scripted expert from each seed (official initial state seed mod 50), stopping once `keep` episodes
-    succeeded (None: every seed); returns the successful demos, the number of attempts and the env metadata."""
-    env = make_libero_env(suite, task, obs_mode)
+    """Run the scripted expert from each seed, stopping once `keep` episodes succeeded (None: every seed); returns
+    the successful demos, the number of attempts and the env metadata. Each seed's scene is drawn away from the
+    official initial states (`initial_states="sampled"`, see envs/libero.py) or is official state seed mod 50."""
+    env = make_libero_env(suite, task, obs_mode, initial_states=initial_states, min_state_distance=min_state_distance)
     kept: list[RecordedDemo] = []
     attempts = 0
     desc = f"expert {env.unwrapped.suite}/{env.unwrapped.task.index}"
@@ -60,6 +65,8 @@ def record_libero_demos(
             bar.set_postfix(success=f"{len(kept) / attempts:.2f}")
             if keep is not None and len(kept) >= keep:
                 break
+        for demo in kept:
+            demo.official_distance = env.unwrapped.official_distance(demo.states[0])
         return kept, attempts, libero_env_args(env.unwrapped)
     finally:
         bar.close()
@@ -95,13 +102,20 @@ def make_libero_demonstrations(
         raise ConfigError(f"output={str(out_dir)!r} already holds {existing}; pass overwrite=true to replace them")
     seeds = list(range(seed, seed + (max_attempts or 2 * episodes)))
     obs_mode = task_cfg.get("obs_mode", "state")
+    initial_states = task_cfg.get("demo_initial_states", "sampled")
+    distance = float(task_cfg.get("demo_min_state_distance", MIN_STATE_DISTANCE))
     start, rows = time.perf_counter(), {}
     for t in tasks:
-        demos, attempts, env_args = record_libero_demos(suite, t.index, seeds, obs_mode, keep=episodes)
+        demos, attempts, env_args = record_libero_demos(
+            suite, t.index, seeds, obs_mode, keep=episodes, initial_states=initial_states, min_state_distance=distance
+        )
         if demos:
             write_libero_demos(paths[t.index], demos, env_args, seed=seed)
-        rows[t.index] = {"kept": len(demos), "attempts": attempts, "frames": sum(d.length for d in demos)}
-        print(f"{suite} task {t.index} ({t.name}): {len(demos)}/{attempts} successful", flush=True)
+        nearest = min((d.official_distance for d in demos), default=None)
+        rows[t.index] = {"kept": len(demos), "attempts": attempts, "frames": sum(d.length for d in demos),
+                         "demo_eval_min_state_distance": nearest}  # fmt: skip
+        print(f"{suite} task {t.index} ({t.name}): {len(demos)}/{attempts} successful; nearest evaluation state "
+              f"{nearest if nearest is None else round(nearest, 4)} m", flush=True)  # fmt: skip
     kept = sum(r["kept"] for r in rows.values())
     if not kept:
         raise RuntimeError(f"the {suite} expert succeeded in none of the tasks {list(rows)}; nothing written")
@@ -114,6 +128,10 @@ def make_libero_demonstrations(
         "seconds": time.perf_counter() - start,
         "output": str(out_dir),
         "tasks": rows,
+        "initial_states": initial_states,
+        "demo_eval_min_state_distance": min(
+            (r["demo_eval_min_state_distance"] for r in rows.values() if r["kept"]), default=None
+        ),
     }
 
 

@@ -33,7 +33,7 @@ def env_args_for(task: str, obs_mode: str, cameras: tuple[str, ...] = CAMERAS) -
 
 def as_robomimic_demos(demos: list[RecordedDemo]) -> list[RobomimicDemo]:
     """Recorded expert episodes as the hdf5 writer's records (what robomimic's layout stores of each)."""
-    return [RobomimicDemo(d.actions, d.rewards, d.dones, d.states, d.obs, d.next_obs) for d in demos]
+    return [RobomimicDemo(d.actions, d.rewards, d.dones, d.states, d.obs, d.next_obs, d.model_file) for d in demos]
 
 
 def make_robomimic_demonstrations(

@@ -23,7 +23,7 @@ from .common import load_policy, set_threads, user_errors
 class EvalSettings:
     """How many rollouts, from which seed, in how many envs run by which executor, with how many videos."""
 
-    episodes: int = 50
+    episodes: int | None = None  # None: the benchmark protocol's count where the task has one, else 50
     seed: int = 100_000
     n_envs: int = 10
     videos: int = 0

@@ -25,6 +25,8 @@ class RecordedDemo:
     rewards: np.ndarray
     dones: np.ndarray
     states: np.ndarray
+    model_file: str | None = None  # the scene's MJCF, when the env stores it (robomimic's per-demo attribute)
+    official_distance: float | None = None  # LIBERO: the start's distance to the nearest evaluation state (m)
 
     @property
     def length(self) -> int:
@@ -49,13 +51,20 @@ def record_robomimic_demo(
         kwargs = {"cameras": cameras} if cameras else {}
         _ENVS[key] = make_robomimic_env(task, obs_mode, max_episode_steps, **kwargs)
     env = _ENVS[key]
-    return record_demo(env, expert_for(env.unwrapped.task, seed), seed)
+    return record_demo(env, expert_for(env.unwrapped.task, seed), seed, restore=True)
 
 
-def record_demo(env, expert, seed: int) -> RecordedDemo:
+def record_demo(env, expert, seed: int, restore: bool = False) -> RecordedDemo:
     """Run `expert` (a ScriptedExpert) in `env` (a robosuite-backed Gymnasium env with `get_state()`) from
-    `reset(seed=seed)` until success or the time limit; the state is taken before each step."""
+    `reset(seed=seed)` until success or the time limit; the state is taken before each step.
+
+    An env with `model_xml()` keeps the scene's MJCF as `model_file`. With `restore`, the episode starts from that
+    scene reloaded the way robomimic's `reset_to` reloads a demo's `model_file` and first state: robomimic's
+    `playback_dataset.py --use-actions` then reproduces the recorded states exactly."""
     obs, _ = env.reset(seed=seed)
+    model_file = env.unwrapped.model_xml() if hasattr(env.unwrapped, "model_xml") else None
+    if restore:
+        obs = env.unwrapped.restore(model_file, env.unwrapped.get_state())
     expert.reset(env.unwrapped.sim)
     obs_list, next_list, actions, rewards, dones, states = [], [], [], [], [], []
     success = False
@@ -81,4 +90,5 @@ def record_demo(env, expert, seed: int) -> RecordedDemo:
         rewards=np.asarray(rewards, dtype=np.float64),
         dones=np.asarray(dones, dtype=np.int64),
         states=np.stack(states),
+        model_file=model_file,
     )

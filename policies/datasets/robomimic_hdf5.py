@@ -8,19 +8,18 @@ Layout::
     data/demo_N/rewards       (T,)   float64
     data/demo_N/dones         (T,)   int64
     data/demo_N/states        (T, S) float64 flattened MuJoCo state (time, qpos, qvel)
-    data/demo_N/obs/<key>     (T, …) e.g. robot0_eef_pos (T, 3), agentview_image (T, 84, 84, 3) uint8
+    data/demo_N/obs/<key>     (T, …) e.g. robot0_eef_pos (T, 3) float64, agentview_image (T, 84, 84, 3) uint8
     data/demo_N/next_obs/<key> (T, …) the observation after each action (optional: LIBERO omits it)
     mask/train, mask/valid    byte strings of demo names (filter keys; optional)
 
 In `EpisodeData` the per-step arrays get the names the rest of the package uses: `actions` → `action`,
 `rewards` → `next.reward`, `dones` → `next.done`, `states` → `states`; observation keys keep robomimic's
-names. Files are written atomically (a temporary file renamed into place).
+names. Files are written atomically (a temporary file, fsynced, renamed into place).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from diffpilot.atomic import atomic_path
 
 from .episodes import DatasetFormatError, EpisodeData
 
@@ -125,27 +126,29 @@ def write_robomimic_hdf5(
         raise ValueError(f"valid_fraction={valid_fraction}: expected a number in [0, 1)")
     for i, demo in enumerate(demos):
         demo.check(f"demo_{i}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     names = [f"demo_{i}" for i in range(len(demos))]
-    try:
-        with h5py.File(tmp, "w") as f:
-            data = f.create_group("data")
-            for name, demo in zip(names, demos):
-                _write_demo(data.create_group(name), demo, compression)
-            data.attrs["total"] = int(sum(d.num_samples for d in demos))
-            data.attrs["env_args"] = env_args.to_json()
-            order = np.random.default_rng(seed).permutation(len(names))
-            n_valid = round(valid_fraction * len(names))
-            valid = sorted((names[i] for i in order[:n_valid]), key=names.index)
-            train = [n for n in names if n not in set(valid)]
-            mask = f.create_group("mask")
-            mask.create_dataset("train", data=np.array(train, dtype="S"))
-            mask.create_dataset("valid", data=np.array(valid, dtype="S"))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        data = f.create_group("data")
+        for name, demo in zip(names, demos):
+            _write_demo(data.create_group(name), demo, compression)
+        data.attrs["total"] = int(sum(d.num_samples for d in demos))
+        data.attrs["env_args"] = env_args.to_json()
+        order = np.random.default_rng(seed).permutation(len(names))
+        n_valid = validation_count(len(names), valid_fraction)
+        valid = sorted((names[i] for i in order[:n_valid]), key=names.index)
+        train = [n for n in names if n not in set(valid)]
+        mask = f.create_group("mask")
+        mask.create_dataset("train", data=np.array(train, dtype="S"))
+        mask.create_dataset("valid", data=np.array(valid, dtype="S"))
     return path
+
+
+def validation_count(n: int, valid_fraction: float) -> int:
+    """Demos in mask/valid: round(fraction · n), at least one when there are two demos or more and the fraction
+    is positive, and always leaving one for training."""
+    if n < 2 or valid_fraction <= 0:
+        return 0
+    return min(max(1, round(valid_fraction * n)), n - 1)
 
 
 def _write_demo(group, demo: RobomimicDemo, compression: str | None) -> None:
@@ -163,6 +166,8 @@ def _write_demo(group, demo: RobomimicDemo, compression: str | None) -> None:
         for key, arr in arrays.items():
             arr = np.asarray(arr)
             image = arr.ndim == 4 and arr.dtype == np.uint8
+            if np.issubdtype(arr.dtype, np.floating):
+                arr = arr.astype(np.float64)  # robomimic's low-dimensional observations are float64
             g.create_dataset(key, data=arr, compression=compression if image else None)
 
 
