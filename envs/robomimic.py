@@ -4,9 +4,13 @@ as Gymnasium envs with robomimic's observation keys and settings.
 Observations (a dict, robomimic's names): `robot0_eef_pos` (3,), `robot0_eef_quat` (4,),
 `robot0_gripper_qpos` (2,), `object` (D,) — the task's object state (Lift 10, Can 14, Square 14) — and, in
 image mode, `<camera>_image` (84, 84, 3) uint8, upright (robomimic flips robosuite's OpenGL frames too).
-Actions: (7,) in [-1, 1], the OSC_POSE controller's delta position, delta axis-angle and gripper command,
-at 20 Hz. An episode terminates on the task's success (robomimic's rollouts stop there) and is truncated
-at robomimic's horizon (400 steps for these three tasks) by the TimeLimit wrapper.
+Actions (`control="delta"`, robomimic's datasets): (7,) in [-1, 1], the OSC_POSE controller's delta position,
+delta axis-angle and gripper command, at 20 Hz. With `control="absolute"` (OSC_POSE with `control_delta=False`, the
+absolute actions Diffusion Policy trains robomimic tasks on) an action is (10,): the end-effector goal position in
+the world frame (metres), its orientation as rotation_6d (diffpilot/rotations.py) and the gripper command; the env
+hands robosuite the (7,) position, axis-angle, gripper action its controller takes, which is what files store.
+An episode terminates on the task's success (robomimic's rollouts stop there) and is truncated at robomimic's
+horizon (400 steps for these three tasks) by the TimeLimit wrapper.
 
 Each reset is robosuite's hard reset (its default, and what robomimic's envs do): the model is rebuilt, so
 Lift's cube size is drawn anew per episode (0.020–0.022 m a side) along with the object placements and joint
@@ -32,12 +36,16 @@ import numpy as np
 from gymnasium import spaces
 
 from diffpilot.errors import ConfigError
+from diffpilot.rotations import pose_action_from_6d
 
 from .registry import EnvEntry, register_env
 from .robosuite_base import MODEL_SEED, RobosuiteTaskEnv, check_scene_cameras, global_numpy_seed
 
 ObsMode = Literal["state", "image"]
 OBS_MODES = ("state", "image")
+Control = Literal["delta", "absolute"]
+CONTROLS = ("delta", "absolute")
+ABSOLUTE_ACTION_DIM = 10  # position (3), rotation_6d (6), gripper (1)
 STATE_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "object")
 # Every camera of the robosuite 1.4 table/bins arenas with a Panda (what `camera_names` may pick).
 SCENE_CAMERAS = ("frontview", "birdview", "agentview", "sideview", "robot0_robotview", "robot0_eye_in_hand")
@@ -73,19 +81,26 @@ def resolve_task(task: str) -> str:
     raise ValueError(f"task={task!r}: expected one of {sorted(TASKS)} or robosuite's {sorted(ENV_NAMES)}")
 
 
-def controller_config() -> dict[str, Any]:
-    """robosuite's default OSC_POSE controller (delta pose, what every robomimic dataset was recorded with)."""
+def controller_config(control: Control = "delta") -> dict[str, Any]:
+    """robosuite's default OSC_POSE controller: delta pose (what every robomimic dataset was recorded with), or
+    absolute pose (`control_delta=False`)."""
     from robosuite.controllers import load_controller_config
 
-    return load_controller_config(default_controller="OSC_POSE")
+    if control not in CONTROLS:
+        raise ConfigError(f"action_space={control!r}: expected one of {list(CONTROLS)}")
+    config = load_controller_config(default_controller="OSC_POSE")
+    config["control_delta"] = control == "delta"
+    return config
 
 
-def robosuite_kwargs(obs_mode: ObsMode, cameras: tuple[str, ...], image_size: int = IMAGE_SIZE) -> dict[str, Any]:
+def robosuite_kwargs(
+    obs_mode: ObsMode, cameras: tuple[str, ...], image_size: int = IMAGE_SIZE, control: Control = "delta"
+) -> dict[str, Any]:
     """robosuite.make keyword arguments, robomimic's `env_kwargs` for these tasks (JSON-serialisable)."""
     image = obs_mode == "image"
     return {
         "robots": ["Panda"],
-        "controller_configs": controller_config(),
+        "controller_configs": controller_config(control),
         "has_renderer": False,
         "has_offscreen_renderer": image,
         "use_camera_obs": image,
@@ -118,11 +133,13 @@ class RobomimicEnv(RobosuiteTaskEnv):
         image_size: int = IMAGE_SIZE,
         render_size: int = 256,
         render_camera: str = "agentview",
+        control: Control = "delta",
     ):
         import robosuite
 
         if obs_mode not in OBS_MODES:
             raise ValueError(f"obs_mode={obs_mode!r}: expected one of {OBS_MODES}")
+        self.control = control
         self.task = resolve_task(task)
         self.spec_task = TASKS[self.task]
         self.obs_mode = obs_mode
@@ -130,7 +147,7 @@ class RobomimicEnv(RobosuiteTaskEnv):
         self.render_camera = check_cameras([render_camera])[0]
         self.render_size = int(render_size)
         self.render_mode = "rgb_array"
-        self.env_kwargs = robosuite_kwargs(obs_mode, self.cameras or ("agentview",), image_size)
+        self.env_kwargs = robosuite_kwargs(obs_mode, self.cameras or ("agentview",), image_size, control)
         with global_numpy_seed(MODEL_SEED):
             self._env = robosuite.make(self.spec_task.env_name, **self.env_kwargs)
         features: dict[str, spaces.Space] = {
@@ -143,8 +160,15 @@ class RobomimicEnv(RobosuiteTaskEnv):
             features[f"{cam}_image"] = spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
         self.observation_space = spaces.Dict(features)
         low, high = self._env.action_spec
+        if control == "absolute":
+            low = np.array([-BOUND] * 3 + [-1.0] * 6 + [low[-1]])
+            high = np.array([BOUND] * 3 + [1.0] * 6 + [high[-1]])
         self.action_space = spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
         self._renderer = None
+
+    def robosuite_action(self, action: np.ndarray) -> np.ndarray:
+        """The (7,) action robosuite's controller takes (and files store) for an action of this env."""
+        return pose_action_from_6d(action) if self.control == "absolute" else action
 
     @property
     def sim(self) -> Any:
@@ -194,7 +218,7 @@ class RobomimicEnv(RobosuiteTaskEnv):
 
 def make_robomimic_env(
     task: str = "lift", obs_mode: ObsMode = "state", max_episode_steps: int | None = None, **kwargs
-) -> gym.Env:
+) -> gym.Env:  # kwargs: RobomimicEnv's (cameras, image_size, control, …)
     """A robomimic task with its rollout horizon (or `max_episode_steps`) as the time limit."""
     env = RobomimicEnv(task, obs_mode, **kwargs)
     return gym.wrappers.TimeLimit(env, max_episode_steps=max_episode_steps or env.spec_task.horizon)
@@ -258,7 +282,7 @@ def task_cameras(task: dict[str, Any]) -> tuple[str, ...]:
 
 def robomimic_env_constructor(task: dict[str, Any], max_episode_steps: int | None) -> functools.partial:
     """The task config's robomimic env; image mode renders only the task's cameras (`task_cameras`)."""
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"control": task.get("action_space", "delta")}
     obs_mode = task.get("obs_mode", "state")
     if obs_mode == "image":
         kwargs["cameras"] = task_cameras(task)

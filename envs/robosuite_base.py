@@ -64,6 +64,10 @@ class RobosuiteTaskEnv(gym.Env):
     def _observe(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    def robosuite_action(self, action: np.ndarray) -> np.ndarray:
+        """The action robosuite's controller takes for an action of this env (the same, unless a subclass differs)."""
+        return action
+
     def _open_gripper_ramp(self) -> None:
         """A soft reset keeps the gripper's command ramp: start it from open."""
         for robot in self.sim.robots:
@@ -73,7 +77,8 @@ class RobosuiteTaskEnv(gym.Env):
         action = np.asarray(action, dtype=np.float64).reshape(-1)
         if action.shape != self.action_space.shape or not np.isfinite(action).all():
             raise ValueError(f"action {action.tolist()}: expected {self.action_space.shape[0]} finite numbers")
-        raw, reward, _, _ = self._env.step(np.clip(action, self.action_space.low, self.action_space.high))
+        clipped = np.clip(action, self.action_space.low, self.action_space.high)
+        raw, reward, _, _ = self._env.step(self.robosuite_action(clipped))
         success = self.is_success()
         return self._observe(raw), float(reward), success, False, {"is_success": success}
 

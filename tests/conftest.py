@@ -25,6 +25,14 @@ def diffpilot(
     )
 
 
+def assert_robomimic_playback_is_exact(path, demos: int) -> None:
+    """robomimic's own playback_dataset.py --use-actions on `path`: it plays every demo and reports no divergence."""
+    cmd = [sys.executable, "-m", "diffpilot.envs.robomimic_tools", "playback_dataset", "--dataset", str(path)]
+    out = subprocess.run([*cmd, "--use-actions"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("Playing back episode") == demos and "diverged" not in out.stdout
+
+
 from diffpilot.policies.datasets.episodes import EpisodeData  # noqa: E402
 from diffpilot.policies.diffusion_config import DiffusionPolicyConfig  # noqa: E402
 from diffpilot.policies.diffusion_policy import DiffusionPolicy  # noqa: E402

@@ -68,6 +68,8 @@ def test_data_request_aliases_and_per_env_defaults():
     )
     assert _request() == DataRequest("pusht", "all", "lerobot_v3", 200, "data/pusht")
     assert _request(env="can", obs_mode="image", output="x.hdf5").output == "x.hdf5"
+    absolute = _request(task="square", action_space="absolute")
+    assert absolute.action_space == "absolute" and absolute.output == "data/robomimic/square_state_abs.hdf5"
 
 
 def test_data_request_for_the_image_task_renders_its_cameras():
@@ -99,6 +101,8 @@ def test_data_request_for_the_image_task_renders_its_cameras():
         ({"task": "lift", "expert": "human"}, "expert='human'"),
         ({"env": "pusht", "format": "robomimic_hdf5"}, "format=robomimic_hdf5"),
         ({"env": "lift", "format": "zarr"}, "format='zarr'"),
+        ({"env": "lift", "action_space": "sideways"}, r"action_space='sideways' with env='lift': expected 'delta'"),
+        ({"env": "pusht", "action_space": "absolute"}, "or 'absolute' for a robomimic task"),
     ],
 )
 def test_data_request_errors_name_the_field(overrides, named):

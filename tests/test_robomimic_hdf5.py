@@ -24,6 +24,8 @@ from diffpilot.policies.datasets.robomimic_hdf5 import (
 )
 from diffpilot.policies.datasets.robomimic_lerobot import lerobot_to_robomimic, robomimic_to_lerobot
 
+from .conftest import assert_robomimic_playback_is_exact
+
 KEYS = ["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "object"]
 
 
@@ -120,13 +122,7 @@ def test_robomimic_env_utils_replays_every_demo_to_the_recorded_states(lift_file
 
 
 def test_robomimics_playback_script_replays_the_file_without_divergence(lift_file):
-    import subprocess
-    import sys
-
-    cmd = [sys.executable, "-m", "diffpilot.envs.robomimic_tools", "playback_dataset", "--dataset", str(lift_file)]
-    out = subprocess.run([*cmd, "--use-actions"], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.count("Playing back episode") == 3 and "diverged" not in out.stdout
+    assert_robomimic_playback_is_exact(lift_file, 3)
 
 
 def test_valid_mask_holds_a_demo_from_two_demos_on(tmp_path):

@@ -97,6 +97,7 @@ class DataRequest:
     episodes: int
     output: str
     cameras: tuple[str, ...] | None = None  # robomimic image modes: the cameras rendered (None: the writer's default)
+    action_space: str = "delta"  # robomimic: delta | absolute end-effector pose actions
 
 
 def episode_count(cfg: DictConfig) -> int:
@@ -143,8 +144,14 @@ def resolve_request(cfg: DictConfig) -> DataRequest:
     obs_mode = cfg.get("obs_mode") or (task_cfg or {}).get("obs_mode") or ("state" if robomimic else "all")
     cameras = _cameras(cfg.get("cameras"), task_cfg, robomimic and obs_mode != "state", obs_mode)
     episodes = episode_count(cfg)
-    output = cfg.get("output") or (f"data/robomimic/{env}_{obs_mode}.hdf5" if robomimic else f"data/{env}")
-    return DataRequest(env, obs_mode, fmt, episodes, str(output), cameras)
+    action_space = cfg.get("action_space") or (task_cfg or {}).get("action_space") or "delta"
+    if action_space not in ("delta", "absolute") or (action_space == "absolute" and not robomimic):
+        raise ConfigError(
+            f"action_space={action_space!r} with env={env!r}: expected 'delta', or 'absolute' for a robomimic task"
+        )
+    suffix = "_abs" if action_space == "absolute" else ""
+    output = cfg.get("output") or (f"data/robomimic/{env}_{obs_mode}{suffix}.hdf5" if robomimic else f"data/{env}")
+    return DataRequest(env, obs_mode, fmt, episodes, str(output), cameras, action_space)
 
 
 def _cameras(given, task_cfg: dict | None, rendered: bool, obs_mode: str) -> tuple[str, ...] | None:
@@ -204,6 +211,8 @@ def _make(req: DataRequest, cfg: DictConfig) -> dict:
     limits = {"max_attempts": cfg.max_attempts, "overwrite": cfg.overwrite}
     if req.cameras:
         limits["cameras"] = req.cameras
+    if req.action_space != "delta":
+        limits["action_space"] = req.action_space
     options = OmegaConf.to_container(cfg.expert_options, resolve=True) if cfg.get("expert_options") else None
     if options:
         expert_factory(req.env, options)  # one error for unknown tunables or an env whose expert takes none

@@ -24,6 +24,7 @@ from diffpilot.policies.diffusion_policy import DiffusionPolicy
 from diffpilot.policies.registry import POLICIES, build_policy
 from diffpilot.policies.train import BCTrainer, TrainConfig
 from diffpilot.policies.validation import HeldOutScore, ValidationConfig, held_out_episodes
+from diffpilot.rotations import pose_action_to_6d
 from diffpilot.run import WandbSettings, resume_if_asked, wandb_settings
 
 from .common import set_threads, user_errors
@@ -156,7 +157,8 @@ def run_training(cfg: DictConfig) -> dict:
     obs_keys = [*task["obs_keys"], *([TASK_KEY] if conditioned else [])]
     root = cfg.dataset.root
     root = OmegaConf.to_container(root) if OmegaConf.is_list(root) else root  # a list of per-task files
-    data, stats = load_episodes(root, cfg.dataset.format, [*obs_keys, task["action_key"]])
+    transforms = {task["action_key"]: pose_action_to_6d} if task.get("action_space") == "absolute" else None
+    data, stats = load_episodes(root, cfg.dataset.format, [*obs_keys, task["action_key"]], transforms)
     if conditioned and not conditioning.get("instructions"):
         conditioning["instructions"] = task_instructions(task, data)
     torch.manual_seed(train_cfg.seed)  # the initial weights follow train.seed

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from diffpilot.errors import ConfigError
+from diffpilot.rotations import matrix_to_rotation_6d
 
 from ..registry import register_expert
 
@@ -349,11 +350,51 @@ class SquareExpert(ScriptedExpert):
 EXPERTS: dict[str, type[ScriptedExpert]] = {"lift": LiftExpert, "can": CanExpert, "square": SquareExpert}
 
 
-def expert_for(task: str, seed: int | None = None) -> ScriptedExpert:
-    """The scripted expert of a robomimic task (`lift`, `can`, …) with its RNG seeded."""
+class AbsolutePoseExpert:
+    """A scripted expert's delta actions, sent to an absolute OSC_POSE env (`control="absolute"`) as the goals
+    robosuite's delta controller would have set from them (`robosuite/controllers/osc.py:
+    OperationalSpaceController.set_goal`): the position goal is the current end-effector position plus the scaled
+    delta, the orientation goal the current orientation turned by the scaled axis-angle delta (kept from the previous
+    step when that delta is zero). Actions: (10,) position, rotation_6d, gripper."""
+
+    def __init__(self, expert: ScriptedExpert):
+        self.expert = expert
+
+    @property
+    def phase(self) -> str:
+        return self.expert.phase
+
+    def reset(self, env) -> None:
+        self.expert.reset(env)
+        self.env = env
+        self.goal_ori = self._eef_pose()[1]
+
+    def _eef_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """The end-effector position (3,) and orientation (3, 3) now, read as the controller reads them (after a
+        forward pass; the controller's own cached state is left alone, so a replay from the file steps the same)."""
+        sim, site = self.env.sim, self.env.robots[0].eef_site_id
+        sim.forward()
+        return np.array(sim.data.site_xpos[site]), np.array(sim.data.site_xmat[site]).reshape(3, 3)
+
+    def act(self) -> np.ndarray:
+        from robosuite.utils.control_utils import set_goal_orientation, set_goal_position
+
+        delta = np.asarray(self.expert.act(), dtype=np.float64)
+        controller = self.env.robots[0].controller
+        scaled = controller.scale_action(delta[:6])
+        ee_pos, ee_ori = self._eef_pose()
+        if np.any(scaled[3:] != 0):
+            self.goal_ori = set_goal_orientation(scaled[3:], ee_ori, orientation_limit=controller.orientation_limits)
+        goal_pos = set_goal_position(scaled[:3], ee_pos, position_limit=controller.position_limits)
+        return np.concatenate([goal_pos, matrix_to_rotation_6d(self.goal_ori), delta[6:]]).astype(np.float32)
+
+
+def expert_for(task: str, seed: int | None = None, control: str = "delta") -> ScriptedExpert | AbsolutePoseExpert:
+    """The scripted expert of a robomimic task (`lift`, `can`, …) with its RNG seeded, for the env's `control`."""
     if task not in EXPERTS:
         raise ValueError(f"task={task!r}: no scripted expert; expected one of {sorted(EXPERTS)}")
-    return EXPERTS[task](seed)
+    expert = EXPERTS[task](seed)
+    return AbsolutePoseExpert(expert) if control == "absolute" else expert
 
 
 def robomimic_expert(task: str):

@@ -39,19 +39,21 @@ def record_robomimic_demo(
     seed: int,
     max_episode_steps: int | None = None,
     cameras: tuple[str, ...] | None = None,
+    control: str = "delta",
 ) -> RecordedDemo:
     """Run the task's scripted expert on `seed` until success or the horizon (the state is taken before each step).
 
     In image mode `cameras` are rendered (None: the env's default, agentview and robot0_eye_in_hand), each
-    stored as obs/<camera>_image (T, 84, 84, 3) uint8 beside the low-dimensional keys.
+    stored as obs/<camera>_image (T, 84, 84, 3) uint8 beside the low-dimensional keys. With `control="absolute"`
+    the env takes absolute pose actions (10,), recorded as such (files store robosuite's (7,) form).
     """
     cameras = tuple(cameras) if cameras and obs_mode == "image" else None
-    key = (task, obs_mode, max_episode_steps, cameras)
+    key = (task, obs_mode, max_episode_steps, cameras, control)
     if key not in _ENVS:  # one env per process and setting: a reset with a seed fixes the whole episode
         kwargs = {"cameras": cameras} if cameras else {}
-        _ENVS[key] = make_robomimic_env(task, obs_mode, max_episode_steps, **kwargs)
+        _ENVS[key] = make_robomimic_env(task, obs_mode, max_episode_steps, control=control, **kwargs)
     env = _ENVS[key]
-    return record_demo(env, expert_for(env.unwrapped.task, seed), seed, restore=True)
+    return record_demo(env, expert_for(env.unwrapped.task, seed, control), seed, restore=True)
 
 
 def record_demo(env, expert, seed: int, restore: bool = False) -> RecordedDemo:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,15 @@ FORMATS = ("lerobot_v3", "lerobot_v21", "zarr", "robomimic_hdf5")
 
 
 def load_episodes(
-    root: str | Path | list, fmt: str, keys: list[str]
+    root: str | Path | list,
+    fmt: str,
+    keys: list[str],
+    transforms: dict[str, Callable[[np.ndarray], np.ndarray]] | None = None,
 ) -> tuple[EpisodeData, dict[str, dict[str, np.ndarray]]]:
-    """Load `keys` (videos decoded to (N, H, W, 3) uint8) and the stats for them. robomimic_hdf5 also takes a
-    list of files or a directory of them, one task per file (LIBERO's layout; see read_robomimic_task_files)."""
+    """Load `keys` (videos decoded to (N, H, W, 3) uint8) and the stats for them; `transforms` maps a key to a
+    function of its (N, …) array (e.g. absolute pose actions to their rotation_6d form), applied before the stats.
+    robomimic_hdf5 also takes a list of files or a directory of them, one task per file (LIBERO's layout; see
+    read_robomimic_task_files)."""
     if fmt in ("lerobot_v3", "lerobot_v21"):
         ds = open_lerobot_dataset(root)  # v3.0, or v2.0 / v2.1 by its info.json
         missing = [k for k in keys if k not in ds.features]
@@ -45,6 +51,9 @@ def load_episodes(
         stats = compute_stats(data.arrays, data.episode_ranges)
     else:
         raise ValueError(f"dataset.format={fmt!r}: expected one of {FORMATS}")
+    for key, transform in (transforms or {}).items():
+        data.arrays[key] = np.asarray(transform(data.arrays[key]), dtype=np.float32)
+        stats.update(compute_stats({key: data.arrays[key]}, data.episode_ranges))
     data.check_finite(keys)
     return data, stats
 
