@@ -68,6 +68,11 @@ def test_train_then_eval_image_policy(demo_dataset, tmp_path):
     assert info["episodes"] == 2 and len(info["per_episode"]) == 2 and 0 <= info["mean_max_coverage"] <= 1
     assert (run / "eval" / "videos" / "episode_100000.mp4").stat().st_size > 1000
     assert any((run / "eval" / "tensorboard").iterdir())
+    policy = f"policy_path={run}/checkpoints/last/pretrained_model"
+    proc = diffpilot("eval", policy, "episodes=1", "n_envs=1", "videos=0", f"output_dir={run}/eval_own_task")
+    assert proc.returncode == 0, proc.stderr[-3000:]  # no task given: the run's own (pusht_image), not pusht_state
+    assert "task='pusht_image': the task the run was trained on" in proc.stdout
+    assert json.loads((run / "eval_own_task" / "eval_info.json").read_text())["episodes"] == 1
 
 
 def test_unknown_config_key_fails_with_its_name():

@@ -58,11 +58,36 @@ def describe_policy(policy) -> dict:
     return out
 
 
+def run_task_config(policy_path: str | Path) -> dict | None:
+    """The task a training run was started with (`<run>/.hydra/config.yaml`, found above the policy folder), or
+    None for a policy folder outside a run."""
+    import yaml
+
+    folder = Path(policy_path).resolve()
+    for parent in [folder, *folder.parents][:5]:
+        saved = parent / ".hydra" / "config.yaml"
+        if saved.is_file():
+            return (yaml.safe_load(saved.read_text()) or {}).get("task")
+    return None
+
+
+def task_was_given() -> bool:
+    """Whether the command line names a task or overrides a task field."""
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = HydraConfig.get().overrides.task
+    return any(o.lstrip("+~").startswith(("task=", "task.")) for o in overrides)
+
+
 @hydra.main(config_path="pkg://diffpilot.configs", config_name="eval", version_base="1.3")
 @user_errors
 def app(cfg: DictConfig) -> None:
     set_threads(cfg.num_threads)
     task = OmegaConf.to_container(cfg.task, resolve=True)
+    saved = None if cfg.get("planner") or task_was_given() else run_task_config(cfg.policy_path)
+    if saved:  # `diffpilot eval policy_path=runs/x/…` evaluates on the task run x trained for
+        task = saved
+        print(f"task={task.get('name')!r}: the task the run was trained on (pass task=… to evaluate on another)")
     sampler = OmegaConf.to_container(cfg.sampler, resolve=True)
     if cfg.get("planner"):  # a built-in driving planner instead of a trained policy
         if task["env"] != "driving":
