@@ -4,6 +4,7 @@ checkpoints, beside the peer measured in the same run on the same seeds: the scr
 demonstrations. Merges its task into bench/results/robomimic.json.
 
   python bench/robomimic.py --task lift --run runs/robomimic/lift_state_cpu --last 2
+  python bench/robomimic.py --task square --run runs/robomimic/square_abs_state_cpu --last 2   # → square_absolute
   python bench/robomimic.py --task lift_image --run runs/robomimic/lift_image_cpu --last 2 --workers 2  # image
   python bench/robomimic.py --task square --expert-only      # a task without a trained policy: the expert alone
   python bench/robomimic.py --task lift_image --combine b0.json b1.json b2.json   # seed blocks run in parallel
@@ -40,13 +41,13 @@ RESULTS = Path(__file__).parent / "results"
 SEED_BLOCK = 1000  # evaluation seed block k starts at seed + k * SEED_BLOCK
 
 
-def measure_expert(task: str, obs_mode: str, seeds: list[int]) -> dict:
-    """The scripted expert on the evaluation seeds: success and episode length."""
-    env = make_robomimic_env(task, obs_mode)
+def measure_expert(task: str, obs_mode: str, seeds: list[int], control: str = "delta") -> dict:
+    """The scripted expert on the evaluation seeds (driving the env's delta or absolute controller)."""
+    env = make_robomimic_env(task, obs_mode, control=control)
     wins, steps, start = 0, 0, time.perf_counter()
     for seed in seeds:
         env.reset(seed=seed)
-        expert = expert_for(task, seed)
+        expert = expert_for(task, seed, control)
         expert.reset(env.unwrapped.sim)
         while True:
             _, _, terminated, truncated, info = env.step(expert.act())
@@ -211,11 +212,14 @@ def main() -> None:
         raise SystemExit(f"--run {args.run}: no checkpoints/step_*/ directories")
     per_ckpt = evaluate_checkpoints(checkpoints, task, args, seeds)
     rates = [c["success_rate"] for c in per_ckpt.values()]
-    expert = measure_expert(task["env"], "state", episode_seeds)  # no images needed: the state env, same seeds
+    action_space = task.get("action_space", "delta")
+    expert = measure_expert(task["env"], "state", episode_seeds, action_space)  # no images needed: the same seeds
     result_file = args.run / "result.json"
     train = json.loads(result_file.read_text()) if result_file.exists() else {}
     entry = {
+        "task": task["env"],
         "obs": task["obs_mode"],
+        "action_space": action_space,
         "success_max": max(rates),
         "success_mean": float(np.mean(rates)),
         "expert_success": expert["success_rate"],
@@ -231,9 +235,10 @@ def main() -> None:
         "train_config": OmegaConf.to_container(cfg.train, resolve=True),
         "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
     }
-    merge_report(args.out, args.task, entry)
+    merge_report(args.out, args.task if action_space == "delta" else f"{args.task}_{action_space}", entry)
     print(
-        f"{args.task} ({task['obs_mode']}): success max {entry['success_max']:.3f}, mean {entry['success_mean']:.3f} "
+        f"{args.task} ({task['obs_mode']}, {action_space} actions): success max {entry['success_max']:.3f}, "
+        f"mean {entry['success_mean']:.3f} "
         f"over {len(rates)} checkpoints; expert {expert['success_rate']:.3f} on the same seeds "
         f"(policy/expert {entry['success_max_over_expert']:.2f}); wrote {args.out}"
     )
