@@ -164,19 +164,24 @@ def protocol_runs(runs: list[Path], demos: Path) -> list[dict]:
 
 
 def merge_policy_eval(report: dict, directory: Path) -> None:
-    """Put a LIBERO `diffpilot eval` result (eval_info.json) under policy/<suite>/<task>, with the expert's success
-    on the same suite and task when this report measured it."""
+    """Put a LIBERO `diffpilot eval` result (eval_info.json) under policy/<protocol>:<suite>/<task> (results made
+    before protocols were named: policy/<suite>/<task>), with the expert's success on the same suite and task when
+    this report measured it."""
     info = json.loads((directory / "eval_info.json").read_text())
     experts = {**report.get("tasks", {}), **report.get("pro", {})}
     for index, task in info["tasks"].items():
         key = f"{info['suite']}/{index}"
+        expert = experts.get(key, {}).get("expert_success")
+        if "protocol" in info:  # named-protocol results sit beside the earlier rows, never over them
+            key = f"{info['protocol']}:{key}"
         report.setdefault("policy", {})[key] = {
+            "protocol": info.get("protocol", "mixed (before protocols were named)"),
             "obs": info["obs_mode"],
             "perturbation": info["perturbation"],
             "success": task["success_rate"],
             "success_ci95": task["success_ci95"],
             "episodes": task["episodes"],
-            "expert_success": experts.get(key, {}).get("expert_success"),
+            "expert_success": expert,
             "policy": info["policy"],
             "eval_dir": str(directory),
         }
