@@ -16,9 +16,10 @@ torch.set_num_threads(2)
 
 
 def diffpilot(
-    *args: str, threads: int = 2, timeout: int = 600, env_extra: dict[str, str] | None = None
+    *args: str, threads: int = 2, timeout: int = 540, env_extra: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
-    """`diffpilot <args>` in a fresh process with `threads` OpenMP threads; Hydra's errors in one line."""
+    """`diffpilot <args>` in a fresh process with `threads` OpenMP threads; Hydra's errors in one line. The timeout
+    stays under pytest-timeout's 600 s, so a hung command is killed here and fails its test instead of outliving it."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HYDRA_FULL_ERROR": "0", **(env_extra or {})}
     return subprocess.run(
         [sys.executable, "-m", "diffpilot.cli", *args], capture_output=True, text=True, timeout=timeout, env=env

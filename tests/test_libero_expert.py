@@ -77,7 +77,7 @@ def _diffpilot_data(*overrides: str):
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
     cmd = [sys.executable, "-m", "diffpilot.cli", "data", *overrides]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=540, env=env)
 
 
 def test_diffpilot_data_writes_one_hdf5_per_libero_task_and_a_multitask_policy_trains_on_them(tmp_path):
