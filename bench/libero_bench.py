@@ -131,8 +131,9 @@ def demo_eval_distance(demos: Path, task: int) -> float:
     env = LiberoEnv(SUITE, task)
     with h5py.File(demos / f"{SUITE}_task{task}.hdf5", "r") as f:
         firsts = [f[f"data/{name}/states"][0] for name in demo_names(f["data"])]
+    distance = min(env.official_distance(state) for state in firsts)
     env.close()
-    return min(env.official_distance(state) for state in firsts)
+    return distance
 
 
 def protocol_runs(runs: list[Path], demos: Path) -> list[dict]:

@@ -45,7 +45,6 @@ ObsMode = Literal["state", "image"]
 OBS_MODES = ("state", "image")
 Control = Literal["delta", "absolute"]
 CONTROLS = ("delta", "absolute")
-ABSOLUTE_ACTION_DIM = 10  # position (3), rotation_6d (6), gripper (1)
 STATE_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "object")
 # Every camera of the robosuite 1.4 table/bins arenas with a Panda (what `camera_names` may pick).
 SCENE_CAMERAS = ("frontview", "birdview", "agentview", "sideview", "robot0_robotview", "robot0_eye_in_hand")

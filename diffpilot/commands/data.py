@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from diffpilot.envs.experts.record import RecordedEpisode, SuccessfulEpisodes, record_episode
 from diffpilot.envs.registry import EXPERTS, env_factory, expert_factory
-from diffpilot.envs.robomimic import task_cameras
+from diffpilot.envs.robomimic import CONTROLS, task_cameras
 from diffpilot.errors import ConfigError, whole_number
 from diffpilot.policies.datasets.lerobot_v3 import FeatureSpec, LeRobotV3Writer
 
@@ -145,7 +145,7 @@ def resolve_request(cfg: DictConfig) -> DataRequest:
     cameras = _cameras(cfg.get("cameras"), task_cfg, robomimic and obs_mode != "state", obs_mode)
     episodes = episode_count(cfg)
     action_space = cfg.get("action_space") or (task_cfg or {}).get("action_space") or "delta"
-    if action_space not in ("delta", "absolute") or (action_space == "absolute" and not robomimic):
+    if action_space not in CONTROLS or (action_space == "absolute" and not robomimic):
         raise ConfigError(
             f"action_space={action_space!r} with env={env!r}: expected 'delta', or 'absolute' for a robomimic task"
         )
